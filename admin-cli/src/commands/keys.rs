@@ -1,0 +1,333 @@
+use anyhow::Result;
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Subcommand;
+
+use super::Ctx;
+use crate::api::{IssueKeys, IssuedKey, Key, List};
+use crate::duration;
+use crate::output::{self, Format, Record, Style};
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Issue virtual keys. The secrets are printed once and cannot be shown again.
+    Issue {
+        /// Owning team, by id or name.
+        #[arg(long)]
+        team: String,
+        /// Experiment, by id or by name within the team.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// How many keys to issue (1 to 1000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        /// A label stored with each key.
+        #[arg(long)]
+        name: Option<String>,
+        /// Models the keys may call, comma-separated (default: any model).
+        #[arg(long, value_name = "MODEL,...", value_delimiter = ',')]
+        models: Vec<String>,
+        /// Expiry time (RFC 3339, e.g. 2025-12-31T23:59:00Z).
+        #[arg(long, value_name = "RFC3339", conflicts_with = "expires_in")]
+        expires_at: Option<String>,
+        /// Expiry from now (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+        expires_in: Option<TimeDelta>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Team id or name.
+        #[arg(long)]
+        team: Option<String>,
+        /// Experiment id or name (a name is looked up within --team).
+        #[arg(long)]
+        experiment: Option<String>,
+    },
+    /// Show one key.
+    Show {
+        /// Key id.
+        id: String,
+    },
+    /// Revoke a key; it stops working on every gateway instance. Revoking twice is harmless.
+    Revoke {
+        /// Key id.
+        id: String,
+    },
+}
+
+impl Key {
+    /// `revoked`, `expired` or `active`, as of `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
+        if self.revoked_at.is_some() {
+            return "revoked";
+        }
+        let expired = self
+            .expires_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t <= now);
+        if expired { "expired" } else { "active" }
+    }
+}
+
+impl Record for Key {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "prefix",
+        "name",
+        "team_id",
+        "experiment_id",
+        "allowed_models",
+        "status",
+        "expires_at",
+        "revoked_at",
+        "created_at",
+    ];
+    const TABLE_COLUMNS: &'static [&'static str] = &[
+        "id",
+        "prefix",
+        "name",
+        "experiment_id",
+        "allowed_models",
+        "status",
+        "expires_at",
+    ];
+
+    fn values(&self, style: Style) -> Vec<String> {
+        let models = match (&self.allowed_models, style) {
+            (None, Style::Human) => "any".to_string(),
+            (None, Style::Raw) => String::new(),
+            (Some(m), Style::Human) if m.is_empty() => "none".to_string(),
+            (Some(m), _) => output::join(m, style),
+        };
+        vec![
+            self.id.clone(),
+            self.prefix.clone(),
+            output::opt(self.name.as_deref(), style),
+            self.team_id.clone(),
+            output::opt(self.experiment_id.as_deref(), style),
+            models,
+            self.status(Utc::now()).to_string(),
+            output::time(self.expires_at.as_deref(), style),
+            output::time(self.revoked_at.as_deref(), style),
+            output::time(Some(&self.created_at), style),
+        ]
+    }
+}
+
+/// Freshly issued keys print only what is needed to hand them out.
+impl Record for IssuedKey {
+    const COLUMNS: &'static [&'static str] = &["id", "prefix", "key"];
+
+    fn values(&self, _style: Style) -> Vec<String> {
+        vec![
+            self.info.id.clone(),
+            self.info.prefix.clone(),
+            self.key.clone(),
+        ]
+    }
+}
+
+/// `OPENAI_API_KEY=tg-...`, one line per key, ready for a `.env` file or `eval`.
+pub fn env_lines(keys: &[IssuedKey]) -> String {
+    keys.iter()
+        .map(|k| format!("OPENAI_API_KEY={}\n", shell_value(&k.key)))
+        .collect()
+}
+
+/// Keys are URL-safe tokens and print bare; anything else is single-quoted so that sourcing
+/// the output can never run a command.
+fn shell_value(v: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if !v.is_empty() && v.chars().all(safe) {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', r"'\''"))
+    }
+}
+
+pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
+    let out = match cmd {
+        KeysCmd::Issue {
+            team,
+            experiment,
+            count,
+            name,
+            models,
+            expires_at,
+            expires_in,
+        } => {
+            let models: Vec<String> = models
+                .iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let expires_at = match (expires_at, expires_in) {
+                (Some(at), _) => Some(output::parse_time("--expires-at", &at)?),
+                (None, Some(d)) => Some(duration::from_now(d).map_err(anyhow::Error::msg)?),
+                (None, None) => None,
+            };
+            let body = IssueKeys {
+                team: &team,
+                experiment: experiment.as_deref(),
+                count,
+                name: name.as_deref(),
+                allowed_models: (!models.is_empty()).then_some(models.as_slice()),
+                expires_at,
+            };
+            let issued: List<IssuedKey> = ctx.client.post(&["keys"], &body).await?;
+            let out = match ctx.format {
+                Format::Env => env_lines(&issued.data),
+                f => output::list(&issued.data, f, "keys")?,
+            };
+            output::emit(&out)?;
+            let n = issued.data.len();
+            let what = if n == 1 {
+                "1 key"
+            } else {
+                &format!("{n} keys")
+            };
+            eprintln!("note: issued {what}; secrets are shown only once, store them now.");
+            return Ok(());
+        }
+        KeysCmd::List { team, experiment } => {
+            let query = [
+                ("team", team.as_deref()),
+                ("experiment", experiment.as_deref()),
+            ];
+            let list: List<Key> = ctx.client.get(&["keys"], &query).await?;
+            output::list(&list.data, ctx.format, "keys")?
+        }
+        KeysCmd::Show { id } => {
+            let key: Key = ctx.client.get(&["keys", &id], &[]).await?;
+            output::one(&key, ctx.format)?
+        }
+        KeysCmd::Revoke { id } => {
+            let key: Key = ctx
+                .client
+                .post(&["keys", &id, "revoke"], &serde_json::json!({}))
+                .await?;
+            output::one(&key, ctx.format)?
+        }
+    };
+    output::emit(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, json};
+
+    fn key(revoked: Option<&str>, expires: Option<&str>, models: Option<Vec<&str>>) -> Key {
+        Key {
+            id: "0190a7c2-0000-7000-8000-000000000001".into(),
+            team_id: "t".into(),
+            experiment_id: None,
+            name: Some("eval".into()),
+            prefix: "tg-AbCd1234".into(),
+            allowed_models: models.map(|m| m.into_iter().map(String::from).collect()),
+            expires_at: expires.map(String::from),
+            revoked_at: revoked.map(String::from),
+            created_at: "2025-01-01T00:00:00Z".into(),
+            extra: Map::new(),
+        }
+    }
+
+    fn issued(secret: &str) -> IssuedKey {
+        IssuedKey {
+            key: secret.into(),
+            info: key(None, None, None),
+        }
+    }
+
+    #[test]
+    fn env_output_is_one_assignment_per_key() {
+        let keys = [issued("tg-AbCd1234xyz"), issued("tg-EfGh5678_-.")];
+        assert_eq!(
+            env_lines(&keys),
+            "OPENAI_API_KEY=tg-AbCd1234xyz\nOPENAI_API_KEY=tg-EfGh5678_-.\n"
+        );
+        assert_eq!(env_lines(&[]), "");
+    }
+
+    #[test]
+    fn env_output_quotes_anything_unusual() {
+        assert_eq!(
+            env_lines(&[issued("tg-x$(rm -rf ~)'")]),
+            "OPENAI_API_KEY='tg-x$(rm -rf ~)'\\'''\n"
+        );
+    }
+
+    #[test]
+    fn issued_table_and_csv_show_id_prefix_key() -> Result<()> {
+        let keys = [issued("tg-AbCd1234xyz")];
+        let t = output::list(&keys, Format::Table, "keys")?;
+        assert_eq!(
+            t,
+            "ID                                    PREFIX       KEY\n\
+             0190a7c2-0000-7000-8000-000000000001  tg-AbCd1234  tg-AbCd1234xyz\n"
+        );
+        let c = output::list(&keys, Format::Csv, "keys")?;
+        assert_eq!(
+            c,
+            "id,prefix,key\n0190a7c2-0000-7000-8000-000000000001,tg-AbCd1234,tg-AbCd1234xyz\n"
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&output::list(&keys, Format::Json, "keys")?)?;
+        assert_eq!(j[0]["key"], "tg-AbCd1234xyz");
+        assert_eq!(j[0]["team_id"], "t");
+        Ok(())
+    }
+
+    #[test]
+    fn status_reflects_revocation_and_expiry() -> Result<()> {
+        let now = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")?.with_timezone(&Utc);
+        assert_eq!(key(None, None, None).status(now), "active");
+        assert_eq!(
+            key(None, Some("2025-07-01T00:00:00Z"), None).status(now),
+            "active"
+        );
+        assert_eq!(
+            key(None, Some("2025-05-01T00:00:00Z"), None).status(now),
+            "expired"
+        );
+        assert_eq!(
+            key(Some("2025-05-01T00:00:00Z"), None, None).status(now),
+            "revoked"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn key_rows_distinguish_any_model_from_a_list() -> Result<()> {
+        let any = key(None, None, None);
+        let some = key(None, None, Some(vec!["gpt-4o", "claude-sonnet-4"]));
+        let c = output::list(&[any, some], Format::Csv, "keys")?;
+        let lines: Vec<&str> = c.split("\n").collect();
+        assert_eq!(
+            lines[0],
+            "id,prefix,name,team_id,experiment_id,allowed_models,status,expires_at,revoked_at,created_at"
+        );
+        assert!(lines[1].contains(",t,,,active,"), "{}", lines[1]);
+        assert!(
+            lines[2].contains(",\"gpt-4o,claude-sonnet-4\",active,"),
+            "{}",
+            lines[2]
+        );
+        let t = output::list(&[key(None, None, None)], Format::Table, "keys")?;
+        assert!(t.starts_with("ID "));
+        assert!(t.contains("  any  "), "{t}");
+        assert!(!t.contains("TEAM ID"), "{t}");
+        Ok(())
+    }
+
+    #[test]
+    fn key_json_passes_through_unknown_fields() -> Result<()> {
+        let mut k = key(None, None, None);
+        k.extra
+            .insert("last_used_at".into(), json!("2025-01-02T00:00:00Z"));
+        let j: serde_json::Value = serde_json::from_str(&output::one(&k, Format::Json)?)?;
+        assert_eq!(j["last_used_at"], "2025-01-02T00:00:00Z");
+        assert_eq!(j["allowed_models"], serde_json::Value::Null);
+        Ok(())
+    }
+}

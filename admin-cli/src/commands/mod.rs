@@ -1,0 +1,15 @@
+//! One module per resource: its clap arguments, how it prints, and what it asks the API.
+
+pub mod experiments;
+pub mod keys;
+pub mod teams;
+pub mod token;
+
+use crate::client::Client;
+use crate::output::Format;
+
+/// What every API command needs.
+pub struct Ctx {
+    pub client: Client,
+    pub format: Format,
+}

@@ -1,0 +1,222 @@
+//! `tollctl`: administer a Tollgate gateway through its admin REST API.
+
+mod api;
+mod client;
+mod commands;
+mod duration;
+mod output;
+mod token;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+use commands::Ctx;
+use commands::experiments::ExperimentsCmd;
+use commands::keys::KeysCmd;
+use commands::teams::TeamsCmd;
+use commands::token::TokenCmd;
+use output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollctl",
+    version,
+    about = "Administer a Tollgate gateway through its admin API",
+    after_help = "Bootstrap an admin token with:\n  export TOLLGATE_ADMIN_TOKEN=$(tollctl token mint --role admin)"
+)]
+struct Cli {
+    /// Base URL of the gateway's admin listener.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "TOLLGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    url: String,
+    /// Admin API token (a JWT). Prefer the environment variable: flags show up in `ps`.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "TOLLGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Output format; `env` only for `keys issue`.
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Teams own experiments and keys.
+    #[command(subcommand)]
+    Teams(TeamsCmd),
+    /// Experiments (eval campaigns) group keys within a team.
+    #[command(subcommand, visible_alias = "campaigns")]
+    Experiments(ExperimentsCmd),
+    /// Virtual keys that clients use against the gateway.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    client::install_crypto_provider();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    // Checked before any request, so `--format env` never creates something and then fails.
+    let wants_env = matches!(cli.command, Command::Keys(KeysCmd::Issue { .. }));
+    if cli.format == Format::Env && !wants_env {
+        bail!("--format env is only supported by `tollctl keys issue`");
+    }
+    // Built only for commands that call the API: `token mint` needs neither URL nor token.
+    let ctx = || -> Result<Ctx> {
+        Ok(Ctx {
+            client: client::Client::new(&cli.url, cli.token.as_deref())?,
+            format: cli.format,
+        })
+    };
+    match cli.command {
+        Command::Teams(cmd) => commands::teams::run(cmd, &ctx()?).await,
+        Command::Experiments(cmd) => commands::experiments::run(cmd, &ctx()?).await,
+        Command::Keys(cmd) => commands::keys::run(cmd, &ctx()?).await,
+        Command::Token(cmd) => commands::token::run(cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn campaigns_is_an_alias_for_experiments() -> Result<()> {
+        let cli = Cli::try_parse_from(["tollctl", "campaigns", "list", "--team", "research"])?;
+        assert!(matches!(
+            cli.command,
+            Command::Experiments(ExperimentsCmd::List { team: Some(_) })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() -> Result<()> {
+        let cli = Cli::try_parse_from([
+            "tollctl", "keys", "list", "--format", "csv", "--url", "http://x",
+        ])?;
+        assert_eq!(cli.format, Format::Csv);
+        assert_eq!(cli.url, "http://x");
+        Ok(())
+    }
+
+    #[test]
+    fn issue_flags_parse_and_conflict() -> Result<()> {
+        let cli = Cli::try_parse_from([
+            "tollctl",
+            "keys",
+            "issue",
+            "--team",
+            "research",
+            "--count",
+            "3",
+            "--models",
+            "a,b",
+            "--models",
+            "c",
+            "--expires-in",
+            "30d",
+        ])?;
+        let Command::Keys(KeysCmd::Issue {
+            count,
+            models,
+            expires_in,
+            ..
+        }) = cli.command
+        else {
+            bail!("wrong command parsed");
+        };
+        assert_eq!(count, 3);
+        assert_eq!(models, ["a", "b", "c"]);
+        assert_eq!(expires_in, Some(chrono::TimeDelta::days(30)));
+        for bad in [
+            vec!["tollctl", "keys", "issue", "--team", "t", "--count", "0"],
+            vec!["tollctl", "keys", "issue", "--team", "t", "--count", "1001"],
+            vec![
+                "tollctl",
+                "keys",
+                "issue",
+                "--team",
+                "t",
+                "--expires-in",
+                "30x",
+            ],
+            vec![
+                "tollctl",
+                "keys",
+                "issue",
+                "--team",
+                "t",
+                "--expires-in",
+                "1d",
+                "--expires-at",
+                "2030-01-01T00:00:00Z",
+            ],
+            vec![
+                "tollctl",
+                "experiments",
+                "create",
+                "--team",
+                "t",
+                "n",
+                "--ends-in",
+                "1d",
+                "--ends-at",
+                "2030-01-01T00:00:00Z",
+            ],
+            vec!["tollctl", "keys", "issue"],
+        ] {
+            assert!(
+                Cli::try_parse_from(&bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn env_format_is_refused_before_any_request() {
+        let cli = Cli::try_parse_from([
+            "tollctl", "teams", "create", "x", "--format", "env", "--token", "t",
+        ]);
+        let err = match cli {
+            Ok(cli) => run(cli).await.err().map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        assert!(
+            err.unwrap_or_default()
+                .contains("only supported by `tollctl keys issue`")
+        );
+    }
+}
