@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts PostgreSQL and Redis on 127.0.0.1 for Tollgate, and
+# creates the `tollgate` role and database. Idempotent; needs root (or sudo) to install.
+#
+#   scripts/services.sh            # install if needed, start, create role and database
+#
+# Afterwards: postgres://tollgate:tollgate@127.0.0.1:5432/tollgate and redis://127.0.0.1:6379
+set -euo pipefail
+
+PG_PORT=${TOLLGATE_PG_PORT:-5432}
+REDIS_PORT=${TOLLGATE_REDIS_PORT:-6379}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+need_install=()
+command -v pg_lsclusters >/dev/null 2>&1 || need_install+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
+command -v psql >/dev/null 2>&1 || need_install+=(postgresql-client)
+if [ ${#need_install[@]} -gt 0 ]; then
+  echo "services: installing ${need_install[*]}"
+  as_root apt-get update -qq
+  # Package scripts must not try to start services through an init system that may not exist.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null
+fi
+
+# PostgreSQL: the Debian cluster, listening on loopback only.
+cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
+if [ -z "$cluster" ]; then
+  version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  as_root pg_createcluster "$version" main --port "$PG_PORT" >/dev/null
+  cluster="$version main"
+fi
+set -- $cluster
+if ! pg_lsclusters --no-header | awk -v v="$1" -v c="$2" '$1==v && $2==c {print $4}' | grep -q online; then
+  as_root pg_ctlcluster "$1" "$2" start -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=500 -c fsync=${TOLLGATE_PG_FSYNC:-on}"
+fi
+for _ in $(seq 1 50); do
+  pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break
+  sleep 0.2
+done
+pg_isready -h 127.0.0.1 -p "$PG_PORT"
+
+psql_admin() { as_root su postgres -c "psql -p $PG_PORT -v ON_ERROR_STOP=1 -qAt $*"; }
+if [ "$(psql_admin "-c \"SELECT 1 FROM pg_roles WHERE rolname = 'tollgate'\"")" != 1 ]; then
+  psql_admin "-c \"CREATE ROLE tollgate LOGIN CREATEDB PASSWORD 'tollgate'\""
+fi
+if [ "$(psql_admin "-c \"SELECT 1 FROM pg_database WHERE datname = 'tollgate'\"")" != 1 ]; then
+  psql_admin "-c \"CREATE DATABASE tollgate OWNER tollgate\""
+fi
+
+# Redis: loopback only, no persistence (PostgreSQL is the durable record).
+if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' --appendonly no \
+    --logfile /tmp/tollgate-redis.log
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null
+echo "services: postgres://tollgate:tollgate@127.0.0.1:$PG_PORT/tollgate redis://127.0.0.1:$REDIS_PORT"

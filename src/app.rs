@@ -1,0 +1,201 @@
+//! Builds the gateway from its configuration and runs it: the same code path for the binary
+//! and for the tests.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminState, JwtVerifier};
+use crate::config::Config;
+use crate::invalidation::{self, Invalidator};
+use crate::keys::KeyCache;
+use crate::ledger::{Ledger, LedgerWriter, WriterHandle};
+use crate::pricing::{PriceTable, PricingError};
+use crate::proxy::{self, ProxyInner, ProxyState, Routes};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot connect to PostgreSQL: {0} (check database_url / TOLLGATE_DATABASE_URL)")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot reach Redis: {0} (check redis_url / TOLLGATE_REDIS_URL)")]
+    Redis(String),
+    #[error("pricing: {0}")]
+    Pricing(#[from] PricingError),
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct App {
+    pub proxy: ProxyState,
+    pub admin: AdminState,
+    pub store: Store,
+    pub ledger: Ledger,
+    writer: WriterHandle,
+    tasks: TaskTracker,
+    shutdown_grace: Duration,
+    invalidation_listener: tokio::task::JoinHandle<()>,
+}
+
+/// Installs the TLS crypto provider used for https upstreams (once per process).
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl App {
+    pub async fn build(config: &Config) -> Result<App, StartError> {
+        init_tls();
+        let store = Store::connect(&config.database_url, 16)
+            .await
+            .map_err(StartError::Database)?;
+        if config.run_migrations {
+            store.migrate().await?;
+        }
+        let redis = connect_redis(config.redis_url.expose()).await?;
+        let prices = PriceTable::load_dir(&config.pricing.dir)?;
+        let routes = Routes::build(&config.deployments)?;
+        let keys = Arc::new(KeyCache::new(store.clone(), config.key_cache.clone()));
+        let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone());
+        let tasks = TaskTracker::new();
+        let proxy = ProxyState::new(ProxyInner {
+            keys: keys.clone(),
+            routes,
+            prices: Arc::new(ArcSwap::from_pointee(prices)),
+            allow_unpriced: config.pricing.allow_unpriced,
+            ledger: ledger.clone(),
+            tasks: tasks.clone(),
+            max_body_bytes: config.max_body_bytes,
+        });
+        let admin = AdminState {
+            store: store.clone(),
+            keys: keys.clone(),
+            jwt: Arc::new(JwtVerifier::hs256(&config.admin.jwt_secret)),
+            invalidator: Invalidator::new(redis),
+        };
+        let invalidation_listener = tokio::spawn(invalidation::listen(
+            config.redis_url.expose().clone(),
+            keys,
+        ));
+        Ok(App {
+            proxy,
+            admin,
+            store,
+            ledger,
+            writer,
+            tasks,
+            shutdown_grace: config.shutdown_grace,
+            invalidation_listener,
+        })
+    }
+
+    /// The data-plane listener's routes: the proxy plus unauthenticated health checks.
+    pub fn data_router(&self) -> Router {
+        let health = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .with_state(self.admin.clone());
+        proxy::router(self.proxy.clone()).merge(health)
+    }
+
+    pub fn admin_router(&self) -> Router {
+        admin::router(self.admin.clone())
+    }
+
+    /// Serves both listeners until `shutdown` resolves, then stops accepting requests,
+    /// waits for in-flight requests and their recording, and drains the ledger.
+    pub async fn run(
+        self,
+        data: TcpListener,
+        admin: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let data_server =
+            axum::serve(data, self.data_router()).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let admin_server =
+            axum::serve(admin, self.admin_router()).with_graceful_shutdown(stopped(stop_rx));
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let (data_result, admin_result) =
+            tokio::join!(data_server.into_future(), admin_server.into_future());
+        self.shutdown().await;
+        data_result.and(admin_result)
+    }
+
+    /// Waits for tracked work (relays, recording) and drains the ledger.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: waiting for in-flight requests");
+        self.tasks.close();
+        if tokio::time::timeout(self.shutdown_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests still running at the end of the grace period");
+        }
+        self.invalidation_listener.abort();
+        self.writer.shutdown(self.shutdown_grace).await;
+    }
+}
+
+async fn readyz(State(admin): State<AdminState>) -> (StatusCode, &'static str) {
+    if admin.store.ping().await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "postgres unavailable");
+    }
+    (StatusCode::OK, "ready")
+}
+
+pub async fn connect_redis(url: &str) -> Result<deadpool_redis::Pool, StartError> {
+    let mut config = deadpool_redis::Config::from_url(url);
+    config.pool = Some(deadpool_redis::PoolConfig {
+        max_size: 64,
+        timeouts: deadpool_redis::Timeouts {
+            wait: Some(Duration::from_secs(1)),
+            create: Some(Duration::from_secs(1)),
+            recycle: Some(Duration::from_secs(1)),
+        },
+        ..Default::default()
+    });
+    let pool = config
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+    Ok(pool)
+}
+
+/// Binds a listener, naming the address on failure.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}

@@ -1,0 +1,89 @@
+//! The configuration file exactly as written: every field optional, unknown fields rejected.
+//! [`super::Config`] is built from this by validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::Secret;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub database_url: Option<Secret<String>>,
+    pub redis_url: Option<Secret<String>>,
+    pub run_migrations: Option<bool>,
+    pub max_body_bytes: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub pricing: RawPricing,
+    #[serde(default)]
+    pub ledger: RawLedger,
+    #[serde(default)]
+    pub key_cache: RawKeyCache,
+    #[serde(default)]
+    pub deployments: Vec<RawDeployment>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub jwt_secret: Option<Secret<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPricing {
+    pub dir: Option<PathBuf>,
+    pub allow_unpriced: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    pub batch_size: Option<usize>,
+    pub flush_interval_ms: Option<u64>,
+    pub max_in_memory: Option<usize>,
+    pub spill_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyCache {
+    pub ttl_secs: Option<u64>,
+    pub negative_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub models: BTreeMap<String, RawModelRoute>,
+}
+
+/// `"gpt-4o" = "gpt-4o-2024-08-06"` or `"gpt-4o" = { upstream = "...", price = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawModelRoute {
+    Upstream(String),
+    Detailed(RawModelRouteDetailed),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelRouteDetailed {
+    pub upstream: Option<String>,
+    pub price: Option<String>,
+}

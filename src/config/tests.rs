@@ -1,0 +1,125 @@
+use super::*;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+const MINIMAL: &str = r#"
+database_url = "postgres://u:hunter2@localhost/db"
+[admin]
+jwt_secret = "0123456789abcdef0123456789abcdef"
+[[deployments]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1/"
+models = { "gpt-4o-mini" = "gpt-4o-mini", "fast" = { upstream = "gpt-4o-mini" } }
+"#;
+
+fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    Config::from_toml_str("tollgate.toml", text, env)
+}
+
+#[test]
+fn minimal_file_gets_defaults_and_routes() {
+    let config = parse(MINIMAL, &env_of(&[])).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.admin_listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(config.deployments[0].base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(
+        config.deployments[0].models["fast"],
+        ModelRoute {
+            upstream: "gpt-4o-mini".into(),
+            price: "gpt-4o-mini".into()
+        }
+    );
+    assert!(config.run_migrations);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let env = env_of(&[
+        (ENV_LISTEN, "127.0.0.1:9999"),
+        (ENV_DATABASE_URL, "postgres://other/db"),
+        (ENV_ADMIN_JWT_SECRET, "ffffffffffffffffffffffffffffffffffff"),
+    ]);
+    let config = parse(MINIMAL, &env).unwrap();
+    assert_eq!(config.listen.port(), 9999);
+    assert_eq!(config.database_url.expose(), "postgres://other/db");
+    assert!(config.admin.jwt_secret.expose().starts_with("ffff"));
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let env = env_of(&[("PROVIDER_KEY", "sk-very-secret")]);
+    let text = MINIMAL.replace(
+        "kind = \"openai\"",
+        "kind = \"openai\"\napi_key_env = \"PROVIDER_KEY\"",
+    );
+    let config = parse(&text, &env).unwrap();
+    let debug = format!("{config:?}");
+    for secret in ["hunter2", SECRET, "sk-very-secret"] {
+        assert!(!debug.contains(secret), "{secret} leaked into Debug");
+    }
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let err = parse(&format!("{MINIMAL}\n[ledger]\nbatch = 3\n"), &env_of(&[])).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("tollgate.toml: "), "{msg}");
+    assert!(msg.contains("batch"), "{msg}");
+}
+
+#[test]
+fn errors_name_field_and_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "base_url = \"http://127.0.0.1:9/v1/\"",
+            "base_url = \"ftp://x\"",
+            "deployments[0].base_url",
+        ),
+        (
+            "kind = \"openai\"",
+            "kind = \"gemini\"",
+            "deployments[0].kind",
+        ),
+        (
+            "kind = \"openai\"",
+            "kind = \"openai\"\napi_key_env = \"NOPE_KEY\"",
+            "NOPE_KEY is not set",
+        ),
+        (
+            "jwt_secret = \"0123456789abcdef0123456789abcdef\"",
+            "jwt_secret = \"short\"",
+            "admin.jwt_secret",
+        ),
+        (
+            "database_url = \"postgres://u:hunter2@localhost/db\"",
+            "",
+            "TOLLGATE_DATABASE_URL",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let err = parse(&MINIMAL.replace(from, to), &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err} should mention {expected}");
+        assert!(!err.contains("hunter2"));
+    }
+}
+
+#[test]
+fn a_model_served_twice_is_refused() {
+    let text = format!(
+        "{MINIMAL}\n[[deployments]]\nname = \"other\"\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = {{ \"fast\" = \"m\" }}\n"
+    );
+    let err = parse(&text, &env_of(&[])).unwrap_err().to_string();
+    assert!(err.contains("\"fast\""), "{err}");
+}

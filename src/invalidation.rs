@@ -1,0 +1,75 @@
+//! Spreads key changes (revocation, new limits) to every gateway instance through Redis
+//! pub/sub. A missed message is covered by the key cache's TTL, and a dropped subscription
+//! clears the whole cache when it comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::ids::KeyId;
+use crate::keys::KeyCache;
+
+pub const CHANNEL: &str = "tollgate:invalidate:v1";
+
+#[derive(Clone)]
+pub struct Invalidator {
+    redis: deadpool_redis::Pool,
+}
+
+impl Invalidator {
+    pub fn new(redis: deadpool_redis::Pool) -> Invalidator {
+        Invalidator { redis }
+    }
+
+    pub async fn key_changed(&self, key: KeyId) {
+        let result = async {
+            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+            redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(format!("key:{key}"))
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = result {
+            // Other instances still pick the change up when their cache entry expires.
+            tracing::warn!(key_id = %key, error = %e, "could not publish key invalidation");
+        }
+    }
+}
+
+/// Listens for invalidations until the process ends, reconnecting with backoff.
+pub async fn listen(redis_url: String, keys: Arc<KeyCache>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match subscribe(&redis_url, &keys).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => tracing::warn!(error = %e, "invalidation subscription lost; retrying"),
+        }
+        // Messages may have been missed while disconnected.
+        keys.clear();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn subscribe(redis_url: &str, keys: &KeyCache) -> redis::RedisResult<()> {
+    let client = redis::Client::open(redis_url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    keys.clear();
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        let payload: String = message.get_payload()?;
+        match payload
+            .strip_prefix("key:")
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        {
+            Some(id) => keys.invalidate_key(KeyId(id)),
+            None => keys.clear(),
+        }
+    }
+    Ok(())
+}

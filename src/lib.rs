@@ -1,0 +1,16 @@
+//! Tollgate: a governance and cost-attribution gateway for LLM traffic.
+//!
+//! `main.rs` only parses the command line; everything it starts is built here by
+//! [`app::App::build`], which the integration tests call too.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod ids;
+pub mod invalidation;
+pub mod keys;
+pub mod ledger;
+pub mod pricing;
+pub mod proxy;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,94 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tollgate::app::{self, App};
+use tollgate::config::Config;
+use tollgate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Governance and cost-attribution gateway for LLM traffic"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "tollgate.toml",
+        env = "TOLLGATE_CONFIG"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (data plane and admin API).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tollgate::telemetry::init_logging();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tollgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url, 2)
+                .await
+                .map_err(|e| app::StartError::Database(e).to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let app = App::build(&config).await.map_err(|e| e.to_string())?;
+            let data = app::bind(config.listen).await.map_err(|e| e.to_string())?;
+            let admin = app::bind(config.admin_listen)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(listen = %config.listen, admin_listen = %config.admin_listen, "tollgate serving");
+            app.run(data, admin, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

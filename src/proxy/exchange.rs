@@ -1,0 +1,107 @@
+//! One request's journey through the gateway, and the ledger event it becomes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use rust_decimal::Decimal;
+
+use crate::ids::RequestId;
+use crate::keys::KeyPolicy;
+use crate::ledger::LedgerEvent;
+use crate::pricing::{PriceTable, Usage};
+
+pub struct Exchange {
+    pub request_id: RequestId,
+    pub created_at: DateTime<Utc>,
+    pub started: Instant,
+    pub policy: Arc<KeyPolicy>,
+    pub model: String,
+    pub upstream_model: String,
+    pub deployment: String,
+    pub provider: &'static str,
+    pub price_name: String,
+    pub prices: Arc<PriceTable>,
+    pub streamed: bool,
+    /// The client asked for the usage chunk itself (otherwise the gateway asked for it and
+    /// keeps it from the client).
+    pub client_wants_usage: bool,
+    pub body_len: usize,
+    pub upstream_started: Option<Instant>,
+}
+
+/// How a request ended, for the ledger.
+pub struct Outcome {
+    pub status: u16,
+    pub error_type: Option<&'static str>,
+    pub usage: Usage,
+    pub usage_estimated: bool,
+}
+
+impl Outcome {
+    pub fn failed(status: u16, error_type: &'static str) -> Outcome {
+        Outcome {
+            status,
+            error_type: Some(error_type),
+            usage: Usage::default(),
+            usage_estimated: false,
+        }
+    }
+}
+
+impl Exchange {
+    pub fn new(policy: Arc<KeyPolicy>, prices: Arc<PriceTable>, started: Instant) -> Exchange {
+        Exchange {
+            request_id: RequestId::new(),
+            // PostgreSQL keeps microseconds; truncating here keeps a replayed event identical.
+            created_at: Utc::now().trunc_subsecs(6),
+            started,
+            policy,
+            model: String::new(),
+            upstream_model: String::new(),
+            deployment: String::new(),
+            provider: "",
+            price_name: String::new(),
+            prices,
+            streamed: false,
+            client_wants_usage: false,
+            body_len: 0,
+            upstream_started: None,
+        }
+    }
+
+    /// The exact cost of `usage` at the price in force when the request arrived
+    /// (zero for an unpriced model that configuration lets through).
+    pub fn cost(&self, usage: &Usage) -> Decimal {
+        self.prices
+            .price_at(&self.price_name, self.created_at)
+            .map(|price| price.cost(usage).total)
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    pub fn event(&self, outcome: Outcome) -> LedgerEvent {
+        let now = Instant::now();
+        let millis = |since: Instant| {
+            u32::try_from(now.duration_since(since).as_millis()).unwrap_or(u32::MAX)
+        };
+        LedgerEvent {
+            request_id: self.request_id,
+            created_at: self.created_at,
+            team_id: self.policy.team_id,
+            experiment_id: self.policy.experiment_id,
+            key_id: self.policy.key_id,
+            model: self.model.clone(),
+            upstream_model: self.upstream_model.clone(),
+            deployment: self.deployment.clone(),
+            provider: self.provider.to_string(),
+            status: outcome.status,
+            error_type: outcome.error_type.map(str::to_string),
+            streamed: self.streamed,
+            usage_estimated: outcome.usage_estimated,
+            cost_usd: self.cost(&outcome.usage),
+            usage: outcome.usage,
+            latency_ms: millis(self.started),
+            upstream_latency_ms: self.upstream_started.map(millis),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! What the data plane's handlers share. Nothing here reaches an admin write.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio_util::task::TaskTracker;
+
+use super::upstream::Routes;
+use crate::keys::KeyCache;
+use crate::ledger::Ledger;
+use crate::pricing::PriceTable;
+
+#[derive(Clone)]
+pub struct ProxyState(Arc<ProxyInner>);
+
+pub struct ProxyInner {
+    pub keys: Arc<KeyCache>,
+    pub routes: Routes,
+    /// Swapped whole on a pricing reload; a request keeps the snapshot it started with.
+    pub prices: Arc<ArcSwap<PriceTable>>,
+    pub allow_unpriced: bool,
+    pub ledger: Ledger,
+    /// Settlement and relaying run here so they outlive a client that disconnects;
+    /// shutdown waits for them.
+    pub tasks: TaskTracker,
+    pub max_body_bytes: usize,
+}
+
+impl ProxyState {
+    pub fn new(inner: ProxyInner) -> ProxyState {
+        ProxyState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for ProxyState {
+    type Target = ProxyInner;
+    fn deref(&self) -> &ProxyInner {
+        &self.0
+    }
+}

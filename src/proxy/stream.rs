@@ -1,0 +1,189 @@
+//! Relaying a streamed (SSE) response: events go to the client as they arrive, usage is
+//! read on the way, the usage chunk the gateway asked for is kept from a client that did
+//! not, and the request is recorded however the stream ends.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::chat::{estimate, with_request_id};
+use super::exchange::{Exchange, Outcome};
+use super::sse::{SseSplitter, data_of};
+use super::state::ProxyState;
+use super::upstream::{BodyReader, ChunkError};
+use super::usage;
+use crate::pricing::Usage;
+
+/// Pieces buffered between the upstream and a slow client before reading pauses.
+const CLIENT_BUFFER: usize = 32;
+
+type Piece = Result<Bytes, std::io::Error>;
+
+enum End {
+    Complete,
+    ClientGone,
+    UpstreamTimeout,
+    UpstreamFailed,
+}
+
+pub async fn relay(
+    state: ProxyState,
+    exchange: Exchange,
+    response: reqwest::Response,
+    read_timeout: std::time::Duration,
+    reply: oneshot::Sender<Response>,
+) {
+    let (tx, rx) = mpsc::channel::<Piece>(CLIENT_BUFFER);
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    }));
+    let mut out = Response::new(body);
+    *out.status_mut() = StatusCode::OK;
+    let headers = out.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if reply.send(with_request_id(out, &exchange)).is_err() {
+        // The client left before the headers; the upstream is dropped with `response`.
+        let usage = estimate(&exchange, 0);
+        state.ledger.record(exchange.event(Outcome {
+            status: 499,
+            error_type: Some("client_disconnected"),
+            usage,
+            usage_estimated: true,
+        }));
+        return;
+    }
+
+    let mut reader = BodyReader::new(response, read_timeout);
+    let mut scan = StreamScan {
+        hide_usage_chunk: !exchange.client_wants_usage,
+        ..StreamScan::default()
+    };
+    let end = loop {
+        let piece = tokio::select! {
+            biased;
+            _ = tx.closed() => break End::ClientGone,
+            piece = reader.next() => piece,
+        };
+        match piece {
+            Ok(Some(bytes)) => {
+                let forward = scan.push(bytes);
+                if !forward.is_empty() && tx.send(Ok(forward)).await.is_err() {
+                    break End::ClientGone;
+                }
+            }
+            Ok(None) => break End::Complete,
+            Err(ChunkError::Timeout) => break End::UpstreamTimeout,
+            Err(ChunkError::Failed) => break End::UpstreamFailed,
+        }
+    };
+    let (status, error_type) = match end {
+        End::Complete => (200, None),
+        End::ClientGone => (499, Some("client_disconnected")),
+        End::UpstreamTimeout => (504, Some("upstream_timeout")),
+        End::UpstreamFailed => (502, Some("upstream_interrupted")),
+    };
+    if matches!(end, End::UpstreamTimeout | End::UpstreamFailed) {
+        // Cut the client's body too, so an interrupted stream cannot look complete.
+        let _ = tx
+            .send(Err(std::io::Error::other("upstream stream interrupted")))
+            .await;
+    }
+    drop(tx);
+    let (usage, usage_estimated) = match scan.usage {
+        Some(usage) => (usage, false),
+        None => (estimate(&exchange, scan.content_chunks), true),
+    };
+    state.ledger.record(exchange.event(Outcome {
+        status,
+        error_type,
+        usage,
+        usage_estimated,
+    }));
+}
+
+#[derive(Default)]
+struct StreamScan {
+    splitter: SseSplitter,
+    hide_usage_chunk: bool,
+    usage: Option<Usage>,
+    content_chunks: u64,
+}
+
+impl StreamScan {
+    /// Takes a piece of the upstream body; returns what to forward to the client.
+    fn push(&mut self, bytes: Bytes) -> Bytes {
+        let events = self.splitter.push(&bytes);
+        let mut keep = Vec::with_capacity(events.len());
+        for event in events {
+            let mut forward = true;
+            if let Some(data) = data_of(&event) {
+                if usage::chunk_has_content(&data) {
+                    self.content_chunks += 1;
+                }
+                if let Some(found) = usage::from_stream_chunk(&data) {
+                    self.usage = Some(found.usage);
+                    if found.usage_only && self.hide_usage_chunk {
+                        forward = false;
+                    }
+                }
+            }
+            if forward {
+                keep.push(event);
+            }
+        }
+        if !self.hide_usage_chunk {
+            // Nothing is held back: forward the bytes exactly as they arrived.
+            return bytes;
+        }
+        Bytes::from(keep.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"po\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"ng\"}}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\n\
+data: [DONE]\n\n";
+
+    fn run(hide: bool, cut: usize) -> (Vec<u8>, StreamScan) {
+        let mut scan = StreamScan {
+            hide_usage_chunk: hide,
+            ..StreamScan::default()
+        };
+        let mut out = scan.push(Bytes::copy_from_slice(&STREAM[..cut])).to_vec();
+        out.extend_from_slice(&scan.push(Bytes::copy_from_slice(&STREAM[cut..])));
+        (out, scan)
+    }
+
+    #[test]
+    fn hides_only_the_usage_chunk_when_asked() {
+        for cut in [1, 30, 60, 100, STREAM.len() - 1] {
+            let (out, scan) = run(true, cut);
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("usage"), "{text}");
+            assert!(
+                text.contains("\"po\"")
+                    && text.contains("\"ng\"")
+                    && text.ends_with("data: [DONE]\n\n")
+            );
+            assert_eq!(scan.usage.unwrap().output_tokens, 2);
+            assert_eq!(scan.content_chunks, 2);
+        }
+    }
+
+    #[test]
+    fn forwards_everything_when_client_asked_for_usage() {
+        let (out, scan) = run(false, 17);
+        assert_eq!(out, STREAM);
+        assert_eq!(scan.usage.unwrap().input_tokens, 10);
+    }
+}

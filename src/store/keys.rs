@@ -1,0 +1,153 @@
+//! Virtual keys as stored: hash and visible prefix only, never the secret.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Store;
+use crate::ids::{ExperimentId, KeyId, TeamId};
+use crate::keys::{KeyHash, KeyPolicy};
+
+/// A key as the admin API shows it (no secret, no hash).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub team_id: TeamId,
+    pub experiment_id: Option<ExperimentId>,
+    pub name: Option<String>,
+    #[sqlx(rename = "key_prefix")]
+    pub prefix: String,
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewKeyRecord {
+    pub id: KeyId,
+    pub hash: KeyHash,
+    pub prefix: String,
+}
+
+#[derive(Debug, Default)]
+pub struct KeyFilter {
+    pub team: Option<TeamId>,
+    pub experiment: Option<ExperimentId>,
+}
+
+/// The columns of [`KeyRecord`], as a literal so queries can be built with `concat!`.
+macro_rules! key_columns {
+    () => {
+        "id, team_id, experiment_id, name, key_prefix, allowed_models, expires_at, revoked_at, created_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct PolicyRow {
+    id: KeyId,
+    team_id: TeamId,
+    experiment_id: Option<ExperimentId>,
+    key_prefix: String,
+    allowed_models: Option<Vec<String>>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    experiment_ends_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    pub async fn key_policy_by_hash(
+        &self,
+        hash: KeyHash,
+    ) -> Result<Option<Arc<KeyPolicy>>, sqlx::Error> {
+        let row: Option<PolicyRow> = sqlx::query_as(
+            "SELECT k.id, k.team_id, k.experiment_id, k.key_prefix, k.allowed_models, k.expires_at, \
+                    k.revoked_at, e.ends_at AS experiment_ends_at \
+             FROM virtual_keys k LEFT JOIN experiments e ON e.id = k.experiment_id \
+             WHERE k.key_hash = $1",
+        )
+        .bind(hash.as_bytes())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| {
+            Arc::new(KeyPolicy {
+                key_id: r.id,
+                team_id: r.team_id,
+                experiment_id: r.experiment_id,
+                prefix: r.key_prefix,
+                allowed_models: r.allowed_models.map(|m| m.into_iter().collect()),
+                expires_at: r.expires_at,
+                revoked_at: r.revoked_at,
+                experiment_ends_at: r.experiment_ends_at,
+            })
+        }))
+    }
+
+    /// Inserts keys that share owner and settings, all or none.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_keys(
+        &self,
+        team: TeamId,
+        experiment: Option<ExperimentId>,
+        name: Option<&str>,
+        allowed_models: Option<&[String]>,
+        expires_at: Option<DateTime<Utc>>,
+        keys: &[NewKeyRecord],
+    ) -> Result<Vec<KeyRecord>, sqlx::Error> {
+        let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
+        let hashes: Vec<&[u8]> = keys.iter().map(|k| k.hash.as_bytes()).collect();
+        let prefixes: Vec<&str> = keys.iter().map(|k| k.prefix.as_str()).collect();
+        sqlx::query_as(concat!(
+            "INSERT INTO virtual_keys (id, team_id, experiment_id, name, key_hash, key_prefix, allowed_models, expires_at) \
+             SELECT id, $4, $5, $6, hash, prefix, $7, $8 FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS t(id, hash, prefix) \
+             RETURNING ",
+            key_columns!()
+        ))
+        .bind(ids)
+        .bind(hashes)
+        .bind(prefixes)
+        .bind(team)
+        .bind(experiment)
+        .bind(name)
+        .bind(allowed_models)
+        .bind(expires_at)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM virtual_keys \
+             WHERE ($1::uuid IS NULL OR team_id = $1) AND ($2::uuid IS NULL OR experiment_id = $2) \
+             ORDER BY created_at, id"
+        ))
+        .bind(filter.team)
+        .bind(filter.experiment)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn get_key(&self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM virtual_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Revokes a key (keeping the first revocation time if it was already revoked).
+    pub async fn revoke_key(&self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "UPDATE virtual_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ",
+            key_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+}

@@ -1,0 +1,145 @@
+//! The ledger's write: request rows and their hourly rollups in one statement.
+
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::Store;
+use crate::ledger::LedgerEvent;
+
+/// Inserts the batch into `request_log` and adds the rows that were really inserted to
+/// `spend_hourly`, atomically. A request id already present is skipped, so a retried or
+/// replayed batch never counts twice, and the rollups always equal the log.
+const INSERT_BATCH: &str = r#"
+WITH input AS (
+    SELECT * FROM UNNEST(
+        $1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+        $8::text[], $9::text[], $10::int2[], $11::text[], $12::bool[], $13::bool[], $14::int8[],
+        $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::numeric[],
+        $21::int4[], $22::int4[]
+    ) AS t(request_id, created_at, team_id, experiment_id, key_id, model, upstream_model,
+           deployment, provider, status, error_type, streamed, usage_estimated, input_tokens,
+           cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+           reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms)
+), inserted AS (
+    INSERT INTO request_log (request_id, created_at, team_id, experiment_id, key_id, model,
+        upstream_model, deployment, provider, status, error_type, streamed, usage_estimated,
+        input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+        output_tokens, reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms)
+    SELECT * FROM input
+    ON CONFLICT DO NOTHING
+    RETURNING *
+)
+INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, provider, requests,
+    errors, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+    output_tokens, reasoning_tokens, cost_usd)
+SELECT date_trunc('hour', created_at, 'UTC'), team_id, experiment_id, key_id, model, provider,
+       count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
+       sum(cached_input_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens),
+       sum(output_tokens), sum(reasoning_tokens), sum(cost_usd)
+FROM inserted
+GROUP BY 1, 2, 3, 4, 5, 6
+-- A fixed order makes concurrent writers lock rollup rows in the same order (no deadlocks).
+ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider) DO UPDATE SET
+    requests = s.requests + EXCLUDED.requests,
+    errors = s.errors + EXCLUDED.errors,
+    input_tokens = s.input_tokens + EXCLUDED.input_tokens,
+    cached_input_tokens = s.cached_input_tokens + EXCLUDED.cached_input_tokens,
+    cache_write_tokens = s.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    cache_write_1h_tokens = s.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
+    output_tokens = s.output_tokens + EXCLUDED.output_tokens,
+    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost_usd = s.cost_usd + EXCLUDED.cost_usd
+"#;
+
+fn tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn millis(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl Store {
+    pub async fn insert_ledger_batch(&self, events: &[LedgerEvent]) -> Result<(), sqlx::Error> {
+        let col = |f: fn(&LedgerEvent) -> i64| events.iter().map(f).collect::<Vec<i64>>();
+        sqlx::query(INSERT_BATCH)
+            .bind(events.iter().map(|e| e.request_id.0).collect::<Vec<Uuid>>())
+            .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.team_id.0).collect::<Vec<Uuid>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.experiment_id.map(|x| x.0))
+                    .collect::<Vec<Option<Uuid>>>(),
+            )
+            .bind(events.iter().map(|e| e.key_id.0).collect::<Vec<Uuid>>())
+            .bind(events.iter().map(|e| e.model.as_str()).collect::<Vec<_>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.upstream_model.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.deployment.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.provider.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| e.status as i16).collect::<Vec<i16>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.error_type.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            )
+            .bind(events.iter().map(|e| e.streamed).collect::<Vec<bool>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.usage_estimated)
+                    .collect::<Vec<bool>>(),
+            )
+            .bind(col(|e| tokens(e.usage.input_tokens)))
+            .bind(col(|e| tokens(e.usage.cached_input_tokens)))
+            .bind(col(|e| tokens(e.usage.cache_write_tokens)))
+            .bind(col(|e| tokens(e.usage.cache_write_1h_tokens)))
+            .bind(col(|e| tokens(e.usage.output_tokens)))
+            .bind(col(|e| tokens(e.usage.reasoning_tokens)))
+            .bind(events.iter().map(|e| e.cost_usd).collect::<Vec<Decimal>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| millis(e.latency_ms))
+                    .collect::<Vec<i32>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.upstream_latency_ms.map(millis))
+                    .collect::<Vec<Option<i32>>>(),
+            )
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes sure the monthly partition holding `day` exists (called ahead of time).
+    pub async fn ensure_request_log_partition(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT tollgate_ensure_request_log_partition($1)")
+            .bind(day)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+}
