@@ -1,0 +1,24 @@
+//! Model prices and exact request costs.
+//!
+//! Prices live in TOML files under `pricing/` (one per provider), in USD per 1M tokens, written
+//! as decimal strings. They are loaded once into a [`PriceTable`], which the hot path reads from
+//! an in-process snapshot: [`PriceTable::price_at`] is a hash lookup plus a binary search over
+//! a model's dated history, and [`ModelPrice::cost`] is a handful of `Decimal` multiplications.
+//!
+//! Money never touches floating point here: prices are parsed from strings with
+//! `Decimal::from_str_exact`, TOML floats are refused, and costs are exact `Decimal` sums that
+//! are never rounded. The file format and the meaning of every rule are in `docs/pricing.md`.
+
+mod cost;
+mod error;
+mod file;
+mod table;
+mod usage;
+
+#[cfg(test)]
+mod tests;
+
+pub use cost::{CostBreakdown, ModelPrice, Rates, Tier};
+pub use error::PricingError;
+pub use table::PriceTable;
+pub use usage::Usage;
