@@ -84,15 +84,23 @@ impl LedgerWriter {
             }
             // Give the batch a moment to fill, so a burst becomes a few large writes.
             let deadline = Instant::now() + self.config.flush_interval;
+            let mut stopping = false;
             while self.pending.len() < self.config.batch_size {
                 tokio::select! {
                     biased;
+                    _ = stop.changed() => {
+                        stopping = true;
+                        break;
+                    }
                     event = self.rx.recv() => match event {
                         Some(event) => self.pending.push_back(event),
                         None => break,
                     },
                     _ = sleep_until(deadline) => break,
                 }
+            }
+            if stopping {
+                break;
             }
             if !self.write_pending(&mut stop).await {
                 break;
@@ -181,10 +189,10 @@ impl LedgerWriter {
 
     async fn replay_own_spill(&mut self) {
         let path = self.spill.path().to_path_buf();
-        if self.replay_file(&path).await {
-            if let Err(e) = self.spill.remove() {
-                tracing::error!(error = %e, "could not remove replayed spill file");
-            }
+        if self.replay_file(&path).await
+            && let Err(e) = self.spill.remove()
+        {
+            tracing::error!(error = %e, "could not remove replayed spill file");
         }
     }
 

@@ -42,6 +42,7 @@ pub async fn create_database() -> String {
     format!("{base}/{name}")
 }
 
+#[derive(Default)]
 pub struct Options {
     pub mock: MockConfig,
     /// Extra top-level TOML (must come before any table), e.g. `max_body_bytes = 1024`.
@@ -52,19 +53,8 @@ pub struct Options {
     pub spill_dir: Option<PathBuf>,
     /// Points the deployment somewhere other than the mock.
     pub base_url: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            base_url: None,
-            mock: MockConfig::default(),
-            extra: String::new(),
-            deployment_extra: String::new(),
-            database_url: None,
-            spill_dir: None,
-        }
-    }
+    /// Extra `[ledger]` fields.
+    pub ledger_extra: String,
 }
 
 pub struct TestApp {
@@ -91,6 +81,7 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> TestApp {
         tollgate::telemetry::init_logging();
+        tollgate::app::init_tls();
         let mock = mock_provider::spawn(options.mock).await.unwrap();
         let database_url = match options.database_url {
             Some(url) => url,
@@ -113,6 +104,7 @@ jwt_secret = "{JWT_SECRET}"
 dir = "{pricing}"
 [ledger]
 spill_dir = "{spill}"
+{ledger_extra}
 [[deployments]]
 name = "mock"
 kind = "openai"
@@ -126,6 +118,7 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "renamed
             spill = spill_dir.display(),
             base_url = options.base_url.unwrap_or_else(|| mock.base_url()),
             deployment_extra = options.deployment_extra,
+            ledger_extra = options.ledger_extra,
         );
         let config = Config::from_toml_str("test.toml", &toml, &|_| None).expect("test config");
         let app = App::build(&config).await.expect("build app");
