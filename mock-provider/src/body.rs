@@ -199,6 +199,22 @@ pub(crate) fn error_json(status: u16, message: &str) -> Vec<u8> {
     out
 }
 
+/// An Anthropic-shaped error body: `{"type":"error","error":{"type":T,"message":..}}`.
+pub(crate) fn anthropic_error_json(status: u16, message: &str) -> Vec<u8> {
+    let kind = match status {
+        529 => "overloaded_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    };
+    let mut out = br#"{"type":"error","error":{"type":""#.to_vec();
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(br#"","message":"#);
+    push_json_str(&mut out, message);
+    out.extend_from_slice(b"}}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,15 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::Shared;
-use crate::body::{self, Bodies, DEFAULT_MODEL, DONE_EVENT};
+use crate::body::{Bodies, DEFAULT_MODEL, DONE_EVENT};
 use crate::config::MockOverrides;
+use crate::exchange::{
+    Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type,
+};
 use crate::sse::{self, Script};
 
 /// Only the fields the mock acts on; serde skips the rest (messages etc.) without allocating.
@@ -31,7 +34,7 @@ struct ChatRequest<'a> {
 
 /// A newtype so `Option` still borrows from the body (it only allocates if the name has escapes).
 #[derive(Deserialize)]
-struct Model<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(crate) struct Model<'a>(#[serde(borrow)] pub Cow<'a, str>);
 
 #[derive(Deserialize)]
 struct StreamOptions {
@@ -39,15 +42,19 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-pub(crate) async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let n = shared.record(&body);
+pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let incoming = match receive(&shared, request, Flavor::OpenAi).await {
+        Ok(incoming) => incoming,
+        Err(response) => return response,
+    };
     let config = &shared.config;
 
-    let request: ChatRequest<'_> = match serde_json::from_slice(&body) {
+    let request: ChatRequest<'_> = match serde_json::from_slice(&incoming.body) {
         Ok(request) => request,
         Err(e) => {
             sleep_ms(config.delay_ms).await;
             return error(
+                Flavor::OpenAi,
                 StatusCode::BAD_REQUEST,
                 &format!("mock: invalid request body: {e}"),
                 None,
@@ -58,29 +65,30 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) 
     let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
         overrides.and_then(f).unwrap_or(default)
     };
+    if overrides.is_some_and(|o| o.tool_use.is_some()) {
+        return error(
+            Flavor::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "mock: mock.tool_use is only supported on /v1/messages",
+            None,
+        );
+    }
 
-    let forced = match overrides.and_then(|o| o.status) {
-        Some(code) => match StatusCode::from_u16(code) {
-            Ok(status) => Some(status),
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "mock: mock.status is not an HTTP status",
-                    None,
-                );
-            }
-        },
-        None if is_nth(n, config.error_every) => Some(StatusCode::INTERNAL_SERVER_ERROR),
-        None if is_nth(n, config.rate_limit_every) => Some(StatusCode::TOO_MANY_REQUESTS),
-        None => None,
+    let forced = match forced_status(
+        overrides.and_then(|o| o.status),
+        incoming.scripted,
+        incoming.n,
+        config,
+    ) {
+        Ok(forced) => forced,
+        Err(message) => return error(Flavor::OpenAi, StatusCode::BAD_REQUEST, message, None),
     };
 
     sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
 
     if let Some(status) = forced {
-        let retry_after =
-            (status == StatusCode::TOO_MANY_REQUESTS).then(|| get(|o| o.retry_after, 1));
-        return error(status, "mock error", retry_after);
+        let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
+        return error(Flavor::OpenAi, status, "mock error", retry_after);
     }
 
     let owned_bodies;
@@ -126,39 +134,7 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) 
         events,
         chunk_delay: Duration::from_millis(get(|o| o.chunk_delay_ms, config.chunk_delay_ms)),
         hang: Duration::from_millis(hang),
+        first_content: 1,
         abort: cut_after.is_some(),
     })
-}
-
-/// Whether request number `n` (from 1) is a multiple of `every`; `every == 0` means never.
-fn is_nth(n: u64, every: u64) -> bool {
-    every != 0 && n.is_multiple_of(every)
-}
-
-async fn sleep_ms(ms: u64) {
-    if ms > 0 {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-}
-
-fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
-    let mut response = with_content_type(
-        Body::from(body::error_json(status.as_u16(), message)),
-        "application/json",
-    );
-    *response.status_mut() = status;
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-pub(crate) fn with_content_type(body: Body, content_type: &'static str) -> Response {
-    let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

@@ -1,5 +1,7 @@
 //! Server-wide settings ([`MockConfig`]) and the per-request `"mock"` override object.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 /// How the mock answers when a request carries no `"mock"` override.
@@ -19,6 +21,10 @@ pub struct MockConfig {
     pub error_every: u64,
     /// 0 = never; otherwise every N-th chat request answers 429 with `Retry-After: 1`.
     pub rate_limit_every: u64,
+    /// Scripted answers per API key (`Authorization: Bearer K` or `x-api-key: K`), on both
+    /// endpoints: each request with the key takes the next status off its list; an error status
+    /// is answered as an error, a 2xx (or an exhausted list) answers normally.
+    pub key_failures: HashMap<String, Vec<u16>>,
 }
 
 impl Default for MockConfig {
@@ -31,6 +37,7 @@ impl Default for MockConfig {
             content: "pong".to_owned(),
             error_every: 0,
             rate_limit_every: 0,
+            key_failures: HashMap::new(),
         }
     }
 }
@@ -58,28 +65,40 @@ impl Default for MockUsage {
 }
 
 /// The request's top-level `"mock"` object. Unknown fields are rejected (400) so that a typo in a
-/// test shows up as a failure instead of a silently ignored override.
+/// test shows up as a failure instead of a silently ignored override. `U` is the endpoint's
+/// usage override: [`UsageOverride`] for chat completions, [`AnthropicUsageOverride`] for
+/// messages.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct MockOverrides {
+pub(crate) struct MockOverrides<U = UsageOverride> {
     pub status: Option<u16>,
     pub retry_after: Option<u64>,
     pub delay_ms: Option<u64>,
     pub chunk_delay_ms: Option<u64>,
     pub chunks: Option<usize>,
     pub content: Option<String>,
-    pub usage: Option<UsageOverride>,
+    pub usage: Option<U>,
     #[serde(default)]
     pub no_usage: bool,
     pub cut_after: Option<usize>,
     pub hang_ms: Option<u64>,
+    /// Messages only: answer with this tool call instead of text.
+    pub tool_use: Option<ToolUseOverride>,
 }
 
-impl MockOverrides {
+impl<U> MockOverrides<U> {
     /// Whether the answer's text differs from the prebuilt default bodies.
     pub fn changes_body(&self) -> bool {
         self.chunks.is_some() || self.content.is_some() || self.usage.is_some() || self.no_usage
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolUseOverride {
+    pub name: String,
+    #[serde(default)]
+    pub input: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +117,55 @@ impl UsageOverride {
             completion_tokens: self.completion_tokens.unwrap_or(base.completion_tokens),
             cached_tokens: self.cached_tokens.unwrap_or(base.cached_tokens),
             reasoning_tokens: self.reasoning_tokens.unwrap_or(base.reasoning_tokens),
+        }
+    }
+}
+
+/// Token counts of an Anthropic answer, in Anthropic's parts: `input` excludes cache reads and
+/// writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AnthropicUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_5m: u64,
+    pub cache_creation_1h: u64,
+}
+
+impl From<MockUsage> for AnthropicUsage {
+    /// The same prompt as the OpenAI answer's: `prompt_tokens` less the cached part as
+    /// `input_tokens`, `cached_tokens` as cache reads, no cache writes.
+    fn from(u: MockUsage) -> Self {
+        Self {
+            input_tokens: u.prompt_tokens.saturating_sub(u.cached_tokens),
+            output_tokens: u.completion_tokens,
+            cache_read_input_tokens: u.cached_tokens,
+            cache_creation_5m: 0,
+            cache_creation_1h: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnthropicUsageOverride {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_input_tokens: Option<u64>,
+    pub cache_creation_5m: Option<u64>,
+    pub cache_creation_1h: Option<u64>,
+}
+
+impl AnthropicUsageOverride {
+    pub fn apply(&self, base: AnthropicUsage) -> AnthropicUsage {
+        AnthropicUsage {
+            input_tokens: self.input_tokens.unwrap_or(base.input_tokens),
+            output_tokens: self.output_tokens.unwrap_or(base.output_tokens),
+            cache_read_input_tokens: self
+                .cache_read_input_tokens
+                .unwrap_or(base.cache_read_input_tokens),
+            cache_creation_5m: self.cache_creation_5m.unwrap_or(base.cache_creation_5m),
+            cache_creation_1h: self.cache_creation_1h.unwrap_or(base.cache_creation_1h),
         }
     }
 }

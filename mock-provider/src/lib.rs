@@ -1,15 +1,21 @@
-//! An OpenAI-compatible mock upstream for Tollgate's integration tests (in-process via [`spawn`])
-//! and benchmarks (the `mock-provider` binary, via [`serve`]).
+//! A mock upstream, OpenAI-compatible (`/v1/chat/completions`) and Anthropic-native
+//! (`/v1/messages`), for Tollgate's integration tests (in-process via [`spawn`]) and benchmarks
+//! (the `mock-provider` binary, via [`serve`]).
 //!
-//! The default path parses only `model`, `stream`, `stream_options` and `mock` from the request
-//! and answers from bodies rendered at start-up, so it costs about as little as an HTTP server
-//! can. A request may steer its own answer with a top-level `"mock"` object; see the README.
+//! The default chat path parses only `model`, `stream`, `stream_options` and `mock` from the
+//! request and answers from bodies rendered at start-up, so it costs about as little as an HTTP
+//! server can. A request may steer its own answer with a top-level `"mock"` object, and a
+//! request's API key may have a script of failures; see the README.
 
+mod anthropic;
 mod body;
 mod chat;
 mod config;
+mod exchange;
+mod messages;
 mod sse;
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,14 +51,24 @@ impl MockServer {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Chat requests received so far, including malformed and error-answered ones.
+    /// Chat and messages requests received so far, including malformed and error-answered ones.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
-    /// The body of the most recent chat request, byte for byte as received.
+    /// Chat and messages requests received so far with API key `key` (`Authorization: Bearer`
+    /// or `x-api-key`), including malformed and error-answered ones.
+    pub fn requests_for_key(&self, key: &str) -> u64 {
+        lock(&self.shared.tracked)
+            .per_key
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The body of the most recent chat or messages request, byte for byte as received.
     pub fn last_body(&self) -> Option<Bytes> {
-        lock(&self.shared.last_body).clone()
+        lock(&self.shared.tracked).last_body.clone()
     }
 }
 
@@ -83,6 +99,8 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::messages))
+        .route("/messages", post(messages::messages))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/health", get(|| async { "ok" }))
@@ -92,39 +110,70 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn models() -> Response {
-    chat::with_content_type(Body::from(body::MODELS_BODY), "application/json")
+    exchange::with_content_type(Body::from(body::MODELS_BODY), "application/json")
 }
 
 #[derive(Debug)]
 struct Shared {
     config: MockConfig,
-    /// Answers for requests without body-changing overrides, rendered once.
+    /// Answers for chat requests without body-changing overrides, rendered once.
     bodies: body::Bodies,
     requests: AtomicU64,
-    last_body: Mutex<Option<Bytes>>,
+    /// Everything a request updates behind one lock, so recording costs a single acquisition.
+    tracked: Mutex<Tracked>,
+}
+
+#[derive(Debug, Default)]
+struct Tracked {
+    last_body: Option<Bytes>,
+    per_key: HashMap<String, u64>,
+    /// What is left of each key's `key_failures` script.
+    scripts: HashMap<String, VecDeque<u16>>,
 }
 
 impl Shared {
     fn new(config: MockConfig) -> Self {
         let bodies = body::Bodies::new(&config.content, config.chunks, Some(config.usage));
+        let scripts = config
+            .key_failures
+            .iter()
+            .map(|(key, statuses)| (key.clone(), statuses.iter().copied().collect()))
+            .collect();
         Self {
             config,
             bodies,
             requests: AtomicU64::new(0),
-            last_body: Mutex::new(None),
+            tracked: Mutex::new(Tracked {
+                scripts,
+                ..Tracked::default()
+            }),
         }
     }
 
-    /// Counts the request and keeps its body; returns its number, counting from 1.
-    fn record(&self, body: &Bytes) -> u64 {
-        let previous = lock(&self.last_body).replace(body.clone());
+    /// Counts the request (per key too), keeps its body and takes the next status off the key's
+    /// script; returns the request's number, counting from 1, and that status.
+    fn record(&self, body: &Bytes, key: Option<&str>) -> (u64, Option<u16>) {
+        let (previous, scripted) = {
+            let mut tracked = lock(&self.tracked);
+            let previous = tracked.last_body.replace(body.clone());
+            let scripted = key.and_then(|key| {
+                match tracked.per_key.get_mut(key) {
+                    Some(count) => *count += 1,
+                    None => {
+                        tracked.per_key.insert(key.to_owned(), 1);
+                    }
+                }
+                tracked.scripts.get_mut(key)?.pop_front()
+            });
+            (previous, scripted)
+        };
         // Freeing the previous body happens after the lock is released.
         drop(previous);
-        self.requests.fetch_add(1, Ordering::SeqCst) + 1
+        (self.requests.fetch_add(1, Ordering::SeqCst) + 1, scripted)
     }
 }
 
-/// A panic while holding the lock cannot leave an `Option<Bytes>` half-written, so poisoning
+/// Nothing panics while holding the lock (counters, a body swap, a queue pop), so poisoning
 /// carries no information here.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)

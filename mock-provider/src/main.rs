@@ -1,5 +1,7 @@
 //! `mock-provider`: the mock upstream as a standalone server, for benchmarks and manual runs.
 
+use std::collections::HashMap;
+
 use clap::Parser;
 use mock_provider::{MockConfig, MockUsage};
 use tokio::net::TcpListener;
@@ -7,7 +9,7 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "OpenAI-compatible mock upstream for Tollgate tests and benchmarks"
+    about = "OpenAI-compatible and Anthropic mock upstream for Tollgate tests and benchmarks"
 )]
 struct Args {
     /// Address to listen on.
@@ -39,6 +41,31 @@ struct Args {
     /// Answer every N-th chat request with 429 (0 = never).
     #[arg(long, env = "MOCK_RATE_LIMIT_EVERY", default_value_t = 0)]
     rate_limit_every: u64,
+    /// Scripted statuses per API key: `KEY=429,529;OTHER=500` (empty = none).
+    #[arg(long, env = "MOCK_KEY_FAILURES", default_value = "", value_parser = parse_key_failures)]
+    key_failures: KeyFailures,
+}
+
+#[derive(Clone, Debug, Default)]
+struct KeyFailures(HashMap<String, Vec<u16>>);
+
+fn parse_key_failures(text: &str) -> Result<KeyFailures, String> {
+    let mut scripts = HashMap::new();
+    for entry in text.split(';').filter(|e| !e.trim().is_empty()) {
+        let (key, statuses) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("`{entry}` is not KEY=STATUS,..."))?;
+        let statuses = statuses
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{s}` is not a status"))
+            })
+            .collect::<Result<Vec<u16>, String>>()?;
+        scripts.insert(key.trim().to_owned(), statuses);
+    }
+    Ok(KeyFailures(scripts))
 }
 
 impl Args {
@@ -56,6 +83,7 @@ impl Args {
             content: self.content,
             error_every: self.error_every,
             rate_limit_every: self.rate_limit_every,
+            key_failures: self.key_failures.0,
         }
     }
 }
@@ -76,5 +104,16 @@ mod tests {
     fn flag_defaults_match_library_defaults() {
         let args = Args::try_parse_from(["mock-provider"]).unwrap_or_else(|e| e.exit());
         assert_eq!(args.config(), MockConfig::default());
+    }
+
+    #[test]
+    fn key_failures_flag() {
+        let args = Args::try_parse_from(["mock-provider", "--key-failures", "k1=429,529; k2=500"])
+            .unwrap_or_else(|e| e.exit());
+        let config = args.config();
+        assert_eq!(config.key_failures["k1"], [429, 529]);
+        assert_eq!(config.key_failures["k2"], [500]);
+        assert!(Args::try_parse_from(["mock-provider", "--key-failures", "k1"]).is_err());
+        assert!(Args::try_parse_from(["mock-provider", "--key-failures", "k1=x"]).is_err());
     }
 }

@@ -15,8 +15,11 @@ pub(crate) struct Script {
     pub events: Vec<Bytes>,
     /// Pause before every event after the first.
     pub chunk_delay: Duration,
-    /// Extra pause after the first content chunk (event 1); zero when no content chunk is sent.
+    /// Extra pause after the first content event; zero when no content event is sent.
     pub hang: Duration,
+    /// Index in `events` of the first content event (1 for chat completions, after the role
+    /// chunk; 3 for messages, after `message_start`, `content_block_start` and `ping`).
+    pub first_content: usize,
     /// End with an error instead of the last chunk, so the client sees a truncated body.
     pub abort: bool,
 }
@@ -45,9 +48,8 @@ impl Cursor {
 }
 
 pub(crate) fn response(script: Script) -> Response {
-    // Event 0 is the role chunk and event 1 the first content chunk, so the hang comes before
-    // step 2 (an event or the abort).
-    let hang_at = (!script.hang.is_zero()).then_some(2);
+    // The hang comes before the step after the first content event (an event or the abort).
+    let hang_at = (!script.hang.is_zero()).then_some(script.first_content + 1);
     let cursor = Cursor {
         script: script.events.into_iter(),
         step: 0,

@@ -1,0 +1,128 @@
+//! `POST /v1/messages`: Anthropic-native answers, steered by the same `mock` object as chat
+//! completions (with Anthropic usage fields and a `tool_use` override).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::Shared;
+use crate::anthropic::{Answer, Content};
+use crate::body::DEFAULT_MODEL;
+use crate::chat::Model;
+use crate::config::{AnthropicUsage, AnthropicUsageOverride, MockOverrides};
+use crate::exchange::{
+    Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type,
+};
+use crate::sse::{self, Script};
+
+type Overrides = MockOverrides<AnthropicUsageOverride>;
+
+/// Index of the first content delta among the stream's events.
+const FIRST_CONTENT: usize = 3;
+
+#[derive(Deserialize)]
+struct MessagesRequest<'a> {
+    #[serde(borrow, default)]
+    model: Option<Model<'a>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    mock: Option<Overrides>,
+}
+
+pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let incoming = match receive(&shared, request, Flavor::Anthropic).await {
+        Ok(incoming) => incoming,
+        Err(response) => return response,
+    };
+    let config = &shared.config;
+
+    let request: MessagesRequest<'_> = match serde_json::from_slice(&incoming.body) {
+        Ok(request) => request,
+        Err(e) => {
+            sleep_ms(config.delay_ms).await;
+            return error(
+                Flavor::Anthropic,
+                StatusCode::BAD_REQUEST,
+                &format!("mock: invalid request body: {e}"),
+                None,
+            );
+        }
+    };
+    let overrides = request.mock.as_ref();
+    let get =
+        |f: fn(&Overrides) -> Option<u64>, default: u64| overrides.and_then(f).unwrap_or(default);
+
+    let forced = match forced_status(
+        overrides.and_then(|o| o.status),
+        incoming.scripted,
+        incoming.n,
+        config,
+    ) {
+        Ok(forced) => forced,
+        Err(message) => return error(Flavor::Anthropic, StatusCode::BAD_REQUEST, message, None),
+    };
+
+    sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
+
+    if let Some(status) = forced {
+        let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
+        return error(Flavor::Anthropic, status, "mock error", retry_after);
+    }
+
+    let base = AnthropicUsage::from(config.usage);
+    let usage = match overrides {
+        Some(o) if o.no_usage => None,
+        Some(Overrides {
+            usage: Some(usage), ..
+        }) => Some(usage.apply(base)),
+        _ => Some(base),
+    };
+    let content = match overrides.and_then(|o| o.tool_use.as_ref()) {
+        Some(tool) => Content::ToolUse {
+            name: &tool.name,
+            input: serde_json::Value::Object(tool.input.clone()).to_string(),
+        },
+        None => Content::Text(
+            overrides
+                .and_then(|o| o.content.as_deref())
+                .unwrap_or(&config.content),
+        ),
+    };
+    let answer = Answer {
+        model: request.model.as_ref().map_or(DEFAULT_MODEL, |m| &m.0),
+        content,
+        usage,
+    };
+
+    if request.stream != Some(true) {
+        return with_content_type(Body::from(answer.json()), "application/json");
+    }
+
+    let chunks = overrides.and_then(|o| o.chunks).unwrap_or(config.chunks);
+    let cut_after = overrides.and_then(|o| o.cut_after);
+    let sent_chunks = cut_after.map_or(chunks, |cut| cut.min(chunks));
+    let events = answer
+        .events(chunks, sent_chunks, cut_after.is_none())
+        .into_iter()
+        .map(Bytes::from)
+        .collect();
+    let hang = if sent_chunks > 0 {
+        get(|o| o.hang_ms, 0)
+    } else {
+        0
+    };
+    sse::response(Script {
+        events,
+        chunk_delay: Duration::from_millis(get(|o| o.chunk_delay_ms, config.chunk_delay_ms)),
+        hang: Duration::from_millis(hang),
+        first_content: FIRST_CONTENT,
+        abort: cut_after.is_some(),
+    })
+}
