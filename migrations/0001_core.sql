@@ -73,10 +73,13 @@ DECLARE
 BEGIN
     IF to_regclass(part_name) IS NULL THEN
         EXECUTE format(
-            'CREATE TABLE %I PARTITION OF request_log FOR VALUES FROM (%L) TO (%L)',
+            'CREATE TABLE IF NOT EXISTS %I PARTITION OF request_log FOR VALUES FROM (%L) TO (%L)',
             part_name, to_char(first_day, 'YYYY-MM-DD') || ' 00:00:00+00',
             to_char(next_day, 'YYYY-MM-DD') || ' 00:00:00+00');
     END IF;
+EXCEPTION
+    -- Another gateway instance created it at the same moment.
+    WHEN duplicate_table OR unique_violation THEN NULL;
 END $$;
 
 CREATE INDEX request_log_team_time ON request_log (team_id, created_at);

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, JwtVerifier};
 use crate::config::Config;
+use crate::governance::{Clock, Governor, GovernorConfig, LocalShield, SystemClock};
 use crate::invalidation::{self, Invalidator};
 use crate::keys::KeyCache;
 use crate::ledger::{Ledger, LedgerWriter, WriterHandle};
@@ -51,6 +52,7 @@ pub struct App {
     tasks: TaskTracker,
     shutdown_grace: Duration,
     invalidation_listener: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
 }
 
 /// Installs the TLS crypto provider used for https upstreams (once per process).
@@ -60,6 +62,15 @@ pub fn init_tls() {
 
 impl App {
     pub async fn build(config: &Config) -> Result<App, StartError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`App::build`], with the clock that decides budget periods (tests cross a UTC
+    /// day boundary with it).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartError> {
         init_tls();
         let store = Store::connect(&config.database_url, 16)
             .await
@@ -69,24 +80,42 @@ impl App {
         }
         let redis = connect_redis(config.redis_url.expose()).await?;
         let prices = PriceTable::load_dir(&config.pricing.dir)?;
+        let prices = Arc::new(ArcSwap::from_pointee(prices));
         let routes = Routes::build(&config.deployments)?;
         let keys = Arc::new(KeyCache::new(store.clone(), config.key_cache.clone()));
+        let governance = &config.governance;
+        let governor = Arc::new(Governor::new(
+            redis.clone(),
+            GovernorConfig {
+                redis_prefix: governance.redis_prefix.clone(),
+                reservation_ttl: governance.reservation_ttl,
+                redis_timeout: governance.redis_timeout,
+            },
+            clock,
+            store.clone(),
+            LocalShield::new(governance.instance_rps, governance.key_rps),
+        ));
+        let pruner = tokio::spawn(prune_local_limits(governor.clone()));
         let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone());
         let tasks = TaskTracker::new();
         let proxy = ProxyState::new(ProxyInner {
             keys: keys.clone(),
             routes,
-            prices: Arc::new(ArcSwap::from_pointee(prices)),
+            prices: prices.clone(),
             allow_unpriced: config.pricing.allow_unpriced,
             ledger: ledger.clone(),
             tasks: tasks.clone(),
             max_body_bytes: config.max_body_bytes,
+            governor: governor.clone(),
+            governance: config.governance.clone(),
         });
         let admin = AdminState {
             store: store.clone(),
             keys: keys.clone(),
             jwt: Arc::new(JwtVerifier::hs256(&config.admin.jwt_secret)),
             invalidator: Invalidator::new(redis),
+            prices,
+            governor: governor.clone(),
         };
         let invalidation_listener = tokio::spawn(invalidation::listen(
             config.redis_url.expose().clone(),
@@ -101,6 +130,7 @@ impl App {
             tasks,
             shutdown_grace: config.shutdown_grace,
             invalidation_listener,
+            pruner,
         })
     }
 
@@ -154,6 +184,7 @@ impl App {
             tracing::warn!("in-flight requests still running at the end of the grace period");
         }
         self.invalidation_listener.abort();
+        self.pruner.abort();
         self.writer.shutdown(self.shutdown_grace).await;
     }
 }
@@ -168,9 +199,11 @@ async fn readyz(State(admin): State<AdminState>) -> (StatusCode, &'static str) {
 pub async fn connect_redis(url: &str) -> Result<deadpool_redis::Pool, StartError> {
     let mut config = deadpool_redis::Config::from_url(url);
     config.pool = Some(deadpool_redis::PoolConfig {
-        max_size: 64,
+        // Admission holds a connection for one script call; a burst of hundreds of
+        // concurrent requests queues here briefly rather than failing.
+        max_size: 256,
         timeouts: deadpool_redis::Timeouts {
-            wait: Some(Duration::from_secs(1)),
+            wait: Some(Duration::from_secs(2)),
             create: Some(Duration::from_secs(1)),
             recycle: Some(Duration::from_secs(1)),
         },
@@ -198,4 +231,14 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError>
             addr: addr.to_string(),
             source,
         })
+}
+
+/// Drops in-process limiter state of keys not seen recently, so memory does not grow with
+/// the number of keys ever used.
+async fn prune_local_limits(governor: Arc<Governor>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        governor.local().prune();
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::governance::ScopeKind;
 use crate::ids::KeyId;
 use crate::keys::KeyCache;
 
@@ -23,11 +24,19 @@ impl Invalidator {
     }
 
     pub async fn key_changed(&self, key: KeyId) {
+        self.publish(format!("key:{key}")).await;
+    }
+
+    pub async fn scope_changed(&self, kind: ScopeKind, id: uuid::Uuid) {
+        self.publish(format!("scope:{}:{id}", kind.as_str())).await;
+    }
+
+    async fn publish(&self, message: String) {
         let result = async {
             let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
             redis::cmd("PUBLISH")
                 .arg(CHANNEL)
-                .arg(format!("key:{key}"))
+                .arg(&message)
                 .query_async::<i64>(&mut conn)
                 .await
                 .map_err(|e| e.to_string())
@@ -35,7 +44,7 @@ impl Invalidator {
         .await;
         if let Err(e) = result {
             // Other instances still pick the change up when their cache entry expires.
-            tracing::warn!(key_id = %key, error = %e, "could not publish key invalidation");
+            tracing::warn!(message, error = %e, "could not publish an invalidation");
         }
     }
 }
@@ -63,13 +72,26 @@ async fn subscribe(redis_url: &str, keys: &KeyCache) -> redis::RedisResult<()> {
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: String = message.get_payload()?;
-        match payload
-            .strip_prefix("key:")
-            .and_then(|id| uuid::Uuid::parse_str(id).ok())
-        {
-            Some(id) => keys.invalidate_key(KeyId(id)),
-            None => keys.clear(),
-        }
+        apply(&payload, keys);
     }
     Ok(())
+}
+
+fn apply(message: &str, keys: &KeyCache) {
+    if let Some(id) = message
+        .strip_prefix("key:")
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+    {
+        return keys.invalidate_key(KeyId(id));
+    }
+    let scope = message
+        .strip_prefix("scope:")
+        .and_then(|rest| rest.split_once(':'));
+    match scope
+        .and_then(|(kind, id)| Some((ScopeKind::parse(kind)?, uuid::Uuid::parse_str(id).ok()?)))
+    {
+        Some((kind, id)) => keys.invalidate_scope(kind, id),
+        // An unknown message: forgetting everything is always safe.
+        None => keys.clear(),
+    }
 }

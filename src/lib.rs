@@ -6,11 +6,13 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod governance;
 pub mod ids;
 pub mod invalidation;
 pub mod keys;
 pub mod ledger;
 pub mod pricing;
+pub mod providers;
 pub mod proxy;
 pub mod store;
 pub mod telemetry;

@@ -4,17 +4,23 @@
 mod auth;
 mod error;
 mod keys;
+mod limits;
+mod params;
+mod pricing;
+mod requests;
+mod spend;
 mod teams;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use auth::{Claims, JwtVerifier, Role, mint};
 pub use error::AdminError;
 
+use crate::governance::{Governor, ScopeKind};
 use crate::ids::KeyId;
 use crate::invalidation::Invalidator;
 use crate::keys::KeyCache;
@@ -26,6 +32,9 @@ pub struct AdminState {
     pub keys: Arc<KeyCache>,
     pub jwt: Arc<JwtVerifier>,
     pub invalidator: Invalidator,
+    /// The live price table, the same snapshot the proxy reads.
+    pub prices: Arc<arc_swap::ArcSwap<crate::pricing::PriceTable>>,
+    pub governor: Arc<Governor>,
 }
 
 impl AdminState {
@@ -33,6 +42,12 @@ impl AdminState {
     pub async fn invalidate_key(&self, key: KeyId) {
         self.keys.invalidate_key(key);
         self.invalidator.key_changed(key).await;
+    }
+
+    /// Makes a change of a scope's limits visible on every instance.
+    pub async fn scope_changed(&self, kind: ScopeKind, id: uuid::Uuid) {
+        self.keys.invalidate_scope(kind, id);
+        self.invalidator.scope_changed(kind, id).await;
     }
 }
 
@@ -55,6 +70,17 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/admin/v1/keys/{id}", get(keys::show_key))
         .route("/admin/v1/keys/{id}/revoke", post(keys::revoke_key))
+        .route(
+            "/admin/v1/{scope}/{id}/limits",
+            put(limits::put_limits)
+                .get(limits::get_limits)
+                .delete(limits::delete_limits),
+        )
+        .route("/admin/v1/spend", get(spend::report))
+        .route("/admin/v1/spend/top", get(spend::top))
+        .route("/admin/v1/requests", get(requests::list))
+        .route("/admin/v1/pricing", get(pricing::list))
+        .route("/admin/v1/pricing/quote", post(pricing::quote))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -53,7 +53,26 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub ledger: LedgerConfig,
     pub key_cache: KeyCacheConfig,
+    pub governance: GovernanceConfig,
     pub deployments: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GovernanceConfig {
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// How long a reservation or concurrency slot outlives an instance that died holding it.
+    pub reservation_ttl: Duration,
+    /// Longest wait for Redis on the request path before the failure policy applies.
+    pub redis_timeout: Duration,
+    /// Output tokens a strict budget reserves for a request that sets no `max_tokens`.
+    pub default_max_output_tokens: u64,
+    /// Output tokens an `estimate`-mode budget reserves (at most the request's `max_tokens`).
+    pub estimate_output_tokens: u64,
+    /// Requests per second this instance accepts in all (checked before Redis).
+    pub instance_rps: Option<u32>,
+    /// Requests per second one key may send to this instance (checked before Redis).
+    pub key_rps: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,7 +300,36 @@ impl Validator<'_> {
                 ttl: Duration::from_secs(raw.key_cache.ttl_secs.unwrap_or(30)),
                 negative_ttl: Duration::from_secs(raw.key_cache.negative_ttl_secs.unwrap_or(5)),
             },
+            governance: self.governance(raw.governance)?,
             deployments,
+        })
+    }
+
+    fn governance(&self, raw: raw::RawGovernance) -> Result<GovernanceConfig, ConfigError> {
+        let prefix = raw.redis_prefix.unwrap_or_else(|| "tg".to_string());
+        if prefix.is_empty() || prefix.contains(['{', '}', ' ']) {
+            return Err(self.invalid(
+                "governance.redis_prefix",
+                format!("{prefix:?} is not a usable key prefix"),
+                "use letters, digits, `:`, `-` or `_`",
+            ));
+        }
+        let reservation_ttl = Duration::from_secs(raw.reservation_ttl_secs.unwrap_or(900));
+        if reservation_ttl.is_zero() {
+            return Err(self.invalid(
+                "governance.reservation_ttl_secs",
+                "must be greater than 0",
+                "set it above the longest request you expect (default 900)",
+            ));
+        }
+        Ok(GovernanceConfig {
+            redis_prefix: prefix,
+            reservation_ttl,
+            redis_timeout: Duration::from_millis(raw.redis_timeout_ms.unwrap_or(1000)),
+            default_max_output_tokens: raw.default_max_output_tokens.unwrap_or(16_384),
+            estimate_output_tokens: raw.estimate_output_tokens.unwrap_or(1_024),
+            instance_rps: raw.instance_rps,
+            key_rps: raw.key_rps,
         })
     }
 

@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub key_cache: RawKeyCache,
     #[serde(default)]
+    pub governance: RawGovernance,
+    #[serde(default)]
     pub deployments: Vec<RawDeployment>,
 }
 
@@ -57,6 +59,18 @@ pub struct RawLedger {
 pub struct RawKeyCache {
     pub ttl_secs: Option<u64>,
     pub negative_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGovernance {
+    pub redis_prefix: Option<String>,
+    pub reservation_ttl_secs: Option<u64>,
+    pub redis_timeout_ms: Option<u64>,
+    pub default_max_output_tokens: Option<u64>,
+    pub estimate_output_tokens: Option<u64>,
+    pub instance_rps: Option<u32>,
+    pub key_rps: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 
 use super::{KeyHash, KeyPolicy};
 use crate::config::KeyCacheConfig;
+use crate::governance::ScopeKind;
 use crate::ids::KeyId;
 use crate::store::Store;
 
@@ -92,6 +93,18 @@ impl KeyCache {
     pub fn invalidate_key(&self, key_id: KeyId) {
         self.entries.retain(|_, entry| match entry.cell.get() {
             Some(Some(policy)) => policy.key_id != key_id,
+            _ => true,
+        });
+    }
+
+    /// Forgets every key that belongs to a scope whose limits changed.
+    pub fn invalidate_scope(&self, kind: ScopeKind, id: uuid::Uuid) {
+        self.entries.retain(|_, entry| match entry.cell.get() {
+            Some(Some(policy)) => match kind {
+                ScopeKind::Key => policy.key_id.0 != id,
+                ScopeKind::Experiment => policy.experiment_id.map(|e| e.0) != Some(id),
+                ScopeKind::Team => policy.team_id.0 != id,
+            },
             _ => true,
         });
     }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
+use crate::governance::ScopeLimits;
 use crate::ids::{ExperimentId, KeyId, TeamId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,9 @@ pub struct KeyPolicy {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub experiment_ends_at: Option<DateTime<Utc>>,
+    /// Limits of the key, its experiment and its team, in that order (scopes without
+    /// limits are left out).
+    pub scopes: Vec<ScopeLimits>,
 }
 
 /// Why a known key may not be used right now (all answered with 403).
@@ -64,6 +68,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             experiment_ends_at: None,
+            scopes: Vec::new(),
         }
     }
 

@@ -37,6 +37,10 @@ pub struct ChatPeek<'a> {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptionsPeek>,
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
-//! `POST /v1/chat/completions`: authenticate, read what governance needs, forward, and
-//! record. The exchange with the upstream runs on a tracked task, so a client that hangs up
-//! does not stop its request from being recorded.
+//! `POST /v1/chat/completions`: authenticate, read what governance needs, admit, forward,
+//! record and settle. The exchange with the upstream runs on a tracked task, so a client
+//! that hangs up does not stop its request from being recorded and settled.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,12 +12,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::admission::{self, OutputCap};
 use super::body::{self, ChatPeek};
 use super::error::ApiError;
 use super::exchange::{Exchange, Outcome};
 use super::state::ProxyState;
 use super::upstream::{BodyReader, ChunkError};
 use super::{auth, stream, usage};
+use crate::governance::to_nanos_ceil;
+use crate::ledger::LedgerEvent;
 use crate::pricing::Usage;
 
 /// Upstream error bodies larger than this are not passed through whole.
@@ -37,7 +40,7 @@ pub async fn chat_completions(
         Err(e) => return e.into_response(),
     };
     let mut exchange = Exchange::new(policy, state.prices.load_full(), started);
-    let upstream_body = match prepare(&state, &mut exchange, body).await {
+    let upstream_body = match prepare_and_admit(&state, &mut exchange, body).await {
         Ok(upstream_body) => upstream_body,
         Err(e) => {
             state
@@ -55,13 +58,23 @@ pub async fn chat_completions(
         .unwrap_or_else(|_| ApiError::Internal.into_response())
 }
 
-/// Checks the request against the key and the routing table; returns the body to send
-/// upstream.
-async fn prepare(
+async fn prepare_and_admit(
     state: &ProxyState,
     exchange: &mut Exchange,
     body: Body,
 ) -> Result<Bytes, ApiError> {
+    let (upstream_body, cap) = prepare(state, exchange, body).await?;
+    exchange.ticket = admission::admit(state, exchange, &cap).await?;
+    Ok(upstream_body)
+}
+
+/// Checks the request against the key and the routing table; returns the body to send
+/// upstream and the output cap the client set.
+async fn prepare(
+    state: &ProxyState,
+    exchange: &mut Exchange,
+    body: Body,
+) -> Result<(Bytes, OutputCap), ApiError> {
     let bytes = body::read_limited(body, state.max_body_bytes).await?;
     exchange.body_len = bytes.len();
     let peek = ChatPeek::parse(&bytes)?;
@@ -89,12 +102,15 @@ async fn prepare(
         }
         tracing::warn!(model = %exchange.model, "serving an unpriced model at zero cost");
     }
+    let cap = OutputCap {
+        max_tokens: peek.max_completion_tokens.or(peek.max_tokens),
+    };
     let inject_usage = peek.is_stream() && !peek.client_wants_usage();
     if route.renames_model || inject_usage {
         let model = route.renames_model.then_some(route.upstream_model.as_str());
-        return body::rewrite(&bytes, model, inject_usage);
+        return Ok((body::rewrite(&bytes, model, inject_usage)?, cap));
     }
-    Ok(bytes)
+    Ok((bytes, cap))
 }
 
 async fn forward(
@@ -104,14 +120,13 @@ async fn forward(
     reply: oneshot::Sender<Response>,
 ) {
     let Some(route) = state.routes.get(&exchange.model) else {
-        let _ = reply.send(ApiError::Internal.into_response());
-        return;
+        return fail(&state, &exchange, ApiError::Internal, reply).await;
     };
     let upstream = Arc::clone(&route.upstream);
     exchange.upstream_started = Some(Instant::now());
     let response = match upstream.send_chat(body).await {
         Ok(response) => response,
-        Err(e) => return fail(&state, &exchange, e, reply),
+        Err(e) => return fail(&state, &exchange, e, reply).await,
     };
     let status = response.status();
     let is_event_stream = response
@@ -124,36 +139,35 @@ async fn forward(
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let mut reader = BodyReader::new(response, upstream.read_timeout);
+    let deployment = exchange.deployment.clone();
     let bytes = match reader.read_all(MAX_UPSTREAM_BODY).await {
         Ok(bytes) => bytes,
         Err(ChunkError::Timeout) => {
             return fail(
                 &state,
                 &exchange,
-                ApiError::UpstreamTimeout {
-                    deployment: exchange.deployment.clone(),
-                },
+                ApiError::UpstreamTimeout { deployment },
                 reply,
-            );
+            )
+            .await;
         }
         Err(ChunkError::Failed) => {
             return fail(
                 &state,
                 &exchange,
-                ApiError::UpstreamUnreachable {
-                    deployment: exchange.deployment.clone(),
-                },
+                ApiError::UpstreamUnreachable { deployment },
                 reply,
-            );
+            )
+            .await;
         }
     };
     if status.is_server_error() {
-        tracing::warn!(deployment = %exchange.deployment, status = status.as_u16(), "upstream server error");
+        tracing::warn!(deployment = %deployment, status = status.as_u16(), "upstream server error");
         let e = ApiError::UpstreamFailed {
-            deployment: exchange.deployment.clone(),
+            deployment,
             status: status.as_u16(),
         };
-        return fail(&state, &exchange, e, reply);
+        return fail(&state, &exchange, e, reply).await;
     }
     let (usage, estimated) = match usage::from_json_body(&bytes) {
         Some(usage) => (usage, false),
@@ -167,8 +181,6 @@ async fn forward(
         usage,
         usage_estimated: estimated,
     });
-    let cost = event.cost_usd;
-    state.ledger.record(event);
 
     // Upstream 4xx bodies pass through unchanged, with the upstream's status.
     let mut out = Response::new(Body::from(bytes));
@@ -177,11 +189,12 @@ async fn forward(
         out.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     if status.is_success()
-        && let Ok(value) = HeaderValue::try_from(cost.normalize().to_string())
+        && let Ok(value) = HeaderValue::try_from(event.cost_usd.normalize().to_string())
     {
         out.headers_mut().insert(COST_HEADER, value);
     }
     let _ = reply.send(with_request_id(out, &exchange));
+    record_and_settle(&state, &exchange, event).await;
 }
 
 /// A usage estimate for a response that reported none: the prompt from the request's size
@@ -194,11 +207,29 @@ pub fn estimate(exchange: &Exchange, output_tokens: u64) -> Usage {
     }
 }
 
-fn fail(state: &ProxyState, exchange: &Exchange, e: ApiError, reply: oneshot::Sender<Response>) {
-    state
-        .ledger
-        .record(exchange.event(Outcome::failed(e.status().as_u16(), e.code())));
+async fn fail(
+    state: &ProxyState,
+    exchange: &Exchange,
+    e: ApiError,
+    reply: oneshot::Sender<Response>,
+) {
+    let event = exchange.event(Outcome::failed(e.status().as_u16(), e.code()));
     let _ = reply.send(with_request_id(e.into_response(), exchange));
+    record_and_settle(state, exchange, event).await;
+}
+
+/// Hands the request's event to the ledger and settles its admission (the reservation
+/// becomes the actual cost). Runs after the response is handed over, off its critical path.
+pub async fn record_and_settle(state: &ProxyState, exchange: &Exchange, event: LedgerEvent) {
+    let tokens = event
+        .usage
+        .input_tokens
+        .saturating_add(event.usage.output_tokens);
+    let cost = to_nanos_ceil(event.cost_usd);
+    state.ledger.record(event);
+    if let Some(ticket) = &exchange.ticket {
+        state.governor.settle(ticket, tokens, cost).await;
+    }
 }
 
 pub fn with_request_id(mut response: Response, exchange: &Exchange) -> Response {

@@ -4,6 +4,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::governance::{Period, RateKind, ScopeKind};
 use crate::keys::KeyRefusal;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +27,29 @@ pub enum ApiError {
     UnknownModel(String),
     ModelNotPriced(String),
     NotFound,
-    /// PostgreSQL could not be asked about a key the cache had not seen.
+    /// PostgreSQL or Redis could not be asked, and the policy is to fail closed.
     BackendUnavailable,
+    BudgetExceeded {
+        scope: ScopeKind,
+        id: uuid::Uuid,
+        period: Period,
+        limit_usd: Decimal,
+    },
+    RateLimited {
+        scope: ScopeKind,
+        id: uuid::Uuid,
+        rate: RateKind,
+        limit: u64,
+        remaining: u64,
+        retry_after: Duration,
+    },
+    ConcurrencyLimited {
+        scope: ScopeKind,
+        id: uuid::Uuid,
+        limit: u64,
+    },
+    /// This instance's own ceiling (per instance or per key), checked before Redis.
+    InstanceLimited,
     UpstreamUnreachable {
         deployment: String,
     },
@@ -46,6 +72,10 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnknownModel(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::RateLimited { .. }
+            | ApiError::ConcurrencyLimited { .. }
+            | ApiError::InstanceLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UpstreamUnreachable { .. } | ApiError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -69,6 +99,17 @@ impl ApiError {
             ApiError::ModelNotPriced(_) => "model_not_priced",
             ApiError::NotFound => "not_found",
             ApiError::BackendUnavailable => "governance_unavailable",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
+            ApiError::RateLimited {
+                rate: RateKind::Requests,
+                ..
+            } => "rate_limit_requests",
+            ApiError::RateLimited {
+                rate: RateKind::Tokens,
+                ..
+            } => "rate_limit_tokens",
+            ApiError::ConcurrencyLimited { .. } => "concurrency_limit",
+            ApiError::InstanceLimited => "instance_rate_limit",
             ApiError::UpstreamUnreachable { .. } => "upstream_unreachable",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::UpstreamFailed { .. } => "upstream_error",
@@ -85,6 +126,10 @@ impl ApiError {
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)
             | ApiError::NotFound => "invalid_request_error",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
+            ApiError::RateLimited { .. }
+            | ApiError::ConcurrencyLimited { .. }
+            | ApiError::InstanceLimited => "rate_limit_error",
             ApiError::BackendUnavailable
             | ApiError::UpstreamUnreachable { .. }
             | ApiError::UpstreamTimeout { .. }
@@ -115,6 +160,25 @@ impl ApiError {
             ApiError::BackendUnavailable => {
                 "the gateway cannot reach its governance backend; try again shortly".into()
             }
+            ApiError::BudgetExceeded { scope, id, period, limit_usd } => format!(
+                "budget exceeded: the {} budget of ${} on {} {id} is spent",
+                period.as_str(),
+                limit_usd.normalize(),
+                scope.as_str()
+            ),
+            ApiError::RateLimited { scope, id, rate, limit, .. } => format!(
+                "rate limit reached: {} {id} allows {limit} {} per minute",
+                scope.as_str(),
+                match rate {
+                    RateKind::Requests => "requests",
+                    RateKind::Tokens => "tokens",
+                }
+            ),
+            ApiError::ConcurrencyLimited { scope, id, limit } => format!(
+                "concurrency limit reached: {} {id} allows {limit} requests in flight",
+                scope.as_str()
+            ),
+            ApiError::InstanceLimited => "this gateway instance is at its request ceiling; retry shortly".into(),
             ApiError::UpstreamUnreachable { deployment } => {
                 format!("could not reach the upstream for deployment `{deployment}`")
             }
@@ -155,6 +219,56 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        rate_limit_headers(&self, response.headers_mut());
         response
+    }
+}
+
+/// `Retry-After` and OpenAI's `x-ratelimit-*` headers on a 429.
+fn rate_limit_headers(error: &ApiError, headers: &mut axum::http::HeaderMap) {
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(name, value);
+        }
+    };
+    match error {
+        ApiError::RateLimited {
+            rate,
+            limit,
+            remaining,
+            retry_after,
+            ..
+        } => {
+            let kind = match rate {
+                RateKind::Requests => "requests",
+                RateKind::Tokens => "tokens",
+            };
+            // Whole seconds, rounded up, so a retry after it finds the bucket refilled.
+            set(
+                "retry-after",
+                retry_after.as_millis().div_ceil(1000).max(1).to_string(),
+            );
+            set(header_name("limit", kind), limit.to_string());
+            set(header_name("remaining", kind), remaining.to_string());
+            set(
+                header_name("reset", kind),
+                format!("{}ms", retry_after.as_millis()),
+            );
+        }
+        ApiError::ConcurrencyLimited { .. } | ApiError::InstanceLimited => {
+            set("retry-after", "1".into())
+        }
+        _ => {}
+    }
+}
+
+fn header_name(what: &str, kind: &str) -> &'static str {
+    match (what, kind) {
+        ("limit", "requests") => "x-ratelimit-limit-requests",
+        ("remaining", "requests") => "x-ratelimit-remaining-requests",
+        ("reset", "requests") => "x-ratelimit-reset-requests",
+        ("limit", _) => "x-ratelimit-limit-tokens",
+        ("remaining", _) => "x-ratelimit-remaining-tokens",
+        _ => "x-ratelimit-reset-tokens",
     }
 }

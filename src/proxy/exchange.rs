@@ -6,6 +6,7 @@ use std::time::Instant;
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 
+use crate::governance::Ticket;
 use crate::ids::RequestId;
 use crate::keys::KeyPolicy;
 use crate::ledger::LedgerEvent;
@@ -28,6 +29,8 @@ pub struct Exchange {
     pub client_wants_usage: bool,
     pub body_len: usize,
     pub upstream_started: Option<Instant>,
+    /// What admission took, to be settled when the request ends.
+    pub ticket: Option<Ticket>,
 }
 
 /// How a request ended, for the ledger.
@@ -67,6 +70,7 @@ impl Exchange {
             client_wants_usage: false,
             body_len: 0,
             upstream_started: None,
+            ticket: None,
         }
     }
 

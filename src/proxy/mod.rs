@@ -1,11 +1,13 @@
 //! The data plane: the OpenAI-compatible endpoints clients call. It touches no database for
 //! a key it has seen; per request the only network call is the upstream.
 
+mod admission;
 mod auth;
 mod body;
 mod chat;
 mod error;
 mod exchange;
+mod key_usage;
 mod models;
 mod sse;
 mod state;
@@ -28,6 +30,7 @@ pub fn router(state: ProxyState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(models::list_models))
+        .route("/v1/tollgate/usage", get(key_usage::key_usage))
         .fallback(|| async { ApiError::NotFound.into_response() })
         .with_state(state)
 }

@@ -6,6 +6,8 @@ use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
 use super::upstream::Routes;
+use crate::config::GovernanceConfig;
+use crate::governance::Governor;
 use crate::keys::KeyCache;
 use crate::ledger::Ledger;
 use crate::pricing::PriceTable;
@@ -24,6 +26,8 @@ pub struct ProxyInner {
     /// shutdown waits for them.
     pub tasks: TaskTracker,
     pub max_body_bytes: usize,
+    pub governor: Arc<Governor>,
+    pub governance: GovernanceConfig,
 }
 
 impl ProxyState {

@@ -8,7 +8,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::chat::{estimate, with_request_id};
+use super::chat::{estimate, record_and_settle, with_request_id};
 use super::exchange::{Exchange, Outcome};
 use super::sse::{SseSplitter, data_of};
 use super::state::ProxyState;
@@ -50,12 +50,13 @@ pub async fn relay(
     if reply.send(with_request_id(out, &exchange)).is_err() {
         // The client left before the headers; the upstream is dropped with `response`.
         let usage = estimate(&exchange, 0);
-        state.ledger.record(exchange.event(Outcome {
+        let outcome = Outcome {
             status: 499,
             error_type: Some("client_disconnected"),
             usage,
             usage_estimated: true,
-        }));
+        };
+        record_and_settle(&state, &exchange, exchange.event(outcome)).await;
         return;
     }
 
@@ -99,12 +100,13 @@ pub async fn relay(
         Some(usage) => (usage, false),
         None => (estimate(&exchange, scan.content_chunks), true),
     };
-    state.ledger.record(exchange.event(Outcome {
+    let event = exchange.event(Outcome {
         status,
         error_type,
         usage,
         usage_estimated,
-    }));
+    });
+    record_and_settle(&state, &exchange, event).await;
 }
 
 #[derive(Default)]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Store;
+use crate::governance::ScopeKind;
 use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::{KeyHash, KeyPolicy};
 
@@ -69,18 +70,26 @@ impl Store {
         .bind(hash.as_bytes())
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| {
-            Arc::new(KeyPolicy {
-                key_id: r.id,
-                team_id: r.team_id,
-                experiment_id: r.experiment_id,
-                prefix: r.key_prefix,
-                allowed_models: r.allowed_models.map(|m| m.into_iter().collect()),
-                expires_at: r.expires_at,
-                revoked_at: r.revoked_at,
-                experiment_ends_at: r.experiment_ends_at,
-            })
-        }))
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let mut scopes = vec![(ScopeKind::Key, r.id.0)];
+        if let Some(experiment) = r.experiment_id {
+            scopes.push((ScopeKind::Experiment, experiment.0));
+        }
+        scopes.push((ScopeKind::Team, r.team_id.0));
+        let scopes = self.limits_of(&scopes).await?;
+        Ok(Some(Arc::new(KeyPolicy {
+            key_id: r.id,
+            team_id: r.team_id,
+            experiment_id: r.experiment_id,
+            prefix: r.key_prefix,
+            allowed_models: r.allowed_models.map(|m| m.into_iter().collect()),
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            experiment_ends_at: r.experiment_ends_at,
+            scopes,
+        })))
     }
 
     /// Inserts keys that share owner and settings, all or none.

@@ -3,6 +3,9 @@
 
 mod keys;
 mod ledger;
+mod limits;
+mod requests;
+mod spend;
 mod teams;
 
 use std::time::Duration;
@@ -11,6 +14,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use keys::{KeyFilter, KeyRecord, NewKeyRecord};
+pub use requests::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
+pub use spend::{
+    SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
+    SpendTotals,
+};
 pub use teams::{Experiment, NewExperiment, Team};
 
 use crate::config::Secret;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mock_provider::{MockConfig, MockServer};
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 use tollgate::admin::{Claims, Role, mint};
 use tollgate::app::App;
 use tollgate::config::{Config, Secret};
+use tollgate::governance::{Clock, SystemClock};
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -55,6 +57,10 @@ pub struct Options {
     pub base_url: Option<String>,
     /// Extra `[ledger]` fields.
     pub ledger_extra: String,
+    /// Extra `[governance]` fields.
+    pub governance_extra: String,
+    pub redis_url: Option<String>,
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 pub struct TestApp {
@@ -105,6 +111,8 @@ dir = "{pricing}"
 [ledger]
 spill_dir = "{spill}"
 {ledger_extra}
+[governance]
+{governance_extra}
 [[deployments]]
 name = "mock"
 kind = "openai"
@@ -112,16 +120,20 @@ base_url = "{base_url}"
 {deployment_extra}
 models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "renamed" = {{ upstream = "upstream-name", price = "test-model" }}, "unpriced" = "no-such-price" }}
 "#,
-            redis = redis_url(),
+            redis = options.redis_url.unwrap_or_else(redis_url),
             extra = options.extra,
             pricing = fixture_pricing_dir().display(),
             spill = spill_dir.display(),
             base_url = options.base_url.unwrap_or_else(|| mock.base_url()),
             deployment_extra = options.deployment_extra,
             ledger_extra = options.ledger_extra,
+            governance_extra = options.governance_extra,
         );
         let config = Config::from_toml_str("test.toml", &toml, &|_| None).expect("test config");
-        let app = App::build(&config).await.expect("build app");
+        let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let app = App::build_with_clock(&config, clock)
+            .await
+            .expect("build app");
         let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let data_url = format!("http://{}", data.local_addr().unwrap());

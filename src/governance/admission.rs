@@ -1,0 +1,487 @@
+//! Admission and settlement against Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use redis::Script;
+
+use super::keys::ScopeKeys;
+use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
+use super::local::LocalShield;
+use super::period::{Clock, Period};
+use super::rebuild;
+use crate::ids::{RequestId, TeamId};
+use crate::store::Store;
+
+const ADMIT: &str = include_str!("lua/admit.lua");
+const SETTLE: &str = include_str!("lua/settle.lua");
+
+/// Budget keys live a week past their period, for inspection; then Redis forgets them.
+const BUDGET_KEY_GRACE_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct GovernorConfig {
+    pub redis_prefix: String,
+    /// How long a reservation or concurrency slot outlives an instance that died holding it.
+    pub reservation_ttl: Duration,
+    /// Longest wait for Redis on the request path before the failure policy applies.
+    pub redis_timeout: Duration,
+}
+
+/// What admission needs to know about a request.
+pub struct Admission<'a> {
+    pub request_id: RequestId,
+    pub team: TeamId,
+    pub scopes: &'a [ScopeLimits],
+    /// Tokens taken from tokens-per-minute buckets until settlement.
+    pub tokens_estimate: u64,
+    /// The most the request can cost (strict budgets reserve this), in nano-USD.
+    pub max_cost_nanos: i64,
+    /// The smaller reservation of `estimate`-mode budgets, in nano-USD.
+    pub estimated_cost_nanos: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateKind {
+    Requests,
+    Tokens,
+}
+
+/// Why admission refused, naming the scope and the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Budget {
+        kind: ScopeKind,
+        id: uuid::Uuid,
+        period: Period,
+        limit_nanos: i64,
+        committed_nanos: i64,
+    },
+    Rate {
+        kind: ScopeKind,
+        id: uuid::Uuid,
+        rate: RateKind,
+        limit: u64,
+        remaining: u64,
+        retry_after: Duration,
+    },
+    Concurrency {
+        kind: ScopeKind,
+        id: uuid::Uuid,
+        limit: u64,
+    },
+    /// Redis could not be reached and a scope fails closed.
+    Unavailable,
+}
+
+/// What settlement needs: the scopes and budget windows admission took from.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    request_id: RequestId,
+    team: TeamId,
+    scopes: Vec<TicketScope>,
+    tokens_estimate: u64,
+    /// Admitted under the in-process limiter while Redis was down: nothing to settle there.
+    local: bool,
+    /// Remaining requests/tokens on the first scope with such a limit, for response headers.
+    pub remaining: Option<(RateKind, u64, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct TicketScope {
+    kind: ScopeKind,
+    id: uuid::Uuid,
+    tpm: u64,
+    budget_labels: Vec<String>,
+}
+
+pub struct Governor {
+    redis: deadpool_redis::Pool,
+    admit: Script,
+    settle: Script,
+    config: GovernorConfig,
+    clock: Arc<dyn Clock>,
+    store: Store,
+    local: LocalShield,
+    rebuilding: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Governor {
+    pub fn new(
+        redis: deadpool_redis::Pool,
+        config: GovernorConfig,
+        clock: Arc<dyn Clock>,
+        store: Store,
+        local: LocalShield,
+    ) -> Governor {
+        Governor {
+            redis,
+            admit: Script::new(ADMIT),
+            settle: Script::new(SETTLE),
+            config,
+            clock,
+            store,
+            local,
+            rebuilding: DashMap::new(),
+        }
+    }
+
+    pub fn local(&self) -> &LocalShield {
+        &self.local
+    }
+
+    pub(super) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.config.redis_prefix
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks and takes everything the request needs on all its scopes. `Ok(None)` when no
+    /// scope carries a limit (nothing to take, no Redis round trip).
+    pub async fn admit(&self, request: &Admission<'_>) -> Result<Option<Ticket>, Refusal> {
+        let scopes: Vec<&ScopeLimits> = request
+            .scopes
+            .iter()
+            .filter(|s| !s.limits.is_empty())
+            .collect();
+        if scopes.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        // A budget counter Redis does not have is rebuilt from the ledger, then admission is
+        // tried again; two rounds are enough unless Redis is being flushed continuously.
+        for _ in 0..3 {
+            match self.try_admit(request, &scopes, now).await {
+                Ok(AdmitReply::Admitted(ticket)) => return Ok(Some(ticket)),
+                Ok(AdmitReply::Refused(refusal)) => return Err(refusal),
+                Ok(AdmitReply::NeedsInit(missing)) => {
+                    if let Err(e) = self.rebuild(request.team, &scopes, &missing, now).await {
+                        tracing::error!(error = %e, "budget counter rebuild failed");
+                        return Err(Refusal::Unavailable);
+                    }
+                }
+                Err(e) => return self.redis_failed(request, &scopes, &e),
+            }
+        }
+        Err(Refusal::Unavailable)
+    }
+
+    fn redis_failed(
+        &self,
+        request: &Admission<'_>,
+        scopes: &[&ScopeLimits],
+        error: &str,
+    ) -> Result<Option<Ticket>, Refusal> {
+        let fail_open = scopes
+            .iter()
+            .all(|s| s.limits.on_redis_failure == FailurePolicy::Open);
+        tracing::error!(error, fail_open, "governance backend unavailable");
+        if !fail_open {
+            return Err(Refusal::Unavailable);
+        }
+        // Fail-open scopes still hold each instance to their per-minute request limit.
+        for scope in scopes {
+            if let Some(rpm) = scope.limits.rpm
+                && !self.local.check_fail_open(scope.id, rpm)
+            {
+                return Err(Refusal::Rate {
+                    kind: scope.kind,
+                    id: scope.id,
+                    rate: RateKind::Requests,
+                    limit: u64::from(rpm),
+                    remaining: 0,
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+        }
+        Ok(Some(Ticket {
+            request_id: request.request_id,
+            team: request.team,
+            scopes: Vec::new(),
+            tokens_estimate: request.tokens_estimate,
+            local: true,
+            remaining: None,
+        }))
+    }
+
+    async fn try_admit(
+        &self,
+        request: &Admission<'_>,
+        scopes: &[&ScopeLimits],
+        now: DateTime<Utc>,
+    ) -> Result<AdmitReply, String> {
+        let mut invocation = self.admit.prepare_invoke();
+        invocation
+            .arg(request.request_id.to_string())
+            .arg(u64::try_from(self.config.reservation_ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(scopes.len());
+        let mut ticket_scopes = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            let keys = ScopeKeys::new(
+                &self.config.redis_prefix,
+                request.team,
+                scope.kind,
+                scope.id,
+            );
+            let limits = &scope.limits;
+            invocation
+                .key(keys.rpm())
+                .key(keys.tpm())
+                .key(keys.concurrency());
+            invocation
+                .arg(limits.rpm.unwrap_or(0))
+                .arg(limits.tpm.unwrap_or(0))
+                .arg(request.tokens_estimate)
+                .arg(limits.max_concurrent.unwrap_or(0))
+                .arg(limits.budgets.len());
+            let reserve = match limits.budget_mode {
+                BudgetMode::Strict => request.max_cost_nanos,
+                BudgetMode::Estimate => request.estimated_cost_nanos,
+            };
+            let mut labels = Vec::with_capacity(limits.budgets.len());
+            for budget in &limits.budgets {
+                let label = budget.period.label(now);
+                for key in keys.budget(&label) {
+                    invocation.key(key);
+                }
+                let ttl = match budget.period.window(now).1 {
+                    Some(end) => (end - now).num_seconds().max(1) + BUDGET_KEY_GRACE_SECS,
+                    None => 0,
+                };
+                invocation.arg(budget.limit_nanos()).arg(reserve).arg(ttl);
+                labels.push(label);
+            }
+            ticket_scopes.push(TicketScope {
+                kind: scope.kind,
+                id: scope.id,
+                tpm: limits.tpm.unwrap_or(0),
+                budget_labels: labels,
+            });
+        }
+        let mut conn = self.connection().await?;
+        let reply: Vec<redis::Value> = tokio::time::timeout(
+            self.config.redis_timeout,
+            invocation.invoke_async(&mut conn),
+        )
+        .await
+        .map_err(|_| "redis timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        parse_admit_reply(&reply, scopes, request, ticket_scopes)
+    }
+
+    async fn rebuild(
+        &self,
+        team: TeamId,
+        scopes: &[&ScopeLimits],
+        missing: &[(usize, usize)],
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let mut conn = self.connection().await?;
+        for &(s, b) in missing {
+            let (Some(scope), Some(budget)) = (
+                scopes.get(s),
+                scopes.get(s).and_then(|x| x.limits.budgets.get(b)),
+            ) else {
+                continue;
+            };
+            let keys = ScopeKeys::new(&self.config.redis_prefix, team, scope.kind, scope.id);
+            let [budget_key, ..] = keys.budget(&budget.period.label(now));
+            // One rebuild per counter at a time: a burst that finds the counter missing
+            // waits for the first request's ledger query instead of repeating it.
+            let lock = self
+                .rebuilding
+                .entry(budget_key.clone())
+                .or_default()
+                .clone();
+            let guard = lock.lock().await;
+            let result = rebuild::budget_counter(
+                &self.store,
+                &mut conn,
+                &budget_key,
+                scope.kind,
+                scope.id,
+                budget.period,
+                now,
+            )
+            .await;
+            drop(guard);
+            drop(lock);
+            self.rebuilding
+                .remove_if(&budget_key, |_, lock| Arc::strong_count(lock) == 1);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the reservations by the actual tokens and cost. Retries a few times: a
+    /// failure leaves the reservation to expire and the spend uncounted in Redis until the
+    /// counter is next rebuilt from the ledger.
+    pub async fn settle(&self, ticket: &Ticket, actual_tokens: u64, actual_cost_nanos: i64) {
+        if ticket.local {
+            return;
+        }
+        let mut invocation = self.settle.prepare_invoke();
+        let delta = i128::from(actual_tokens) - i128::from(ticket.tokens_estimate);
+        invocation
+            .arg(ticket.request_id.to_string())
+            .arg(ticket.scopes.len());
+        for scope in &ticket.scopes {
+            let keys = ScopeKeys::new(&self.config.redis_prefix, ticket.team, scope.kind, scope.id);
+            invocation.key(keys.tpm()).key(keys.concurrency());
+            invocation
+                .arg(scope.tpm)
+                .arg(delta.to_string())
+                .arg(scope.budget_labels.len());
+            for label in &scope.budget_labels {
+                for key in keys.budget(label) {
+                    invocation.key(key);
+                }
+                invocation.arg(actual_cost_nanos);
+            }
+        }
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1..=5 {
+            let result = async {
+                let mut conn = self.connection().await?;
+                invocation
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match result {
+                Ok(_) => return,
+                Err(e) if attempt == 5 => {
+                    tracing::error!(request_id = %ticket.request_id, error = %e, "settlement failed; the reservation will expire");
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+    }
+
+    /// A pooled connection. The pool's own timeouts apply: a short one to connect (so an
+    /// unreachable Redis is noticed at once) and a longer one to wait for a free connection
+    /// (so a burst queues instead of failing).
+    pub(super) async fn connection(&self) -> Result<deadpool_redis::Connection, String> {
+        self.redis.get().await.map_err(|e| e.to_string())
+    }
+}
+
+enum AdmitReply {
+    Admitted(Ticket),
+    Refused(Refusal),
+    NeedsInit(Vec<(usize, usize)>),
+}
+
+fn int(value: Option<&redis::Value>) -> i64 {
+    match value {
+        Some(redis::Value::Int(n)) => *n,
+        Some(redis::Value::BulkString(b)) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn text(value: Option<&redis::Value>) -> &str {
+    match value {
+        Some(redis::Value::BulkString(b)) => std::str::from_utf8(b).unwrap_or(""),
+        Some(redis::Value::SimpleString(s)) => s,
+        _ => "",
+    }
+}
+
+fn parse_admit_reply(
+    reply: &[redis::Value],
+    scopes: &[&ScopeLimits],
+    request: &Admission<'_>,
+    ticket_scopes: Vec<TicketScope>,
+) -> Result<AdmitReply, String> {
+    let index = |i: usize| {
+        usize::try_from(int(reply.get(i)))
+            .unwrap_or(0)
+            .saturating_sub(1)
+    };
+    match text(reply.first()) {
+        "ok" => {
+            let mut remaining = None;
+            for (i, scope) in scopes.iter().enumerate() {
+                let (rpm_left, tpm_left) = (int(reply.get(1 + 2 * i)), int(reply.get(2 + 2 * i)));
+                if remaining.is_none() {
+                    if let Some(rpm) = scope.limits.rpm {
+                        remaining =
+                            Some((RateKind::Requests, u64::from(rpm), rpm_left.max(0) as u64));
+                    } else if let Some(tpm) = scope.limits.tpm {
+                        remaining = Some((RateKind::Tokens, tpm, tpm_left.max(0) as u64));
+                    }
+                }
+            }
+            Ok(AdmitReply::Admitted(Ticket {
+                request_id: request.request_id,
+                team: request.team,
+                scopes: ticket_scopes,
+                tokens_estimate: request.tokens_estimate,
+                local: false,
+                remaining,
+            }))
+        }
+        "init" => {
+            let pairs = (1..reply.len())
+                .step_by(2)
+                .map(|i| (index(i), index(i + 1)))
+                .collect();
+            Ok(AdmitReply::NeedsInit(pairs))
+        }
+        "refused" => {
+            let scope = scopes
+                .get(index(1))
+                .ok_or("admission script named an unknown scope")?;
+            let (kind, id) = (scope.kind, scope.id);
+            let (a, b, c) = (int(reply.get(3)), int(reply.get(4)), int(reply.get(5)));
+            let refusal = match text(reply.get(2)) {
+                "budget" => {
+                    let budget = scope.limits.budgets.get(index(3)).ok_or("unknown budget")?;
+                    Refusal::Budget {
+                        kind,
+                        id,
+                        period: budget.period,
+                        limit_nanos: c,
+                        committed_nanos: b,
+                    }
+                }
+                "rpm" | "tpm" => Refusal::Rate {
+                    kind,
+                    id,
+                    rate: if text(reply.get(2)) == "rpm" {
+                        RateKind::Requests
+                    } else {
+                        RateKind::Tokens
+                    },
+                    limit: a.max(0) as u64,
+                    remaining: b.max(0) as u64,
+                    retry_after: Duration::from_millis(c.max(1) as u64),
+                },
+                "concurrency" => Refusal::Concurrency {
+                    kind,
+                    id,
+                    limit: a.max(0) as u64,
+                },
+                other => return Err(format!("admission script answered {other:?}")),
+            };
+            Ok(AdmitReply::Refused(refusal))
+        }
+        other => Err(format!("admission script answered {other:?}")),
+    }
+}

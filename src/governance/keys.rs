@@ -1,0 +1,36 @@
+//! Redis key names. Every key one request touches carries the team's id as its hash tag, so
+//! the scripts run unchanged on Redis Cluster and teams spread across shards.
+
+use super::limits::ScopeKind;
+use crate::ids::TeamId;
+
+pub struct ScopeKeys {
+    base: String,
+}
+
+impl ScopeKeys {
+    pub fn new(prefix: &str, team: TeamId, kind: ScopeKind, id: uuid::Uuid) -> ScopeKeys {
+        ScopeKeys {
+            base: format!("{prefix}:{{{team}}}:{}:{id}", kind.as_str()),
+        }
+    }
+
+    pub fn rpm(&self) -> String {
+        format!("{}:rpm", self.base)
+    }
+
+    pub fn tpm(&self) -> String {
+        format!("{}:tpm", self.base)
+    }
+
+    pub fn concurrency(&self) -> String {
+        format!("{}:conc", self.base)
+    }
+
+    /// The budget hash (`spent`, `reserved`), its reservation amounts and its reservation
+    /// expiries, for one period window (`label`).
+    pub fn budget(&self, label: &str) -> [String; 3] {
+        let b = format!("{}:b:{label}", self.base);
+        [b.clone(), format!("{b}:ra"), format!("{b}:rz")]
+    }
+}

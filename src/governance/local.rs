@@ -1,0 +1,65 @@
+//! In-process limits checked before Redis: a per-instance ceiling and a per-key ceiling
+//! that shield each instance (and Redis) from a runaway client, and the per-scope limiter
+//! used while Redis is down for scopes that fail open. Keyed state is pruned periodically so
+//! memory does not grow with the number of keys ever seen.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::ids::KeyId;
+
+pub struct LocalShield {
+    instance: Option<DefaultDirectRateLimiter>,
+    per_key: Option<DefaultKeyedRateLimiter<KeyId>>,
+    fail_open: DashMap<uuid::Uuid, Arc<DefaultDirectRateLimiter>>,
+}
+
+impl LocalShield {
+    /// `instance_rps` and `key_rps`: requests per second on this instance (None: no ceiling).
+    pub fn new(instance_rps: Option<u32>, key_rps: Option<u32>) -> LocalShield {
+        let quota = |rps: u32| NonZeroU32::new(rps).map(Quota::per_second);
+        LocalShield {
+            instance: instance_rps.and_then(quota).map(RateLimiter::direct),
+            per_key: key_rps.and_then(quota).map(RateLimiter::keyed),
+            fail_open: DashMap::new(),
+        }
+    }
+
+    /// False when this instance or this key is over its local ceiling.
+    pub fn check(&self, key: KeyId) -> bool {
+        self.instance.as_ref().is_none_or(|l| l.check().is_ok())
+            && self
+                .per_key
+                .as_ref()
+                .is_none_or(|l| l.check_key(&key).is_ok())
+    }
+
+    /// The fail-open limiter of one scope: its per-minute request limit, on this instance.
+    pub fn check_fail_open(&self, scope: uuid::Uuid, rpm: u32) -> bool {
+        let Some(rpm) = NonZeroU32::new(rpm) else {
+            return false;
+        };
+        let limiter = self
+            .fail_open
+            .entry(scope)
+            .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(rpm))))
+            .clone();
+        limiter.check().is_ok()
+    }
+
+    /// Drops state of keys not seen recently.
+    pub fn prune(&self) {
+        if let Some(per_key) = &self.per_key {
+            per_key.retain_recent();
+            per_key.shrink_to_fit();
+        }
+        self.fail_open.clear();
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.per_key.as_ref().map_or(0, |l| l.len())
+    }
+}

@@ -1,0 +1,145 @@
+-- tollgate admit v1
+-- Checks and takes, for every scope of a request at once, all or nothing: one request from
+-- the requests-per-minute bucket, the estimated tokens from the tokens-per-minute bucket, a
+-- concurrency slot, and a budget reservation. Money is integer nano-USD.
+--
+-- ARGV: request_id, reservation_ttl_ms, n_scopes, then per scope:
+--   rpm, tpm, tokens, max_concurrent, n_budgets, then per budget: limit, reserve, key_ttl_s
+-- KEYS per scope: rpm bucket, tpm bucket, concurrency zset, then per budget:
+--   budget hash (spent, reserved), reservation amounts hash, reservation expiry zset
+-- Buckets hold 1/60000-token units: a limit of L per minute refills L units per ms, so all
+-- arithmetic stays in integers.
+--
+-- Returns {"ok"} | {"refused", scope, kind, a, b, c} | {"init", scope, budget, ...}
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local request_id = ARGV[1]
+local ttl_ms = tonumber(ARGV[2])
+local n_scopes = tonumber(ARGV[3])
+
+local function bucket_level(key, limit)
+  local state = redis.call('HMGET', key, 't', 'ts')
+  local capacity = limit * 60000
+  local level = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if level == nil or ts == nil then
+    return capacity
+  end
+  local refilled = level + (now - ts) * limit
+  if refilled > capacity then refilled = capacity end
+  return refilled
+end
+
+local function purge_reservations(b_key, ra_key, rz_key)
+  local expired = redis.call('ZRANGEBYSCORE', rz_key, '-inf', now)
+  for _, id in ipairs(expired) do
+    local amount = tonumber(redis.call('HGET', ra_key, id))
+    if amount then
+      redis.call('HINCRBY', b_key, 'reserved', -amount)
+      redis.call('HDEL', ra_key, id)
+    end
+    redis.call('ZREM', rz_key, id)
+  end
+end
+
+-- Phase 1: check everything, take nothing.
+local scopes = {}
+local needs_init = {}
+local a, k = 4, 1
+for s = 1, n_scopes do
+  local scope = {
+    rpm = tonumber(ARGV[a]), tpm = tonumber(ARGV[a + 1]), tokens = tonumber(ARGV[a + 2]),
+    conc = tonumber(ARGV[a + 3]), n_budgets = tonumber(ARGV[a + 4]),
+    rpm_key = KEYS[k], tpm_key = KEYS[k + 1], conc_key = KEYS[k + 2], budgets = {}
+  }
+  a = a + 5
+  k = k + 3
+  for b = 1, scope.n_budgets do
+    scope.budgets[b] = {
+      limit = tonumber(ARGV[a]), reserve = tonumber(ARGV[a + 1]), key_ttl = tonumber(ARGV[a + 2]),
+      b_key = KEYS[k], ra_key = KEYS[k + 1], rz_key = KEYS[k + 2]
+    }
+    a = a + 3
+    k = k + 3
+  end
+  scopes[s] = scope
+
+  for b, budget in ipairs(scope.budgets) do
+    purge_reservations(budget.b_key, budget.ra_key, budget.rz_key)
+    local spent = redis.call('HGET', budget.b_key, 'spent')
+    if not spent then
+      table.insert(needs_init, s)
+      table.insert(needs_init, b)
+    else
+      local reserved = tonumber(redis.call('HGET', budget.b_key, 'reserved') or '0')
+      local committed = tonumber(spent) + reserved
+      if committed + budget.reserve > budget.limit then
+        return {'refused', s, 'budget', b, committed, budget.limit}
+      end
+    end
+  end
+  if scope.rpm > 0 then
+    scope.rpm_level = bucket_level(scope.rpm_key, scope.rpm)
+    if scope.rpm_level < 60000 then
+      local wait = math.ceil((60000 - scope.rpm_level) / scope.rpm)
+      return {'refused', s, 'rpm', scope.rpm, 0, wait}
+    end
+  end
+  if scope.tpm > 0 then
+    local need = math.min(scope.tokens, scope.tpm) * 60000
+    scope.tpm_need = need
+    scope.tpm_level = bucket_level(scope.tpm_key, scope.tpm)
+    if scope.tpm_level < need then
+      local wait = math.ceil((need - scope.tpm_level) / scope.tpm)
+      return {'refused', s, 'tpm', scope.tpm, math.floor(scope.tpm_level / 60000), wait}
+    end
+  end
+  if scope.conc > 0 then
+    redis.call('ZREMRANGEBYSCORE', scope.conc_key, '-inf', now)
+    local in_flight = redis.call('ZCARD', scope.conc_key)
+    if in_flight >= scope.conc then
+      return {'refused', s, 'concurrency', scope.conc, in_flight, 1000}
+    end
+  end
+end
+if #needs_init > 0 then
+  local reply = {'init'}
+  for _, v in ipairs(needs_init) do table.insert(reply, v) end
+  return reply
+end
+
+-- Phase 2: take everything.
+local expires = now + ttl_ms
+local reply = {'ok'}
+for _, scope in ipairs(scopes) do
+  if scope.rpm > 0 then
+    redis.call('HSET', scope.rpm_key, 't', scope.rpm_level - 60000, 'ts', now)
+    redis.call('PEXPIRE', scope.rpm_key, 120000)
+    table.insert(reply, math.floor((scope.rpm_level - 60000) / 60000))
+  else
+    table.insert(reply, -1)
+  end
+  if scope.tpm > 0 then
+    redis.call('HSET', scope.tpm_key, 't', scope.tpm_level - scope.tpm_need, 'ts', now)
+    redis.call('PEXPIRE', scope.tpm_key, 120000)
+    table.insert(reply, math.floor((scope.tpm_level - scope.tpm_need) / 60000))
+  else
+    table.insert(reply, -1)
+  end
+  if scope.conc > 0 then
+    redis.call('ZADD', scope.conc_key, expires, request_id)
+    redis.call('PEXPIRE', scope.conc_key, ttl_ms + 60000)
+  end
+  for _, budget in ipairs(scope.budgets) do
+    redis.call('HINCRBY', budget.b_key, 'reserved', budget.reserve)
+    redis.call('HSET', budget.ra_key, request_id, budget.reserve)
+    redis.call('ZADD', budget.rz_key, expires, request_id)
+    if budget.key_ttl > 0 then
+      redis.call('EXPIRE', budget.b_key, budget.key_ttl)
+      redis.call('EXPIRE', budget.ra_key, budget.key_ttl)
+      redis.call('EXPIRE', budget.rz_key, budget.key_ttl)
+    end
+  end
+end
+return reply

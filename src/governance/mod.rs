@@ -1,0 +1,24 @@
+//! Governance: rate limits, concurrency limits and budgets on every scope a request belongs
+//! to (key, experiment, team), enforced in Redis so they hold across every gateway instance.
+//!
+//! Admission is one Lua script call that checks and takes everything for all scopes at once
+//! (all or nothing); settlement is one more that replaces the reservation by the actual cost
+//! and tokens. Reservations and concurrency slots carry an expiry, so an instance that dies
+//! cannot pin a budget. See docs/governance.md for the guarantees and their bounds.
+
+mod admission;
+mod keys;
+mod limits;
+mod local;
+mod period;
+mod rebuild;
+mod usage;
+
+pub use admission::{Admission, Governor, GovernorConfig, RateKind, Refusal, Ticket};
+pub use limits::{
+    Budget, BudgetMode, FailurePolicy, Limits, NANOS_PER_USD, ScopeKind, ScopeLimits, nanos_to_usd,
+    to_nanos_ceil, to_nanos_floor,
+};
+pub use local::LocalShield;
+pub use period::{Clock, Period, SystemClock};
+pub use usage::{BudgetUsage, RateUsage, ScopeUsage};

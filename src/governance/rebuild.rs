@@ -1,0 +1,44 @@
+//! Rebuilding a budget counter Redis no longer has (restart without persistence, flush)
+//! from the ledger, before the scope admits traffic again, so a Redis restart never hands
+//! out a fresh budget.
+
+use chrono::{DateTime, Utc};
+
+use super::limits::{ScopeKind, to_nanos_ceil};
+use super::period::Period;
+use crate::store::Store;
+
+pub async fn budget_counter(
+    store: &Store,
+    conn: &mut deadpool_redis::Connection,
+    budget_key: &str,
+    kind: ScopeKind,
+    id: uuid::Uuid,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let exists: bool = redis::cmd("HEXISTS")
+        .arg(budget_key)
+        .arg("spent")
+        .query_async(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if exists {
+        return Ok(());
+    }
+    let (start, end) = period.window(now);
+    let spent = store
+        .spend_in_window(kind, id, start, end)
+        .await
+        .map_err(|e| e.to_string())?;
+    // HSETNX: if another instance rebuilt it first, keep theirs (and what was added since).
+    redis::cmd("HSETNX")
+        .arg(budget_key)
+        .arg("spent")
+        .arg(to_nanos_ceil(spent))
+        .query_async::<i64>(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(scope = kind.as_str(), %id, period = period.as_str(), "budget counter rebuilt from the ledger");
+    Ok(())
+}

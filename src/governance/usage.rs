@@ -1,0 +1,140 @@
+//! Reading a scope's current usage next to its limits (for `tollctl` and
+//! `GET /v1/tollgate/usage`). Reads only; nothing is taken.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::admission::Governor;
+use super::keys::ScopeKeys;
+use super::limits::{ScopeLimits, nanos_to_usd};
+use crate::ids::TeamId;
+
+#[derive(Debug, Serialize)]
+pub struct ScopeUsage {
+    pub scope: &'static str,
+    pub id: uuid::Uuid,
+    pub rpm: Option<RateUsage>,
+    pub tpm: Option<RateUsage>,
+    pub concurrency: Option<RateUsage>,
+    pub budgets: Vec<BudgetUsage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateUsage {
+    pub limit: u64,
+    /// Requests or tokens available now (for concurrency: free slots).
+    pub remaining: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BudgetUsage {
+    pub period: &'static str,
+    pub period_start: DateTime<Utc>,
+    pub period_end: Option<DateTime<Utc>>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub limit_usd: rust_decimal::Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub spent_usd: rust_decimal::Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub reserved_usd: rust_decimal::Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub remaining_usd: rust_decimal::Decimal,
+}
+
+impl Governor {
+    pub async fn usage(&self, team: TeamId, scope: &ScopeLimits) -> Result<ScopeUsage, String> {
+        let now = self.clock().now();
+        let keys = ScopeKeys::new(self.prefix(), team, scope.kind, scope.id);
+        let mut conn = self.connection().await?;
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let limits = &scope.limits;
+        let mut bucket =
+            async |key: String, limit: Option<u64>| -> Result<Option<RateUsage>, String> {
+                let Some(limit) = limit else { return Ok(None) };
+                let (level, ts): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("t")
+                    .arg("ts")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let capacity = i64::try_from(limit)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(60_000);
+                let level = match (level, ts) {
+                    (Some(level), Some(ts)) => {
+                        (level + (now_ms - ts) * i64::try_from(limit).unwrap_or(0)).min(capacity)
+                    }
+                    _ => capacity,
+                };
+                Ok(Some(RateUsage {
+                    limit,
+                    remaining: u64::try_from(level / 60_000).unwrap_or(0),
+                }))
+            };
+        let rpm = bucket(keys.rpm(), limits.rpm.map(u64::from)).await?;
+        let tpm = bucket(keys.tpm(), limits.tpm).await?;
+        let concurrency = match limits.max_concurrent {
+            None => None,
+            Some(limit) => {
+                let in_flight: u64 = redis::cmd("ZCOUNT")
+                    .arg(keys.concurrency())
+                    .arg(now_ms)
+                    .arg("+inf")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Some(RateUsage {
+                    limit: u64::from(limit),
+                    remaining: u64::from(limit).saturating_sub(in_flight),
+                })
+            }
+        };
+        let mut budgets = Vec::new();
+        for budget in &limits.budgets {
+            let [budget_key, ..] = keys.budget(&budget.period.label(now));
+            let (spent, reserved): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+                .arg(budget_key)
+                .arg("spent")
+                .arg("reserved")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let spent = match spent {
+                Some(spent) => nanos_to_usd(spent),
+                // Not in Redis (never used this period, or lost): the ledger knows.
+                None => {
+                    let (start, end) = budget.period.window(now);
+                    self.store()
+                        .spend_in_window(scope.kind, scope.id, start, end)
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            let reserved = nanos_to_usd(reserved.unwrap_or(0));
+            let (start, end) = budget.period.window(now);
+            budgets.push(BudgetUsage {
+                period: budget.period.as_str(),
+                period_start: start,
+                period_end: end,
+                limit_usd: budget.amount_usd,
+                spent_usd: spent,
+                reserved_usd: reserved,
+                remaining_usd: (budget.amount_usd - spent - reserved)
+                    .max(rust_decimal::Decimal::ZERO),
+            });
+        }
+        Ok(ScopeUsage {
+            scope: scope.kind.as_str(),
+            id: scope.id,
+            rpm,
+            tpm,
+            concurrency,
+            budgets,
+        })
+    }
+}

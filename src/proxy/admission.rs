@@ -1,0 +1,138 @@
+//! Turning a request into an admission (what it may use and cost at most) and a refusal
+//! into the client's answer.
+
+use rust_decimal::Decimal;
+
+use super::error::ApiError;
+use super::exchange::Exchange;
+use super::state::ProxyState;
+use super::usage::estimate_prompt_tokens;
+use crate::governance::{Admission, Refusal, Ticket, nanos_to_usd, to_nanos_ceil};
+use crate::pricing::{ModelPrice, Usage};
+
+/// What the request body says about its output.
+pub struct OutputCap {
+    /// `max_completion_tokens` or `max_tokens`, if the client set one.
+    pub max_tokens: Option<u64>,
+}
+
+pub async fn admit(
+    state: &ProxyState,
+    exchange: &Exchange,
+    cap: &OutputCap,
+) -> Result<Option<Ticket>, ApiError> {
+    let policy = &exchange.policy;
+    if !state.governor.local().check(policy.key_id) {
+        return Err(ApiError::InstanceLimited);
+    }
+    if policy.scopes.iter().all(|s| s.limits.is_empty()) {
+        return Ok(None);
+    }
+    let config = &state.governance;
+    let price = exchange
+        .prices
+        .price_at(&exchange.price_name, exchange.created_at);
+    let output_cap = cap.max_tokens.unwrap_or(config.default_max_output_tokens);
+    let prompt_estimate = estimate_prompt_tokens(exchange.body_len);
+    let admission = Admission {
+        request_id: exchange.request_id,
+        team: policy.team_id,
+        scopes: &policy.scopes,
+        tokens_estimate: prompt_estimate + cap.max_tokens.unwrap_or(config.estimate_output_tokens),
+        // A prompt has at most one token per byte of the body: an upper bound.
+        max_cost_nanos: price.map_or(0, |p| {
+            to_nanos_ceil(max_cost(p, exchange.body_len as u64, output_cap))
+        }),
+        estimated_cost_nanos: price.map_or(0, |p| {
+            let output = cap
+                .max_tokens
+                .unwrap_or(u64::MAX)
+                .min(config.estimate_output_tokens);
+            let usage = Usage {
+                input_tokens: prompt_estimate,
+                output_tokens: output,
+                ..Usage::default()
+            };
+            to_nanos_ceil(p.cost(&usage).total)
+        }),
+    };
+    state
+        .governor
+        .admit(&admission)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Budget {
+                kind,
+                id,
+                period,
+                limit_nanos,
+                ..
+            } => ApiError::BudgetExceeded {
+                scope: kind,
+                id,
+                period,
+                limit_usd: nanos_to_usd(limit_nanos),
+            },
+            Refusal::Rate {
+                kind,
+                id,
+                rate,
+                limit,
+                remaining,
+                retry_after,
+            } => ApiError::RateLimited {
+                scope: kind,
+                id,
+                rate,
+                limit,
+                remaining,
+                retry_after,
+            },
+            Refusal::Concurrency { kind, id, limit } => ApiError::ConcurrencyLimited {
+                scope: kind,
+                id,
+                limit,
+            },
+            Refusal::Unavailable => ApiError::BackendUnavailable,
+        })
+}
+
+/// The most `input` prompt tokens and `output` completion tokens can cost: every token at
+/// the dearest rate of its side (cache writes can cost more than plain input, reasoning more
+/// than plain output).
+fn max_cost(price: &ModelPrice, input: u64, output: u64) -> Decimal {
+    let rates = price.rates_for(input);
+    let input_rate = [
+        rates.input,
+        rates.cached_input,
+        rates.cache_write,
+        rates.cache_write_1h,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or_default();
+    let output_rate = rates.output.max(rates.reasoning);
+    (Decimal::from(input) * input_rate + Decimal::from(output) * output_rate)
+        / Decimal::from(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::PriceTable;
+
+    #[test]
+    fn max_cost_uses_the_dearest_rate_of_each_side() {
+        let table = PriceTable::from_toml_str(
+            "t.toml",
+            "provider = \"t\"\n[[models]]\nname = \"m\"\neffective_from = \"2020-01-01\"\ninput = \"2\"\noutput = \"10\"\ncache_write = \"2.5\"\nreasoning = \"15\"\n",
+        )
+        .unwrap();
+        let price = table.price_at("m", chrono::Utc::now()).unwrap();
+        // 1000 × 2.5 + 100 × 15 per 1M.
+        assert_eq!(
+            max_cost(price, 1000, 100),
+            "0.004".parse::<Decimal>().unwrap()
+        );
+    }
+}

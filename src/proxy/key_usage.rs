@@ -1,0 +1,37 @@
+//! `GET /v1/tollgate/usage`: a key holder's remaining budget and limits on every scope
+//! above its key (key, experiment, team), read with its own key.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::auth;
+use super::error::ApiError;
+use super::state::ProxyState;
+
+pub async fn key_usage(State(state): State<ProxyState>, headers: HeaderMap) -> Response {
+    let policy = match auth::authenticate(&state, &headers).await {
+        Ok(policy) => policy,
+        Err(e) => return e.into_response(),
+    };
+    let mut scopes = Vec::with_capacity(policy.scopes.len());
+    for scope in &policy.scopes {
+        match state.governor.usage(policy.team_id, scope).await {
+            Ok(usage) => scopes.push(json!({"limits": scope.limits, "usage": usage})),
+            Err(e) => {
+                tracing::warn!(error = %e, "usage read failed");
+                return ApiError::BackendUnavailable.into_response();
+            }
+        }
+    }
+    Json(json!({
+        "key_id": policy.key_id,
+        "key_prefix": policy.prefix,
+        "team_id": policy.team_id,
+        "experiment_id": policy.experiment_id,
+        "scopes": scopes,
+    }))
+    .into_response()
+}

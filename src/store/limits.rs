@@ -1,0 +1,185 @@
+//! Limits and budgets of teams, experiments and keys.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::Store;
+use crate::governance::{
+    Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits,
+};
+use crate::ids::TeamId;
+
+#[derive(sqlx::FromRow)]
+struct LimitsRow {
+    scope_kind: String,
+    scope_id: Uuid,
+    rpm: Option<i32>,
+    tpm: Option<i64>,
+    max_concurrent: Option<i32>,
+    budget_mode: String,
+    on_redis_failure: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct BudgetRow {
+    scope_kind: String,
+    scope_id: Uuid,
+    period: String,
+    amount_usd: Decimal,
+}
+
+impl Store {
+    /// The limits of the given scopes, in the order given; scopes without limits are left out.
+    pub async fn limits_of(
+        &self,
+        scopes: &[(ScopeKind, Uuid)],
+    ) -> Result<Vec<ScopeLimits>, sqlx::Error> {
+        let kinds: Vec<&str> = scopes.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: Vec<Uuid> = scopes.iter().map(|(_, id)| *id).collect();
+        let rows: Vec<LimitsRow> = sqlx::query_as(
+            "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure \
+             FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
+               ON l.scope_kind = s.kind AND l.scope_id = s.id",
+        )
+        .bind(&kinds)
+        .bind(&ids)
+        .fetch_all(self.pool())
+        .await?;
+        let budgets: Vec<BudgetRow> = sqlx::query_as(
+            "SELECT b.scope_kind, b.scope_id, b.period, b.amount_usd \
+             FROM scope_budgets b JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
+               ON b.scope_kind = s.kind AND b.scope_id = s.id ORDER BY b.period",
+        )
+        .bind(&kinds)
+        .bind(&ids)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for (kind, id) in scopes {
+            let Some(row) = rows
+                .iter()
+                .find(|r| r.scope_kind == kind.as_str() && r.scope_id == *id)
+            else {
+                continue;
+            };
+            let limits = Limits {
+                rpm: row.rpm.and_then(|v| u32::try_from(v).ok()),
+                tpm: row.tpm.and_then(|v| u64::try_from(v).ok()),
+                max_concurrent: row.max_concurrent.and_then(|v| u32::try_from(v).ok()),
+                budgets: budgets
+                    .iter()
+                    .filter(|b| b.scope_kind == row.scope_kind && b.scope_id == row.scope_id)
+                    .filter_map(|b| {
+                        Some(Budget {
+                            period: Period::parse(&b.period)?,
+                            amount_usd: b.amount_usd,
+                        })
+                    })
+                    .collect(),
+                budget_mode: if row.budget_mode == "estimate" {
+                    BudgetMode::Estimate
+                } else {
+                    BudgetMode::Strict
+                },
+                on_redis_failure: if row.on_redis_failure == "open" {
+                    FailurePolicy::Open
+                } else {
+                    FailurePolicy::Closed
+                },
+            };
+            out.push(ScopeLimits {
+                kind: *kind,
+                id: *id,
+                limits,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Replaces a scope's limits and budgets (one transaction).
+    pub async fn set_limits(
+        &self,
+        kind: ScopeKind,
+        id: Uuid,
+        team: TeamId,
+        limits: &Limits,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO scope_limits (scope_kind, scope_id, team_id, rpm, tpm, max_concurrent, budget_mode, on_redis_failure) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (scope_kind, scope_id) DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, \
+               max_concurrent = EXCLUDED.max_concurrent, budget_mode = EXCLUDED.budget_mode, \
+               on_redis_failure = EXCLUDED.on_redis_failure, updated_at = now()",
+        )
+        .bind(kind.as_str())
+        .bind(id)
+        .bind(team)
+        .bind(limits.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
+        .bind(limits.tpm.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+        .bind(limits.max_concurrent.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
+        .bind(match limits.budget_mode {
+            BudgetMode::Strict => "strict",
+            BudgetMode::Estimate => "estimate",
+        })
+        .bind(match limits.on_redis_failure {
+            FailurePolicy::Closed => "closed",
+            FailurePolicy::Open => "open",
+        })
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM scope_budgets WHERE scope_kind = $1 AND scope_id = $2")
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for budget in &limits.budgets {
+            sqlx::query("INSERT INTO scope_budgets (scope_kind, scope_id, period, amount_usd) VALUES ($1, $2, $3, $4)")
+                .bind(kind.as_str())
+                .bind(id)
+                .bind(budget.period.as_str())
+                .bind(budget.amount_usd)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn clear_limits(&self, kind: ScopeKind, id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM scope_limits WHERE scope_kind = $1 AND scope_id = $2")
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// What a scope spent in `[start, end)`, from the hourly rollups (periods start on whole
+    /// hours, so no partial hour is involved).
+    pub async fn spend_in_window(
+        &self,
+        kind: ScopeKind,
+        id: Uuid,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<Decimal, sqlx::Error> {
+        let query = match kind {
+            ScopeKind::Team => {
+                "SELECT COALESCE(sum(cost_usd), 0) FROM spend_hourly WHERE team_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"
+            }
+            ScopeKind::Experiment => {
+                "SELECT COALESCE(sum(cost_usd), 0) FROM spend_hourly WHERE experiment_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"
+            }
+            ScopeKind::Key => {
+                "SELECT COALESCE(sum(cost_usd), 0) FROM spend_hourly WHERE key_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"
+            }
+        };
+        sqlx::query_scalar(query)
+            .bind(id)
+            .bind(start)
+            .bind(end)
+            .fetch_one(self.pool())
+            .await
+    }
+}
