@@ -4,7 +4,9 @@ mod api;
 mod client;
 mod commands;
 mod duration;
+mod litellm;
 mod output;
+mod report;
 mod token;
 
 use std::process::ExitCode;
@@ -15,6 +17,9 @@ use clap::{Parser, Subcommand};
 use commands::Ctx;
 use commands::experiments::ExperimentsCmd;
 use commands::keys::KeysCmd;
+use commands::pricing::PricingCmd;
+use commands::requests::RequestsCmd;
+use commands::spend::SpendCmd;
 use commands::teams::TeamsCmd;
 use commands::token::TokenCmd;
 use output::Format;
@@ -66,6 +71,15 @@ enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Spend reports: totals by team, experiment, key, model, provider, day or hour.
+    #[command(subcommand)]
+    Spend(SpendCmd),
+    /// The per-request log.
+    #[command(subcommand)]
+    Requests(RequestsCmd),
+    /// Model prices: list, quote a usage, import LiteLLM's price map.
+    #[command(subcommand)]
+    Pricing(PricingCmd),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -98,6 +112,17 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Experiments(cmd) => commands::experiments::run(cmd, &ctx()?).await,
         Command::Keys(cmd) => commands::keys::run(cmd, &ctx()?).await,
         Command::Token(cmd) => commands::token::run(cmd),
+        Command::Spend(cmd) => commands::spend::run(cmd, &ctx()?).await,
+        Command::Requests(cmd) => commands::requests::run(cmd, &ctx()?).await,
+        Command::Pricing(cmd) => {
+            let format = cli.format;
+            let ctx = if commands::pricing::needs_api(&cmd) {
+                Some(ctx()?)
+            } else {
+                None
+            };
+            commands::pricing::run(cmd, ctx.as_ref(), format).await
+        }
     }
 }
 

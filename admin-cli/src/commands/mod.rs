@@ -2,6 +2,9 @@
 
 pub mod experiments;
 pub mod keys;
+pub mod pricing;
+pub mod requests;
+pub mod spend;
 pub mod teams;
 pub mod token;
 

@@ -1,0 +1,372 @@
+//! `tollctl requests tail`: the latest requests from `GET /admin/v1/requests`, and with
+//! `--follow` new ones as they are logged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use clap::Subcommand;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Ctx;
+use crate::duration;
+use crate::output::{self, Format};
+use crate::report::{self, Align};
+
+const POLL_EVERY: Duration = Duration::from_secs(2);
+const PAGE: &str = "1000";
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCmd {
+    /// The latest requests, oldest first; --follow keeps printing new ones (Ctrl-C stops).
+    Tail {
+        /// Only this team (id or name).
+        #[arg(long)]
+        team: Option<String>,
+        /// Only this experiment (id, or name within --team).
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Only this key (id).
+        #[arg(long)]
+        key: Option<String>,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only these statuses: a code (429), a class (5xx), `error` or `ok`.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many of the latest requests to show first (1 to 1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Keep polling every 2 s for new requests.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: how far back each poll looks for requests logged late. A request is
+        /// logged when it ends but ordered by when it started, so a long one appears behind
+        /// shorter ones; one that takes longer than this to finish is not shown.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+        lookback: TimeDelta,
+    },
+}
+
+/// One request; everything else the API sends is kept for `--format json`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct Row {
+    request_id: String,
+    created_at: String,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    data: Vec<Row>,
+    next: Option<String>,
+}
+
+const COLUMNS: [&str; 17] = [
+    "request_id",
+    "created_at",
+    "key_id",
+    "key_prefix",
+    "team_id",
+    "team_name",
+    "experiment_id",
+    "experiment_name",
+    "model",
+    "deployment",
+    "status",
+    "error_type",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+];
+
+const TABLE: [(&str, &str, Align); 10] = [
+    ("created_at", "TIME", Align::Left),
+    ("key_prefix", "KEY", Align::Left),
+    ("team_name", "TEAM", Align::Left),
+    ("experiment_name", "EXPERIMENT", Align::Left),
+    ("model", "MODEL", Align::Left),
+    ("status", "STATUS", Align::Left),
+    ("input_tokens", "IN", Align::Right),
+    ("output_tokens", "OUT", Align::Right),
+    ("cost_usd", "COST USD", Align::Right),
+    ("latency_ms", "MS", Align::Right),
+];
+
+impl Row {
+    fn field(&self, name: &str) -> Option<String> {
+        match name {
+            "request_id" => Some(self.request_id.clone()),
+            "created_at" => Some(self.created_at.clone()),
+            _ => match self.rest.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            },
+        }
+    }
+
+    fn cell(&self, name: &str) -> String {
+        let value = self.field(name);
+        match name {
+            "created_at" => value
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| {
+                    t.with_timezone(&Utc)
+                        .format("%Y-%m-%d %H:%M:%S%.3f")
+                        .to_string()
+                })
+                .or(value),
+            "team_name" => value.or_else(|| self.field("team_id")),
+            "key_prefix" => value.or_else(|| self.field("key_id")),
+            "status" => value.map(|s| match self.field("error_type") {
+                Some(e) => format!("{s} {e}"),
+                None => s,
+            }),
+            "input_tokens" | "output_tokens" | "latency_ms" => {
+                value.map(|v| report::group_digits(&v))
+            }
+            _ => value,
+        }
+        .unwrap_or_else(|| "-".to_owned())
+    }
+
+    fn created(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.created_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// Prints rows as they come: a table whose column widths are fixed by the first batch.
+struct Printer {
+    format: Format,
+    widths: Option<Vec<usize>>,
+    follow: bool,
+}
+
+impl Printer {
+    fn print(&mut self, rows: &[Row]) -> Result<()> {
+        let out = match self.format {
+            Format::Json if self.follow => {
+                // JSON Lines, so each request can be processed as it arrives.
+                let mut out = String::new();
+                for row in rows {
+                    out.push_str(&serde_json::to_string(row)?);
+                    out.push('\n');
+                }
+                out
+            }
+            Format::Json => output::json(rows)?,
+            Format::Csv => {
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        COLUMNS
+                            .iter()
+                            .map(|c| r.field(c).unwrap_or_default())
+                            .collect()
+                    })
+                    .collect();
+                let text = output::csv(&COLUMNS, &cells);
+                if self.widths.is_some() {
+                    // The header went out with the first batch.
+                    text.split_once('\n')
+                        .map(|(_, rest)| rest.to_owned())
+                        .unwrap_or_default()
+                } else {
+                    self.widths = Some(Vec::new());
+                    text
+                }
+            }
+            Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+            Format::Table => self.table(rows),
+        };
+        output::emit(&out)
+    }
+
+    fn table(&mut self, rows: &[Row]) -> String {
+        let align: Vec<Align> = TABLE.iter().map(|(_, _, a)| *a).collect();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| TABLE.iter().map(|(c, _, _)| r.cell(c)).collect())
+            .collect();
+        let mut out = String::new();
+        if self.widths.is_none() {
+            let mut widths: Vec<usize> = TABLE.iter().map(|(_, h, _)| h.len()).collect();
+            for row in &cells {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let headers: Vec<String> = TABLE.iter().map(|(_, h, _)| (*h).to_owned()).collect();
+            out.push_str(&report::line(&headers, &widths, &align));
+            out.push('\n');
+            self.widths = Some(widths);
+        }
+        let widths = self.widths.clone().unwrap_or_default();
+        for row in &cells {
+            let clean: Vec<String> = row
+                .iter()
+                .map(|c| {
+                    c.chars()
+                        .map(|ch| if ch.is_control() { ' ' } else { ch })
+                        .collect()
+                })
+                .collect();
+            out.push_str(&report::line(&clean, &widths, &align));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+pub async fn run(cmd: RequestsCmd, ctx: &Ctx) -> Result<()> {
+    let RequestsCmd::Tail {
+        team,
+        experiment,
+        key,
+        model,
+        status,
+        limit,
+        follow,
+        lookback,
+    } = cmd;
+    let filters = [
+        ("team", team.as_deref()),
+        ("experiment", experiment.as_deref()),
+        ("key", key.as_deref()),
+        ("model", model.as_deref()),
+        ("status", status.as_deref()),
+    ];
+    let limit = limit.to_string();
+    let mut query = filters.to_vec();
+    query.push(("limit", Some(&limit)));
+    let latest: Page = ctx.client.get(&["requests"], &query).await?;
+    let mut rows = latest.data;
+    rows.reverse();
+    let mut printer = Printer {
+        format: ctx.format,
+        widths: None,
+        follow,
+    };
+    if !follow {
+        if rows.is_empty() && ctx.format == Format::Table {
+            return output::emit("No requests.\n");
+        }
+        return printer.print(&rows);
+    }
+    if !rows.is_empty() {
+        printer.print(&rows)?;
+    }
+    let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let mut newest = back(Utc::now(), lookback);
+    remember(&mut seen, &mut newest, &rows);
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            () = tokio::time::sleep(POLL_EVERY) => {}
+        }
+        // Re-read the last `lookback` and print what was not printed yet: rows are ordered by
+        // when requests started but logged when they end, so new rows can land behind old ones.
+        let since = back(newest, lookback).to_rfc3339_opts(SecondsFormat::Micros, true);
+        let mut after: Option<String> = None;
+        let mut fresh = Vec::new();
+        loop {
+            let mut query = filters.to_vec();
+            query.extend([
+                ("order", Some("asc")),
+                ("from", Some(since.as_str())),
+                ("limit", Some(PAGE)),
+                ("after", after.as_deref()),
+            ]);
+            let page: Page = ctx.client.get(&["requests"], &query).await?;
+            fresh.extend(
+                page.data
+                    .into_iter()
+                    .filter(|r| !seen.contains_key(&r.request_id)),
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        if !fresh.is_empty() {
+            printer.print(&fresh)?;
+            remember(&mut seen, &mut newest, &fresh);
+        }
+        let horizon = back(newest, lookback);
+        seen.retain(|_, at| *at >= horizon);
+    }
+}
+
+/// `at - d`, or the epoch for an absurd `d`.
+fn back(at: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    at.checked_sub_signed(d).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+fn remember(seen: &mut HashMap<String, DateTime<Utc>>, newest: &mut DateTime<Utc>, rows: &[Row]) {
+    for row in rows {
+        let at = row.created().unwrap_or(*newest);
+        *newest = (*newest).max(at);
+        seen.insert(row.request_id.clone(), at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row() -> Row {
+        serde_json::from_value(json!({
+            "request_id": "r1", "created_at": "2026-11-01T12:00:01.250Z", "key_prefix": "tg-Ab",
+            "team_name": "research", "experiment_name": null, "model": "gpt-4o", "status": 429,
+            "error_type": "rate_limited", "input_tokens": 1200, "output_tokens": 0,
+            "cost_usd": "0", "latency_ms": 3, "extra": true
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn table_cells_are_readable() {
+        let r = row();
+        assert_eq!(r.cell("created_at"), "2026-11-01 12:00:01.250");
+        assert_eq!(r.cell("status"), "429 rate_limited");
+        assert_eq!(r.cell("experiment_name"), "-");
+        assert_eq!(r.cell("input_tokens"), "1,200");
+    }
+
+    #[test]
+    fn follow_tables_print_the_header_once() -> Result<()> {
+        let mut p = Printer {
+            format: Format::Table,
+            widths: None,
+            follow: true,
+        };
+        let first = p.table(&[row()]);
+        let second = p.table(&[row()]);
+        assert!(first.starts_with("TIME"));
+        assert_eq!(first.lines().count(), 2);
+        assert_eq!(second.lines().count(), 1);
+        assert_eq!(first.lines().nth(1), second.lines().next());
+        Ok(())
+    }
+
+    #[test]
+    fn json_keeps_unknown_fields() -> Result<()> {
+        let v = serde_json::to_value(row())?;
+        assert_eq!(v["extra"], true);
+        assert_eq!(v["request_id"], "r1");
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! Query-string parameters of the reporting routes: parsed by hand so that every mistake (an
+//! unknown or repeated parameter, a bad date, a team that does not exist) is a 400 or 404 in
+//! the API's error shape that names the parameter.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use uuid::Uuid;
+
+use super::AdminState;
+use super::error::AdminError;
+use super::teams::find_team;
+use crate::ids::{ExperimentId, KeyId, TeamId};
+
+/// The parameters of one request, each allowed once.
+pub struct Params {
+    values: HashMap<String, String>,
+}
+
+impl Params {
+    /// Checks every parameter against `allowed`.
+    pub fn new(
+        pairs: Vec<(String, String)>,
+        allowed: &[&'static str],
+    ) -> Result<Params, AdminError> {
+        let mut values = HashMap::new();
+        for (name, value) in pairs {
+            let Some(param) = allowed.iter().copied().find(|a| *a == name) else {
+                return Err(AdminError::BadRequest {
+                    message: format!(
+                        "unknown parameter `{name}` (this route takes: {})",
+                        allowed.join(", ")
+                    ),
+                    param: None,
+                });
+            };
+            if values.insert(name, value).is_some() {
+                return Err(AdminError::bad(
+                    param,
+                    format!("`{param}` is given more than once"),
+                ));
+            }
+        }
+        Ok(Params { values })
+    }
+
+    /// The trimmed value; an empty value counts as absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A time: RFC 3339 (any offset, converted to UTC) or a UTC date `YYYY-MM-DD` (midnight).
+    pub fn time(&self, param: &'static str) -> Result<Option<DateTime<Utc>>, AdminError> {
+        let Some(text) = self.get(param) else {
+            return Ok(None);
+        };
+        parse_time(text).map(Some).ok_or_else(|| {
+            AdminError::bad(
+                param,
+                format!(
+                    "`{param}` = {text:?} is not a time: use RFC 3339 (2026-11-01T00:00:00Z) or a UTC date (2026-11-01)"
+                ),
+            )
+        })
+    }
+
+    /// A whole number within `range`, or `default`.
+    pub fn number(
+        &self,
+        param: &'static str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, AdminError> {
+        let Some(text) = self.get(param) else {
+            return Ok(default);
+        };
+        text.parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                AdminError::bad(
+                    param,
+                    format!(
+                        "`{param}` must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    }
+
+    /// Both bounds of a `from` (inclusive) / `to` (exclusive) range, checked for order.
+    pub fn range(&self) -> Result<TimeRange, AdminError> {
+        let from = self.time("from")?;
+        let to = self.time("to")?;
+        if let (Some(from), Some(to)) = (from, to)
+            && to <= from
+        {
+            return Err(AdminError::bad(
+                "to",
+                format!("`to` ({to}) must be after `from` ({from}); `to` is exclusive"),
+            ));
+        }
+        Ok((from, to))
+    }
+
+    /// The team, experiment and key filters, resolved to ids. A team is an id or a name; an
+    /// experiment an id, or a name within `team`; a key an id. Naming something that does not
+    /// exist is a 404 rather than an empty report, so a typo is not mistaken for "no spend".
+    pub async fn scope(&self, state: &AdminState) -> Result<Scope, AdminError> {
+        let team = match self.get("team") {
+            Some(t) => Some(find_team(state, t).await?.id),
+            None => None,
+        };
+        let experiment = match self.get("experiment") {
+            None => None,
+            Some(e) => {
+                let found = match (Uuid::parse_str(e), team) {
+                    (Ok(id), _) => state.store.get_experiment(ExperimentId(id)).await?,
+                    (Err(_), Some(team)) => state.store.find_experiment(team, e).await?,
+                    (Err(_), None) => {
+                        return Err(AdminError::bad(
+                            "experiment",
+                            "`experiment` is not an id: give the experiment's id, or name its team in `team` too",
+                        ));
+                    }
+                };
+                let found =
+                    found.ok_or_else(|| AdminError::NotFound(format!("no experiment `{e}`")))?;
+                if team.is_some_and(|t| t != found.team_id) {
+                    return Err(AdminError::bad(
+                        "experiment",
+                        format!("experiment `{e}` does not belong to the team in `team`"),
+                    ));
+                }
+                Some(found.id)
+            }
+        };
+        let key = match self.get("key") {
+            None => None,
+            Some(k) => {
+                let id = Uuid::parse_str(k).map(KeyId).map_err(|_| {
+                    AdminError::bad(
+                        "key",
+                        format!("`key` = {k:?} is not a key id (`tollctl keys list` shows them)"),
+                    )
+                })?;
+                state
+                    .store
+                    .get_key(id)
+                    .await?
+                    .ok_or_else(|| AdminError::NotFound(format!("no key `{k}`")))?;
+                Some(id)
+            }
+        };
+        Ok(Scope {
+            team,
+            experiment,
+            key,
+        })
+    }
+}
+
+/// `from` (inclusive) and `to` (exclusive), each optional.
+pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+pub struct Scope {
+    pub team: Option<TeamId>,
+    pub experiment: Option<ExperimentId>,
+    pub key: Option<KeyId>,
+}
+
+/// RFC 3339 or `YYYY-MM-DD` (UTC midnight). A `+` offset that arrived unencoded in a query
+/// string reads as a space; it is put back.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Some((date, offset)) = text.rsplit_once(' ')
+        && let Ok(t) = DateTime::parse_from_rfc3339(&format!("{date}+{offset}"))
+    {
+        return Some(t.with_timezone(&Utc));
+    }
+    if text.len() == 10 {
+        return NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(NaiveTime::MIN).and_utc());
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_dates_in_utc() {
+        let at = |s: &str| parse_time(s).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2026-11-01").as_deref(),
+            Some("2026-11-01T00:00:00+00:00")
+        );
+        assert_eq!(
+            at("2026-11-01T02:00:00+02:00").as_deref(),
+            Some("2026-11-01T00:00:00+00:00")
+        );
+        assert_eq!(
+            at("2026-11-01T02:00:00 02:00").as_deref(),
+            Some("2026-11-01T00:00:00+00:00")
+        );
+        assert_eq!(
+            at("2026-11-01T00:00:00Z").as_deref(),
+            at("2026-11-01").as_deref()
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-11-1",
+            "2026-11-01T00:00",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused() {
+        let pairs = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert!(Params::new(pairs(&[("team", "a")]), &["team"]).is_ok());
+        assert!(Params::new(pairs(&[("grup_by", "a")]), &["group_by"]).is_err());
+        assert!(Params::new(pairs(&[("team", "a"), ("team", "b")]), &["team"]).is_err());
+        let p = Params::new(
+            pairs(&[("limit", " 7 "), ("model", " ")]),
+            &["limit", "model"],
+        )
+        .expect("valid");
+        assert_eq!(p.number("limit", 50, 1..=1000).ok(), Some(7));
+        assert_eq!(p.get("model"), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! The live price table: `GET /admin/v1/pricing` lists every entry with its history, and
+//! `POST /admin/v1/pricing/quote` prices a usage exactly as the gateway would.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AdminState;
+use super::error::AdminError;
+use super::params::{Params, parse_time};
+use crate::pricing::{CostBreakdown, ModelPrice, PriceTable, Rates, Usage};
+
+/// One entry as listed: the entry itself plus where it stands in its model's history.
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(flatten)]
+    price: &'a ModelPrice,
+    /// The next entry's `effective_from` (this one applies up to the day before), if any.
+    effective_until: Option<NaiveDate>,
+    /// `current` (in force now for its name or an alias), `scheduled` (starts later) or
+    /// `superseded`.
+    status: &'static str,
+    /// The names (name and aliases) this entry prices right now.
+    in_force_for: Vec<&'a str>,
+}
+
+fn entries<'a>(table: &'a PriceTable, now: DateTime<Utc>) -> Vec<Entry<'a>> {
+    // Every entry's successor in its name's history. Names are unique per model, so the
+    // history of a name is all entries with that name, across files.
+    let mut dates: HashMap<&str, Vec<NaiveDate>> = HashMap::new();
+    for price in table.models() {
+        dates
+            .entry(price.name.as_str())
+            .or_default()
+            .push(price.effective_from);
+    }
+    dates.values_mut().for_each(|d| d.sort_unstable());
+    table
+        .models()
+        .map(|price| {
+            let effective_until = dates
+                .get(price.name.as_str())
+                .and_then(|d| d.iter().find(|&&day| day > price.effective_from).copied());
+            let in_force_for: Vec<&str> = std::iter::once(&price.name)
+                .chain(&price.aliases)
+                .filter(|key| {
+                    table
+                        .price_at(key, now)
+                        .is_some_and(|p| std::ptr::eq(p, price))
+                })
+                .map(String::as_str)
+                .collect();
+            let status = if !in_force_for.is_empty() {
+                "current"
+            } else if price.effective_from > now.date_naive() {
+                "scheduled"
+            } else {
+                "superseded"
+            };
+            Entry {
+                price,
+                effective_until,
+                status,
+                in_force_for,
+            }
+        })
+        .collect()
+}
+
+/// `?model=` (a name or alias: that model's history) and `?provider=`.
+pub async fn list(
+    State(state): State<AdminState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, AdminError> {
+    let params = Params::new(pairs, &["model", "provider"])?;
+    let table = state.prices.load_full();
+    let model = params.get("model");
+    if let Some(model) = model
+        && !table.contains(model)
+    {
+        return Err(AdminError::NotFound(format!(
+            "no price for model `{model}`"
+        )));
+    }
+    let data: Vec<Entry<'_>> = entries(&table, Utc::now())
+        .into_iter()
+        .filter(|e| {
+            model.is_none_or(|m| e.price.name == m || e.price.aliases.iter().any(|a| a == m))
+        })
+        .filter(|e| params.get("provider").is_none_or(|p| e.price.provider == p))
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    model: String,
+    input_tokens: u64,
+    output_tokens: u64,
+    #[serde(default)]
+    cached_input_tokens: u64,
+    #[serde(default)]
+    cache_write_tokens: u64,
+    #[serde(default)]
+    cache_write_1h_tokens: u64,
+    #[serde(default)]
+    reasoning_tokens: u64,
+    /// RFC 3339 or `YYYY-MM-DD`; default now.
+    at: Option<String>,
+}
+
+/// The tokens each part of the breakdown charges (the subsets taken out of the totals).
+#[derive(Serialize)]
+struct BilledTokens {
+    input: u64,
+    cached_input: u64,
+    cache_write: u64,
+    cache_write_1h: u64,
+    output: u64,
+    reasoning: u64,
+}
+
+#[derive(Serialize)]
+struct Quote<'a> {
+    model: &'a str,
+    at: String,
+    usage: Usage,
+    entry: Entry<'a>,
+    /// The tier whose prices applied, or `null` for the base prices.
+    tier: Option<Value>,
+    rates: &'a Rates,
+    billed_tokens: BilledTokens,
+    cost: CostBreakdown,
+}
+
+pub async fn quote(
+    State(state): State<AdminState>,
+    Json(body): Json<QuoteRequest>,
+) -> Result<Json<Value>, AdminError> {
+    let at = match &body.at {
+        None => Utc::now(),
+        Some(text) => parse_time(text).ok_or_else(|| {
+            AdminError::bad(
+                "at",
+                format!("`at` = {text:?} is not a time: use RFC 3339 or YYYY-MM-DD"),
+            )
+        })?,
+    };
+    let table = state.prices.load_full();
+    let model = body.model.trim();
+    let Some(price) = table.price_at(model, at) else {
+        return Err(AdminError::NotFound(if table.contains(model) {
+            format!(
+                "model `{model}` has no price on {} (before its first entry)",
+                at.date_naive()
+            )
+        } else {
+            format!("no price for model `{model}`")
+        }));
+    };
+    let usage = Usage {
+        input_tokens: body.input_tokens,
+        cached_input_tokens: body.cached_input_tokens,
+        cache_write_tokens: body.cache_write_tokens,
+        cache_write_1h_tokens: body.cache_write_1h_tokens,
+        output_tokens: body.output_tokens,
+        reasoning_tokens: body.reasoning_tokens,
+    };
+    let rates = price.rates_for(usage.input_tokens);
+    let tier = price
+        .tiers
+        .iter()
+        .find(|t| std::ptr::eq(&t.rates, rates))
+        .map(|t| json!({"above_prompt_tokens": t.above_prompt_tokens}));
+    let entry = entries(&table, Utc::now())
+        .into_iter()
+        .find(|e| std::ptr::eq(e.price, price))
+        .ok_or(AdminError::Internal)?;
+    let mut cost = price.cost(&usage);
+    cost.total = cost.total.normalize();
+    let quote = Quote {
+        model,
+        at: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        usage,
+        entry,
+        tier,
+        rates,
+        billed_tokens: BilledTokens {
+            input: usage.uncached_input_tokens(),
+            cached_input: usage.cached_input_tokens,
+            cache_write: usage.cache_write_tokens,
+            cache_write_1h: usage.cache_write_1h_tokens,
+            output: usage.non_reasoning_output_tokens(),
+            reasoning: usage.reasoning_tokens,
+        },
+        cost,
+    };
+    serde_json::to_value(quote)
+        .map(Json)
+        .map_err(|_| AdminError::Internal)
+}

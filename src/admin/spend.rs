@@ -1,0 +1,374 @@
+//! Spend reports: `GET /admin/v1/spend` (grouped totals) and `GET /admin/v1/spend/top`
+//! (biggest spenders), as JSON or CSV, from the hourly rollups.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use serde_json::{Map, Value, json};
+
+use super::AdminState;
+use super::error::AdminError;
+use super::params::Params;
+use crate::store::{
+    SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
+    SpendTotals,
+};
+
+const FILTERS: [&str; 7] = [
+    "team",
+    "experiment",
+    "key",
+    "model",
+    "provider",
+    "from",
+    "to",
+];
+const MAX_TOP: i64 = 1000;
+
+pub async fn report(
+    State(state): State<AdminState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AdminError> {
+    let params = Params::new(
+        pairs,
+        &[&FILTERS[..], &["group_by", "order", "format"]].concat(),
+    )?;
+    let group_by = dimensions(&params, "group_by")?;
+    run(&state, &params, group_by, None).await
+}
+
+pub async fn top(
+    State(state): State<AdminState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, AdminError> {
+    let params = Params::new(
+        pairs,
+        &[&FILTERS[..], &["by", "limit", "order", "format"]].concat(),
+    )?;
+    let by = dimensions(&params, "by")?;
+    if by.is_empty() {
+        return Err(AdminError::bad(
+            "by",
+            format!("`by` is required: one or more of {}", dimension_names()),
+        ));
+    }
+    let limit = params.number("limit", 10, 1..=MAX_TOP)?;
+    run(&state, &params, by, Some(limit)).await
+}
+
+async fn run(
+    state: &AdminState,
+    params: &Params,
+    group_by: Vec<SpendDimension>,
+    limit: Option<i64>,
+) -> Result<Response, AdminError> {
+    let csv = match params.get("format") {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(AdminError::bad(
+                "format",
+                format!("`format` = {other:?}: use json or csv"),
+            ));
+        }
+    };
+    let order = order(params, &group_by)?;
+    let (from, to) = params.range()?;
+    for (param, time) in [("from", from), ("to", to)] {
+        if let Some(time) = time {
+            whole_hour(param, time)?;
+        }
+    }
+    let scope = params.scope(state).await?;
+    let filter = SpendFilter {
+        team: scope.team,
+        experiment: scope.experiment,
+        key: scope.key,
+        model: params.get("model").map(str::to_owned),
+        provider: params.get("provider").map(str::to_owned),
+        from,
+        to,
+    };
+    let query = SpendQuery {
+        group_by,
+        filter,
+        order,
+        limit,
+    };
+    let rows = state.store.spend_report(&query).await?;
+    let total = if limit.is_some() {
+        state.store.spend_total(&query.filter).await?
+    } else {
+        // Every group is here, so their sum is the total (exact: costs are decimals).
+        let mut total = SpendTotals::default();
+        rows.iter().for_each(|row| total.add(&row.totals));
+        total
+    };
+    if csv {
+        let body = to_csv(&query.group_by, &rows);
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
+    }
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|row| Value::Object(to_json(&query.group_by, row)))
+        .collect();
+    let mut body = json!({
+        "group_by": query.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
+        "from": from.map(rfc3339),
+        "to": to.map(rfc3339),
+        "data": data,
+        "total": total,
+    });
+    if let Some(limit) = limit {
+        body["limit"] = json!(limit);
+    }
+    Ok(Json(body).into_response())
+}
+
+fn dimension_names() -> String {
+    SpendDimension::ALL
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A comma-separated list of dimensions; repeats are dropped, order is kept.
+fn dimensions(params: &Params, param: &'static str) -> Result<Vec<SpendDimension>, AdminError> {
+    let mut dims = Vec::new();
+    for name in params.get(param).unwrap_or_default().split(',') {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let dim = SpendDimension::parse(name).ok_or_else(|| {
+            AdminError::bad(
+                param,
+                format!(
+                    "`{param}`: unknown dimension {name:?} (use {})",
+                    dimension_names()
+                ),
+            )
+        })?;
+        if !dims.contains(&dim) {
+            dims.push(dim);
+        }
+    }
+    Ok(dims)
+}
+
+/// `order=<total or grouped dimension>[.asc|.desc]`. Totals sort descending and dimensions
+/// ascending unless told otherwise.
+fn order(params: &Params, group_by: &[SpendDimension]) -> Result<SpendOrder, AdminError> {
+    let Some(text) = params.get("order") else {
+        return Ok(SpendOrder::default());
+    };
+    let (name, direction) = match text.rsplit_once('.') {
+        Some((name, "asc")) => (name, Some(false)),
+        Some((name, "desc")) => (name, Some(true)),
+        _ => (text, None),
+    };
+    let metrics = SpendMetric::ALL.map(|m| m.name()).join(", ");
+    if let Some(metric) = SpendMetric::parse(name) {
+        return Ok(SpendOrder {
+            key: SpendOrderKey::Metric(metric),
+            descending: direction.unwrap_or(true),
+        });
+    }
+    match SpendDimension::parse(name) {
+        Some(dim) if group_by.contains(&dim) => Ok(SpendOrder {
+            key: SpendOrderKey::Dimension(dim),
+            descending: direction.unwrap_or(false),
+        }),
+        Some(dim) => Err(AdminError::bad(
+            "order",
+            format!(
+                "`order`: the report is not grouped by {}; order by a total ({metrics}) or a grouped dimension",
+                dim.name()
+            ),
+        )),
+        None => Err(AdminError::bad(
+            "order",
+            format!(
+                "`order` = {text:?}: use a total ({metrics}) or a grouped dimension, optionally followed by .asc or .desc"
+            ),
+        )),
+    }
+}
+
+fn whole_hour(param: &'static str, time: DateTime<Utc>) -> Result<(), AdminError> {
+    if time.minute() == 0 && time.second() == 0 && time.nanosecond() == 0 {
+        return Ok(());
+    }
+    let hour = time
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(time);
+    Err(AdminError::bad(
+        param,
+        format!(
+            "`{param}` must be on a whole hour (reports are built from hourly rollups), e.g. {}",
+            rfc3339(hour)
+        ),
+    ))
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The columns each dimension contributes, in JSON and CSV alike.
+fn columns(dim: SpendDimension) -> &'static [&'static str] {
+    match dim {
+        SpendDimension::Team => &["team_id", "team_name"],
+        SpendDimension::Experiment => &["experiment_id", "experiment_name"],
+        SpendDimension::Key => &["key_id", "key_prefix"],
+        SpendDimension::Model => &["model"],
+        SpendDimension::Provider => &["provider"],
+        SpendDimension::Day => &["day"],
+        SpendDimension::Hour => &["hour"],
+    }
+}
+
+const TOTAL_COLUMNS: [&str; 9] = [
+    "requests",
+    "errors",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+];
+
+/// The values of a dimension's columns; `None` is JSON null / an empty CSV field.
+fn dimension_values(dim: SpendDimension, row: &SpendRow) -> Vec<Option<String>> {
+    let id = |id: Option<uuid::Uuid>| id.map(|id| id.to_string());
+    match dim {
+        SpendDimension::Team => vec![id(row.team_id.map(|t| t.0)), row.team_name.clone()],
+        SpendDimension::Experiment => vec![
+            id(row.experiment_id.map(|e| e.0)),
+            row.experiment_name.clone(),
+        ],
+        SpendDimension::Key => vec![id(row.key_id.map(|k| k.0)), row.key_prefix.clone()],
+        SpendDimension::Model => vec![row.model.clone()],
+        SpendDimension::Provider => vec![row.provider.clone()],
+        SpendDimension::Day => vec![row.day().map(|d| d.to_string())],
+        SpendDimension::Hour => vec![row.hour.map(rfc3339)],
+    }
+}
+
+fn total_values(totals: &SpendTotals) -> [String; 9] {
+    [
+        totals.requests.to_string(),
+        totals.errors.to_string(),
+        totals.input_tokens.to_string(),
+        totals.cached_input_tokens.to_string(),
+        totals.cache_write_tokens.to_string(),
+        totals.cache_write_1h_tokens.to_string(),
+        totals.output_tokens.to_string(),
+        totals.reasoning_tokens.to_string(),
+        totals.cost_usd.normalize().to_string(),
+    ]
+}
+
+fn to_json(group_by: &[SpendDimension], row: &SpendRow) -> Map<String, Value> {
+    let mut object = Map::new();
+    for dim in group_by {
+        for (column, value) in columns(*dim).iter().zip(dimension_values(*dim, row)) {
+            object.insert(
+                (*column).to_owned(),
+                value.map_or(Value::Null, Value::String),
+            );
+        }
+    }
+    if let Ok(Value::Object(totals)) = serde_json::to_value(row.totals) {
+        object.extend(totals);
+    }
+    object
+}
+
+fn to_csv(group_by: &[SpendDimension], rows: &[SpendRow]) -> String {
+    let mut header: Vec<&str> = group_by.iter().flat_map(|d| columns(*d)).copied().collect();
+    header.extend(TOTAL_COLUMNS);
+    let mut out = header.join(",");
+    out.push('\n');
+    for row in rows {
+        let mut fields: Vec<String> = group_by
+            .iter()
+            .flat_map(|d| dimension_values(*d, row))
+            .map(|v| csv_field(&v.unwrap_or_default()))
+            .collect();
+        fields.extend(total_values(&row.totals));
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// RFC 4180 quoting (with `\n` line ends): names may contain commas and quotes.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn row() -> SpendRow {
+        SpendRow {
+            team_id: Some(crate::ids::TeamId(uuid::Uuid::nil())),
+            team_name: Some("r&d, \"west\"".into()),
+            experiment_id: None,
+            experiment_name: None,
+            key_id: None,
+            key_prefix: None,
+            model: Some("gpt-4o".into()),
+            provider: None,
+            day: None,
+            hour: None,
+            totals: SpendTotals {
+                requests: 2,
+                cost_usd: "0.000000675".parse().unwrap(),
+                ..SpendTotals::default()
+            },
+        }
+    }
+
+    #[test]
+    fn csv_has_the_grouped_columns_then_the_totals() {
+        let csv = to_csv(
+            &[
+                SpendDimension::Team,
+                SpendDimension::Experiment,
+                SpendDimension::Model,
+            ],
+            &[row()],
+        );
+        assert_eq!(
+            csv,
+            "team_id,team_name,experiment_id,experiment_name,model,requests,errors,input_tokens,\
+             cached_input_tokens,cache_write_tokens,cache_write_1h_tokens,output_tokens,\
+             reasoning_tokens,cost_usd\n\
+             00000000-0000-0000-0000-000000000000,\"r&d, \"\"west\"\"\",,,gpt-4o,2,0,0,0,0,0,0,0,0.000000675\n"
+        );
+    }
+
+    #[test]
+    fn json_rows_carry_only_grouped_columns_and_money_as_strings() {
+        let object = to_json(&[SpendDimension::Experiment], &row());
+        assert_eq!(object["experiment_id"], Value::Null);
+        assert!(!object.contains_key("team_id"));
+        assert_eq!(object["cost_usd"], "0.000000675");
+        assert_eq!(object["requests"], 2);
+    }
+}
