@@ -34,10 +34,15 @@ fn event(cost: &str) -> LedgerEvent {
         error_type: None,
         streamed: false,
         usage_estimated: false,
-        usage: Usage { input_tokens: 7, output_tokens: 3, ..Usage::default() },
+        usage: Usage {
+            input_tokens: 7,
+            output_tokens: 3,
+            ..Usage::default()
+        },
         cost_usd: dec(cost),
         latency_ms: 1,
         upstream_latency_ms: Some(1),
+        attempts: 1,
     }
 }
 
@@ -51,9 +56,15 @@ async fn migrated_store() -> (Store, PgPool) {
 
 async fn totals(pool: &PgPool) -> (i64, Decimal, i64, Decimal) {
     let (log_rows, log_cost): (i64, Option<Decimal>) =
-        sqlx::query_as("SELECT count(*), sum(cost_usd) FROM request_log").fetch_one(pool).await.unwrap();
+        sqlx::query_as("SELECT count(*), sum(cost_usd) FROM request_log")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     let (rollup_requests, rollup_cost): (Option<Decimal>, Option<Decimal>) =
-        sqlx::query_as("SELECT sum(requests), sum(cost_usd) FROM spend_hourly").fetch_one(pool).await.unwrap();
+        sqlx::query_as("SELECT sum(requests), sum(cost_usd) FROM spend_hourly")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     (
         log_rows,
         log_cost.unwrap_or_default(),
@@ -63,18 +74,29 @@ async fn totals(pool: &PgPool) -> (i64, Decimal, i64, Decimal) {
 }
 
 fn ledger_config(spill_dir: PathBuf) -> LedgerConfig {
-    LedgerConfig { batch_size: 10, flush_interval: Duration::from_millis(5), max_in_memory: 20, spill_dir }
+    LedgerConfig {
+        batch_size: 10,
+        flush_interval: Duration::from_millis(5),
+        max_in_memory: 20,
+        spill_dir,
+    }
 }
 
 fn temp_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("tollgate-ledger-test-{}", uuid::Uuid::new_v4().simple()))
+    std::env::temp_dir().join(format!(
+        "tollgate-ledger-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 #[tokio::test]
 async fn a_retried_batch_never_counts_twice() {
     let (store, pool) = migrated_store().await;
     let events: Vec<LedgerEvent> = (0..25).map(|i| event(&format!("0.00000{i}1"))).collect();
-    store.ensure_request_log_partition(Utc::now().date_naive()).await.unwrap();
+    store
+        .ensure_request_log_partition(Utc::now().date_naive())
+        .await
+        .unwrap();
     store.insert_ledger_batch(&events).await.unwrap();
     store.insert_ledger_batch(&events).await.unwrap();
     store.insert_ledger_batch(&events[..5]).await.unwrap();
@@ -86,12 +108,16 @@ async fn a_retried_batch_never_counts_twice() {
 async fn events_survive_postgres_being_down_via_the_spill_file() {
     let spill_dir = temp_dir();
     // A store whose database does not answer: every write fails.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dead = PgPoolOptions::new()
         .acquire_timeout(Duration::from_millis(200))
         .connect_lazy(&format!("postgres://nobody:nothing@{closed}/nothing"))
         .unwrap();
-    let (ledger, writer) = LedgerWriter::spawn(Store::from_pool(dead), ledger_config(spill_dir.clone()));
+    let (ledger, writer) =
+        LedgerWriter::spawn(Store::from_pool(dead), ledger_config(spill_dir.clone()));
     let events: Vec<LedgerEvent> = (0..50).map(|_| event("0.000001")).collect();
     for e in &events {
         ledger.record(e.clone());
@@ -99,7 +125,10 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
     // Past the in-memory bound, events go to disk while PostgreSQL is down.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while ledger.stats().spilled.load(Ordering::Relaxed) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "nothing was spilled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was spilled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     writer.shutdown(Duration::from_millis(300)).await;
@@ -110,7 +139,10 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
 
     // The next start replays every spilled event into PostgreSQL, once.
     let (store, pool) = migrated_store().await;
-    let files: Vec<_> = std::fs::read_dir(&spill_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&spill_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(!files.is_empty());
     let copy = spill_dir.join("zz-copy.jsonl");
     std::fs::copy(&files[0], &copy).unwrap();
@@ -126,7 +158,11 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
     writer.shutdown(Duration::from_secs(5)).await;
     let expected = dec("0.000051");
     assert_eq!(totals(&pool).await, (51, expected, 51, expected));
-    assert_eq!(std::fs::read_dir(&spill_dir).unwrap().count(), 0, "replayed spill files are removed");
+    assert_eq!(
+        std::fs::read_dir(&spill_dir).unwrap().count(),
+        0,
+        "replayed spill files are removed"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +179,13 @@ async fn thousand_concurrent_requests_make_thousand_rows_and_matching_rollups() 
         // A spread of usages so the sum is not just 1000 × one price.
         body["mock"] = json!({"usage": {"prompt_tokens": 10 + i, "completion_tokens": 1 + i % 7}});
         requests.spawn(async move {
-            let response = http.post(url).bearer_auth(key).json(&body).send().await.unwrap();
+            let response = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), 200);
             dec(response.headers()["x-tollgate-cost-usd"].to_str().unwrap())
         });
@@ -156,7 +198,10 @@ async fn thousand_concurrent_requests_make_thousand_rows_and_matching_rollups() 
     let (rows, log_cost, rollup_requests, rollup_cost) = totals(&app.db).await;
     assert_eq!(rows, 1000);
     assert_eq!(rollup_requests, 1000);
-    assert_eq!(log_cost, charged, "the ledger holds what the clients were told");
+    assert_eq!(
+        log_cost, charged,
+        "the ledger holds what the clients were told"
+    );
     assert_eq!(rollup_cost, log_cost);
     let expected: Decimal = (0..1000u64)
         .map(|i| Decimal::from(10 + i) * dec("2.50") + Decimal::from(1 + i % 7) * dec("10.00"))
@@ -175,10 +220,16 @@ async fn shutdown_drains_the_queue() {
     .await;
     let key = app.key().await;
     for _ in 0..50 {
-        let response = app.chat(&key, json!({"model": "test-model", "messages": []})).await;
+        let response = app
+            .chat(&key, json!({"model": "test-model", "messages": []}))
+            .await;
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(totals(&app.db).await.0, 0, "nothing written before shutdown");
+    assert_eq!(
+        totals(&app.db).await.0,
+        0,
+        "nothing written before shutdown"
+    );
     app.stop().await;
     assert_eq!(totals(&app.db).await.0, 50);
 }

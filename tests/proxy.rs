@@ -335,7 +335,7 @@ async fn bad_requests_get_clear_errors() {
 #[tokio::test]
 async fn upstream_failures_map_to_gateway_errors() {
     let app = TestApp::spawn_with(Options {
-        deployment_extra: "request_timeout_ms = 300".into(),
+        deployment_extra: "first_byte_timeout_ms = 300".into(),
         ..Options::default()
     })
     .await;

@@ -1,36 +1,73 @@
-//! The official `openai` Python SDK against the gateway (content, usage, streaming, errors).
-//! `scripts/test.sh` installs the SDK into a virtualenv and points `TOLLGATE_TEST_PYTHON`
-//! at it.
+//! The official `openai` and `anthropic` Python SDKs against the gateway (content, usage,
+//! streaming, embeddings, models, messages, errors). `scripts/test.sh` installs both into a
+//! virtualenv and points `TOLLGATE_TEST_PYTHON` at it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::TestApp;
+use common::{Options, TestApp};
+use mock_provider::MockConfig;
 
-#[tokio::test]
-async fn the_official_openai_sdk_works_unchanged() {
-    let app = TestApp::spawn().await;
-    let key = app.key().await;
+/// A gateway serving `test-model` and `test-embed` from an OpenAI-compatible mock and
+/// `test-claude` from an Anthropic one.
+async fn gateway() -> TestApp {
+    let openai = mock_provider::spawn(MockConfig::default()).await.unwrap();
+    let anthropic = mock_provider::spawn(MockConfig::default()).await.unwrap();
+    TestApp::spawn_with(Options {
+        deployments: Some(format!(
+            r#"[[deployments]]
+name = "openai"
+kind = "openai"
+base_url = "{}"
+models = {{ "test-model" = "test-model", "test-embed" = "test-embed" }}
+
+[[deployments]]
+name = "claude"
+kind = "anthropic"
+base_url = "{}"
+models = {{ "test-claude" = "test-claude" }}
+"#,
+            openai.base_url(),
+            anthropic.base_url()
+        )),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn run_script(script: &'static str, env: Vec<(&'static str, String)>) {
     let python = std::env::var("TOLLGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
-    let base_url = format!("{}/v1", app.data_url);
     // Off the runtime's thread: the gateway under test runs on it.
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(&python)
             .arg(script)
-            .env("TOLLGATE_BASE_URL", base_url)
-            .env("TOLLGATE_KEY", &key)
+            .envs(env)
             .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {python}: {e} (run ./scripts/test.sh, which installs the SDK)")
-            })
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run ./scripts/test.sh, which installs the SDKs)"))
     })
     .await
     .unwrap();
     assert!(
         output.status.success(),
-        "openai SDK checks failed (is the SDK installed? ./scripts/test.sh installs it):\n{}\n{}",
+        "{script} failed (are the SDKs installed? ./scripts/test.sh installs them):\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn the_official_openai_sdk_works_unchanged() {
+    let app = gateway().await;
+    let key = app.key().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
+    run_script(script, vec![("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)), ("TOLLGATE_KEY", key)]).await;
+}
+
+#[tokio::test]
+async fn the_official_anthropic_sdk_works_unchanged() {
+    let app = gateway().await;
+    let key = app.key().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk.py");
+    // The anthropic SDK appends /v1/messages to its base URL.
+    run_script(script, vec![("TOLLGATE_ANTHROPIC_BASE_URL", app.data_url.clone()), ("TOLLGATE_KEY", key)]).await;
 }

@@ -12,6 +12,7 @@ mod body;
 mod chat;
 mod config;
 mod exchange;
+mod legacy;
 mod messages;
 mod sse;
 
@@ -100,6 +101,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::messages))
+        .route("/v1/embeddings", post(legacy::embeddings))
+        .route("/embeddings", post(legacy::embeddings))
+        .route("/v1/completions", post(legacy::completions))
+        .route("/completions", post(legacy::completions))
         .route("/messages", post(messages::messages))
         .route("/v1/models", get(models))
         .route("/models", get(models))

@@ -1,16 +1,16 @@
 //! Start-up configuration: `tollgate.toml` plus `TOLLGATE_*` environment overrides, validated
 //! once into [`Config`]. Every error names the file, the field and the fix.
 
+mod deployment;
 mod raw;
 mod secret;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
 pub use raw::RawConfig;
-use raw::{RawDeployment, RawModelRoute};
 pub use secret::Secret;
 
 /// Environment variables that override the file (product.md, "Operations").
@@ -54,7 +54,25 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub key_cache: KeyCacheConfig,
     pub governance: GovernanceConfig,
+    pub metrics: MetricsConfig,
+    pub routing: RoutingConfig,
     pub deployments: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    /// Longest time spent trying a model's deployments (attempts, fallbacks, retries) before
+    /// the first byte of an answer.
+    pub deadline: Duration,
+    /// `max_tokens` sent to Anthropic for an OpenAI-format request that sets none (Anthropic
+    /// requires it).
+    pub anthropic_default_max_tokens: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Label per-request metrics with the key id too (one series per key: off by default).
+    pub key_labels: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -107,44 +125,6 @@ pub struct KeyCacheConfig {
     pub negative_ttl: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// OpenAI or any OpenAI-compatible server (vLLM, Ollama, Azure-style base URLs).
-    OpenAi,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Deployment {
-    pub name: String,
-    pub kind: ProviderKind,
-    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    pub api_key: Option<Secret<String>>,
-    pub connect_timeout: Duration,
-    /// Longest wait for the upstream's response headers.
-    pub request_timeout: Duration,
-    /// Longest silence between two pieces of a response body.
-    pub read_timeout: Duration,
-    /// Public model name -> route.
-    pub models: HashMap<String, ModelRoute>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelRoute {
-    /// The model name sent upstream.
-    pub upstream: String,
-    /// The pricing entry that prices it.
-    pub price: String,
-}
-
 impl Config {
     /// Reads `path` and applies the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -170,13 +150,13 @@ impl Config {
     }
 }
 
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     file: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Validator<'_> {
-    fn invalid(
+    pub(crate) fn invalid(
         &self,
         field: &str,
         problem: impl Into<String>,
@@ -272,7 +252,7 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, d)| self.deployment(i, d))
             .collect::<Result<Vec<_>, _>>()?;
-        self.check_unique_models(&deployments)?;
+        self.check_unique_names(&deployments)?;
         Ok(Config {
             listen,
             admin_listen,
@@ -301,6 +281,13 @@ impl Validator<'_> {
                 negative_ttl: Duration::from_secs(raw.key_cache.negative_ttl_secs.unwrap_or(5)),
             },
             governance: self.governance(raw.governance)?,
+            metrics: MetricsConfig {
+                key_labels: raw.metrics.key_labels.unwrap_or(false),
+            },
+            routing: RoutingConfig {
+                deadline: Duration::from_millis(raw.routing.deadline_ms.unwrap_or(600_000)),
+                anthropic_default_max_tokens: raw.routing.anthropic_default_max_tokens.unwrap_or(4096),
+            },
             deployments,
         })
     }
@@ -331,110 +318,6 @@ impl Validator<'_> {
             instance_rps: raw.instance_rps,
             key_rps: raw.key_rps,
         })
-    }
-
-    fn deployment(&self, index: usize, raw: RawDeployment) -> Result<Deployment, ConfigError> {
-        let field = |name: &str| format!("deployments[{index}].{name}");
-        if raw.name.trim().is_empty() {
-            return Err(self.invalid(
-                &field("name"),
-                "is empty",
-                "give the deployment a name, e.g. \"openai\"",
-            ));
-        }
-        let kind = match raw.kind.as_str() {
-            "openai" => ProviderKind::OpenAi,
-            other => {
-                return Err(self.invalid(
-                    &field("kind"),
-                    format!("unknown provider kind {other:?}"),
-                    "use \"openai\" (any OpenAI-compatible server)",
-                ));
-            }
-        };
-        let base_url = raw.base_url.trim_end_matches('/').to_string();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(self.invalid(
-                &field("base_url"),
-                format!("{:?} is not an http(s) URL", raw.base_url),
-                "write it like \"https://api.openai.com/v1\"",
-            ));
-        }
-        let api_key = match raw.api_key_env {
-            None => None,
-            Some(var) => match (self.env)(&var).filter(|v| !v.is_empty()) {
-                Some(value) => Some(Secret::new(value)),
-                None => {
-                    return Err(self.invalid(
-                        &field("api_key_env"),
-                        format!("environment variable {var} is not set"),
-                        format!("export {var}=<provider key>, or remove api_key_env for a server without keys"),
-                    ));
-                }
-            },
-        };
-        if raw.models.is_empty() {
-            return Err(self.invalid(
-                &field("models"),
-                "no models",
-                "map at least one public model name, e.g. models = { \"gpt-4o-mini\" = \"gpt-4o-mini\" }",
-            ));
-        }
-        let models = raw
-            .models
-            .into_iter()
-            .map(|(public, route)| {
-                let route = match route {
-                    RawModelRoute::Upstream(upstream) => ModelRoute {
-                        price: upstream.clone(),
-                        upstream,
-                    },
-                    RawModelRoute::Detailed(d) => {
-                        let upstream = d.upstream.unwrap_or_else(|| public.clone());
-                        ModelRoute {
-                            price: d.price.unwrap_or_else(|| upstream.clone()),
-                            upstream,
-                        }
-                    }
-                };
-                (public, route)
-            })
-            .collect();
-        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
-        Ok(Deployment {
-            name: raw.name,
-            kind,
-            base_url,
-            api_key,
-            connect_timeout: ms(raw.connect_timeout_ms, 5_000),
-            request_timeout: ms(raw.request_timeout_ms, 600_000),
-            read_timeout: ms(raw.read_timeout_ms, 120_000),
-            models,
-        })
-    }
-
-    /// One public model name routes to one deployment until routing with fallbacks exists.
-    fn check_unique_models(&self, deployments: &[Deployment]) -> Result<(), ConfigError> {
-        let mut seen: HashMap<&str, &str> = HashMap::new();
-        for (i, d) in deployments.iter().enumerate() {
-            if let Some(prev) = deployments[..i].iter().find(|p| p.name == d.name) {
-                return Err(self.invalid(
-                    &format!("deployments[{i}].name"),
-                    format!("{:?} is used twice", prev.name),
-                    "give every deployment its own name",
-                ));
-            }
-            for model in d.models.keys() {
-                if let Some(other) = seen.insert(model, &d.name) {
-                    return Err(self.invalid(
-                        &format!("deployments[{i}].models"),
-                        format!("model {model:?} is also served by deployment {other:?}"),
-                        "serve each public model name from one deployment",
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -29,6 +29,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub governance: RawGovernance,
     #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
+    pub routing: RawRouting,
+    #[serde(default)]
     pub deployments: Vec<RawDeployment>,
 }
 
@@ -63,6 +67,12 @@ pub struct RawKeyCache {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub key_labels: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawGovernance {
     pub redis_prefix: Option<String>,
     pub reservation_ttl_secs: Option<u64>,
@@ -80,11 +90,32 @@ pub struct RawDeployment {
     pub kind: String,
     pub base_url: String,
     pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
+    pub weight: Option<u32>,
+    pub priority: Option<u32>,
     pub connect_timeout_ms: Option<u64>,
-    pub request_timeout_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
     pub read_timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    pub cooldown_ms: Option<u64>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModelRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    /// The environment variable holding the key.
+    pub env: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    pub deadline_ms: Option<u64>,
+    pub anthropic_default_max_tokens: Option<u64>,
 }
 
 /// `"gpt-4o" = "gpt-4o-2024-08-06"` or `"gpt-4o" = { upstream = "...", price = "..." }`.

@@ -116,10 +116,28 @@ fn errors_name_field_and_fix() {
 }
 
 #[test]
-fn a_model_served_twice_is_refused() {
+fn a_deployment_name_used_twice_is_refused() {
     let text = format!(
-        "{MINIMAL}\n[[deployments]]\nname = \"other\"\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = {{ \"fast\" = \"m\" }}\n"
+        "{MINIMAL}\n[[deployments]]\nname = \"mock\"\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = {{ \"fast\" = \"m\" }}\n"
     );
     let err = parse(&text, &env_of(&[])).unwrap_err().to_string();
-    assert!(err.contains("\"fast\""), "{err}");
+    assert!(err.contains("deployments[1].name") && err.contains("\"mock\""), "{err}");
+}
+
+#[test]
+fn key_pools_priorities_and_anthropic() {
+    let env = env_of(&[("K1", "sk-1"), ("K2", "sk-2")]);
+    let text = format!(
+        "{MINIMAL}\n[[deployments]]\nname = \"claude\"\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"\npriority = 1\nweight = 3\napi_keys = [{{ env = \"K1\", weight = 2 }}, {{ env = \"K2\" }}]\nmodels = {{ \"fast\" = \"claude-haiku-4-5\" }}\n"
+    );
+    let config = parse(&text, &env).unwrap();
+    let claude = &config.deployments[1];
+    assert_eq!(claude.kind, ProviderKind::Anthropic);
+    assert_eq!((claude.priority, claude.weight), (1, 3));
+    assert_eq!(claude.api_keys.iter().map(|k| k.weight).collect::<Vec<_>>(), vec![2, 1]);
+    assert!(!format!("{config:?}").contains("sk-1"));
+    let both = text.replace("api_keys = [", "api_key_env = \"K1\"\napi_keys = [");
+    assert!(parse(&both, &env).unwrap_err().to_string().contains("api_keys"));
+    let missing = text.replace("\"K2\"", "\"K3\"");
+    assert!(parse(&missing, &env).unwrap_err().to_string().contains("K3 is not set"));
 }

@@ -43,6 +43,14 @@ pub struct LedgerEvent {
     pub cost_usd: Decimal,
     pub latency_ms: u32,
     pub upstream_latency_ms: Option<u32>,
+    /// Upstream attempts (fallbacks and retries included); `deployment` answered.
+    #[serde(default = "one")]
+    pub attempts: u16,
+}
+
+/// Spill files written before `attempts` existed describe single attempts.
+fn one() -> u16 {
+    1
 }
 
 /// Counters for `/metrics` and tests.
@@ -69,12 +77,17 @@ pub struct Ledger {
     tx: mpsc::UnboundedSender<LedgerEvent>,
     stats: Arc<LedgerStats>,
     spill: Arc<spill::SpillFile>,
+    /// Label metrics with the key id (`metrics.key_labels`).
+    key_labels: bool,
 }
 
 impl Ledger {
     /// Queues an event. Never blocks and never drops: if the writer has already stopped
     /// (shutdown), the event goes straight to the spill file for the next start to replay.
+    /// Every event also feeds the request, token and spend metrics, so they count exactly
+    /// what the ledger counts.
     pub fn record(&self, event: LedgerEvent) {
+        crate::metrics::observe_event(&event, self.key_labels);
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::error::SendError(event)) = self.tx.send(event) {
             match self.spill.append(std::slice::from_ref(&event)) {
@@ -90,5 +103,12 @@ impl Ledger {
 
     pub fn stats(&self) -> &Arc<LedgerStats> {
         &self.stats
+    }
+
+    /// Adds the key id to the labels of the metrics fed from events (off by default: one
+    /// series per key can be a lot of series).
+    pub fn with_key_labels(mut self, key_labels: bool) -> Ledger {
+        self.key_labels = key_labels;
+        self
     }
 }

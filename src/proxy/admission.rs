@@ -16,10 +16,13 @@ pub struct OutputCap {
     pub max_tokens: Option<u64>,
 }
 
+/// Admits the request on all its scopes. `prices` are the prices of every deployment the
+/// request may end up on: the reservation covers the dearest.
 pub async fn admit(
     state: &ProxyState,
     exchange: &Exchange,
     cap: &OutputCap,
+    prices: &[&ModelPrice],
 ) -> Result<Option<Ticket>, ApiError> {
     let policy = &exchange.policy;
     if !state.governor.local().check(policy.key_id) {
@@ -29,32 +32,21 @@ pub async fn admit(
         return Ok(None);
     }
     let config = &state.governance;
-    let price = exchange
-        .prices
-        .price_at(&exchange.price_name, exchange.created_at);
     let output_cap = cap.max_tokens.unwrap_or(config.default_max_output_tokens);
     let prompt_estimate = estimate_prompt_tokens(exchange.body_len);
+    let estimate_output = cap.max_tokens.unwrap_or(u64::MAX).min(config.estimate_output_tokens);
+    let estimated_usage = Usage { input_tokens: prompt_estimate, output_tokens: estimate_output, ..Usage::default() };
+    let dearest = |cost: &dyn Fn(&ModelPrice) -> Decimal| {
+        prices.iter().map(|p| to_nanos_ceil(cost(p))).max().unwrap_or(0)
+    };
     let admission = Admission {
         request_id: exchange.request_id,
         team: policy.team_id,
         scopes: &policy.scopes,
         tokens_estimate: prompt_estimate + cap.max_tokens.unwrap_or(config.estimate_output_tokens),
         // A prompt has at most one token per byte of the body: an upper bound.
-        max_cost_nanos: price.map_or(0, |p| {
-            to_nanos_ceil(max_cost(p, exchange.body_len as u64, output_cap))
-        }),
-        estimated_cost_nanos: price.map_or(0, |p| {
-            let output = cap
-                .max_tokens
-                .unwrap_or(u64::MAX)
-                .min(config.estimate_output_tokens);
-            let usage = Usage {
-                input_tokens: prompt_estimate,
-                output_tokens: output,
-                ..Usage::default()
-            };
-            to_nanos_ceil(p.cost(&usage).total)
-        }),
+        max_cost_nanos: dearest(&|p| max_cost(p, exchange.body_len as u64, output_cap)),
+        estimated_cost_nanos: dearest(&|p| p.cost(&estimated_usage).total),
     };
     state
         .governor

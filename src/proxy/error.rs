@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
+use super::operation::Operation;
 use crate::governance::{Period, RateKind, ScopeKind};
 use crate::keys::KeyRefusal;
 
@@ -60,6 +61,16 @@ pub enum ApiError {
         deployment: String,
         status: u16,
     },
+    /// Every deployment of the model answered 429.
+    UpstreamRateLimited {
+        deployment: String,
+        retry_after: Option<Duration>,
+    },
+    /// The model's deployments cannot serve this endpoint (e.g. embeddings on Anthropic).
+    OperationNotServed {
+        model: String,
+        endpoint: &'static str,
+    },
     Internal,
 }
 
@@ -68,7 +79,10 @@ impl ApiError {
         match self {
             ApiError::MissingKey | ApiError::UnknownKey => StatusCode::UNAUTHORIZED,
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::MalformedBody { .. } | ApiError::ModelNotPriced(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedBody { .. } | ApiError::ModelNotPriced(_) | ApiError::OperationNotServed { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnknownModel(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -113,6 +127,8 @@ impl ApiError {
             ApiError::UpstreamUnreachable { .. } => "upstream_unreachable",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::UpstreamFailed { .. } => "upstream_error",
+            ApiError::UpstreamRateLimited { .. } => "upstream_rate_limited",
+            ApiError::OperationNotServed { .. } => "operation_not_supported",
             ApiError::Internal => "internal_error",
         }
     }
@@ -125,7 +141,9 @@ impl ApiError {
             | ApiError::BodyTooLarge { .. }
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)
+            | ApiError::OperationNotServed { .. }
             | ApiError::NotFound => "invalid_request_error",
+            ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
             ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::RateLimited { .. }
             | ApiError::ConcurrencyLimited { .. }
@@ -188,6 +206,12 @@ impl ApiError {
             ApiError::UpstreamFailed { deployment, status } => {
                 format!("the upstream for deployment `{deployment}` failed with HTTP {status}")
             }
+            ApiError::UpstreamRateLimited { deployment, .. } => {
+                format!("every upstream for this model is rate limited (last tried: deployment `{deployment}`)")
+            }
+            ApiError::OperationNotServed { model, endpoint } => {
+                format!("model `{model}` is not served on {endpoint} by any of its deployments")
+            }
             ApiError::Internal => "internal error".into(),
         }
     }
@@ -197,9 +221,34 @@ impl ApiError {
             ApiError::MalformedBody { param, .. } => *param,
             ApiError::ModelNotAllowed(_)
             | ApiError::UnknownModel(_)
-            | ApiError::ModelNotPriced(_) => Some("model"),
+            | ApiError::ModelNotPriced(_)
+            | ApiError::OperationNotServed { .. } => Some("model"),
             _ => None,
         }
+    }
+}
+
+impl ApiError {
+    /// The answer in the calling endpoint's dialect: Anthropic's error shape on
+    /// `/v1/messages` (what the `anthropic` SDK parses), OpenAI's everywhere else.
+    pub fn render(self, op: Operation) -> Response {
+        if !op.anthropic_errors() {
+            return self.into_response();
+        }
+        let kind = match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            400 | 402 => "invalid_request_error",
+            503 | 529 => "overloaded_error",
+            _ => "api_error",
+        };
+        let body = json!({"type": "error", "error": {"type": kind, "message": self.message()}});
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        rate_limit_headers(&self, response.headers_mut());
+        response
     }
 }
 
@@ -257,6 +306,10 @@ fn rate_limit_headers(error: &ApiError, headers: &mut axum::http::HeaderMap) {
         }
         ApiError::ConcurrencyLimited { .. } | ApiError::InstanceLimited => {
             set("retry-after", "1".into())
+        }
+        ApiError::UpstreamRateLimited { retry_after, .. } => {
+            let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));
+            set("retry-after", seconds.to_string())
         }
         _ => {}
     }

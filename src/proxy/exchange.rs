@@ -6,6 +6,7 @@ use std::time::Instant;
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 
+use super::routing::Candidate;
 use crate::governance::Ticket;
 use crate::ids::RequestId;
 use crate::keys::KeyPolicy;
@@ -31,6 +32,8 @@ pub struct Exchange {
     pub upstream_started: Option<Instant>,
     /// What admission took, to be settled when the request ends.
     pub ticket: Option<Ticket>,
+    /// Upstream attempts made (1 when the first deployment answered).
+    pub attempts: u16,
 }
 
 /// How a request ended, for the ledger.
@@ -71,7 +74,16 @@ impl Exchange {
             body_len: 0,
             upstream_started: None,
             ticket: None,
+            attempts: 0,
         }
+    }
+
+    /// Names the deployment being tried: the ledger records (and prices) whichever answered.
+    pub fn describe_candidate(&mut self, candidate: &Candidate) {
+        self.upstream_model.clone_from(&candidate.upstream_model);
+        self.deployment.clone_from(&candidate.upstream.name);
+        self.provider = candidate.upstream.kind.as_str();
+        self.price_name.clone_from(&candidate.price_name);
     }
 
     /// The exact cost of `usage` at the price in force when the request arrived
@@ -106,6 +118,7 @@ impl Exchange {
             usage: outcome.usage,
             latency_ms: millis(self.started),
             upstream_latency_ms: self.upstream_started.map(millis),
+            attempts: self.attempts.max(1),
         }
     }
 }

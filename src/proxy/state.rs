@@ -5,8 +5,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
-use super::upstream::Routes;
-use crate::config::GovernanceConfig;
+use super::routing::Routes;
+use crate::config::{GovernanceConfig, RoutingConfig};
 use crate::governance::Governor;
 use crate::keys::KeyCache;
 use crate::ledger::Ledger;
@@ -28,6 +28,7 @@ pub struct ProxyInner {
     pub max_body_bytes: usize,
     pub governor: Arc<Governor>,
     pub governance: GovernanceConfig,
+    pub routing: RoutingConfig,
 }
 
 impl ProxyState {

@@ -1,6 +1,10 @@
-//! Relaying a streamed (SSE) response: events go to the client as they arrive, usage is
-//! read on the way, the usage chunk the gateway asked for is kept from a client that did
-//! not, and the request is recorded however the stream ends.
+//! Relaying a streamed (SSE) response: events go to the client as they arrive, usage is read
+//! on the way, and the request is recorded and settled however the stream ends. What is
+//! forwarded depends on the dialect: OpenAI streams pass through (minus the usage chunk the
+//! gateway asked for on a client's behalf), Anthropic streams pass through, and Anthropic
+//! streams behind the OpenAI chat endpoint are translated event by event.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,13 +12,16 @@ use axum::response::Response;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::chat::{estimate, record_and_settle, with_request_id};
 use super::exchange::{Exchange, Outcome};
+use super::forward::estimate;
+use super::handler::{record_and_settle, with_request_id};
+use super::operation::Dialect;
 use super::sse::{SseSplitter, data_of};
 use super::state::ProxyState;
 use super::upstream::{BodyReader, ChunkError};
 use super::usage;
 use crate::pricing::Usage;
+use crate::providers::anthropic::{ChunkTranslator, StreamUsage};
 
 /// Pieces buffered between the upstream and a slow client before reading pauses.
 const CLIENT_BUFFER: usize = 32;
@@ -32,7 +39,8 @@ pub async fn relay(
     state: ProxyState,
     exchange: Exchange,
     response: reqwest::Response,
-    read_timeout: std::time::Duration,
+    read_timeout: Duration,
+    dialect: Dialect,
     reply: oneshot::Sender<Response>,
 ) {
     let (tx, rx) = mpsc::channel::<Piece>(CLIENT_BUFFER);
@@ -42,29 +50,18 @@ pub async fn relay(
     let mut out = Response::new(body);
     *out.status_mut() = StatusCode::OK;
     let headers = out.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if reply.send(with_request_id(out, &exchange)).is_err() {
         // The client left before the headers; the upstream is dropped with `response`.
         let usage = estimate(&exchange, 0);
-        let outcome = Outcome {
-            status: 499,
-            error_type: Some("client_disconnected"),
-            usage,
-            usage_estimated: true,
-        };
+        let outcome = Outcome { status: 499, error_type: Some("client_disconnected"), usage, usage_estimated: true };
         record_and_settle(&state, &exchange, exchange.event(outcome)).await;
         return;
     }
 
     let mut reader = BodyReader::new(response, read_timeout);
-    let mut scan = StreamScan {
-        hide_usage_chunk: !exchange.client_wants_usage,
-        ..StreamScan::default()
-    };
+    let mut transform = Transform::new(dialect, &exchange);
     let end = loop {
         let piece = tokio::select! {
             biased;
@@ -73,11 +70,12 @@ pub async fn relay(
         };
         match piece {
             Ok(Some(bytes)) => {
-                let forward = scan.push(bytes);
+                let forward = transform.push(bytes);
                 if !forward.is_empty() && tx.send(Ok(forward)).await.is_err() {
                     break End::ClientGone;
                 }
             }
+            Ok(None) if transform.upstream_error() => break End::UpstreamFailed,
             Ok(None) => break End::Complete,
             Err(ChunkError::Timeout) => break End::UpstreamTimeout,
             Err(ChunkError::Failed) => break End::UpstreamFailed,
@@ -91,34 +89,109 @@ pub async fn relay(
     };
     if matches!(end, End::UpstreamTimeout | End::UpstreamFailed) {
         // Cut the client's body too, so an interrupted stream cannot look complete.
-        let _ = tx
-            .send(Err(std::io::Error::other("upstream stream interrupted")))
-            .await;
+        let _ = tx.send(Err(std::io::Error::other("upstream stream interrupted"))).await;
     }
     drop(tx);
-    let (usage, usage_estimated) = match scan.usage {
+    let (mut usage, mut usage_estimated) = match transform.usage() {
         Some(usage) => (usage, false),
-        None => (estimate(&exchange, scan.content_chunks), true),
+        None => (estimate(&exchange, transform.content_events()), true),
     };
-    let event = exchange.event(Outcome {
-        status,
-        error_type,
-        usage,
-        usage_estimated,
-    });
+    // A stream cut short may have reported its usage before the end (Anthropic's
+    // message_start): what was produced since counts too, about a token per content event.
+    if !matches!(end, End::Complete) && transform.content_events() > usage.output_tokens {
+        usage.output_tokens = transform.content_events();
+        usage_estimated = true;
+    }
+    let event = exchange.event(Outcome { status, error_type, usage, usage_estimated });
     record_and_settle(&state, &exchange, event).await;
 }
 
+/// What happens to the upstream's bytes on the way to the client.
+enum Transform {
+    OpenAi(OpenAiScan),
+    Anthropic { splitter: SseSplitter, usage: StreamUsage, content_events: u64 },
+    Translate { splitter: SseSplitter, translator: ChunkTranslator },
+}
+
+impl Transform {
+    fn new(dialect: Dialect, exchange: &Exchange) -> Transform {
+        match dialect {
+            Dialect::OpenAi => Transform::OpenAi(OpenAiScan {
+                hide_usage_chunk: !exchange.client_wants_usage,
+                ..OpenAiScan::default()
+            }),
+            Dialect::Anthropic => {
+                Transform::Anthropic { splitter: SseSplitter::default(), usage: StreamUsage::default(), content_events: 0 }
+            }
+            Dialect::ChatViaAnthropic => Transform::Translate {
+                splitter: SseSplitter::default(),
+                translator: ChunkTranslator::new(&exchange.model, exchange.client_wants_usage),
+            },
+        }
+    }
+
+    /// Takes a piece of the upstream body; returns what to forward to the client.
+    fn push(&mut self, bytes: Bytes) -> Bytes {
+        match self {
+            Transform::OpenAi(scan) => scan.push(bytes),
+            Transform::Anthropic { splitter, usage, content_events } => {
+                for event in splitter.push(&bytes) {
+                    if let Some(data) = data_of(&event) {
+                        if memchr::memmem::find(&data, b"content_block_delta").is_some() {
+                            *content_events += 1;
+                        }
+                        usage.push(&data);
+                    }
+                }
+                // Native streams pass through exactly as they arrived.
+                bytes
+            }
+            Transform::Translate { splitter, translator } => {
+                let mut out = Vec::new();
+                for event in splitter.push(&bytes) {
+                    for piece in translator.push_sse_event(&event) {
+                        out.extend_from_slice(&piece);
+                    }
+                }
+                Bytes::from(out)
+            }
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            Transform::OpenAi(scan) => scan.usage,
+            Transform::Anthropic { usage, .. } => usage.usage(),
+            Transform::Translate { translator, .. } => translator.usage(),
+        }
+    }
+
+    fn content_events(&self) -> u64 {
+        match self {
+            Transform::OpenAi(scan) => scan.content_chunks,
+            Transform::Anthropic { content_events, .. } => *content_events,
+            Transform::Translate { translator, .. } => translator.content_events(),
+        }
+    }
+
+    /// The upstream reported an error inside the stream.
+    fn upstream_error(&self) -> bool {
+        match self {
+            Transform::Translate { translator, .. } => translator.error_type().is_some(),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Default)]
-struct StreamScan {
+struct OpenAiScan {
     splitter: SseSplitter,
     hide_usage_chunk: bool,
     usage: Option<Usage>,
     content_chunks: u64,
 }
 
-impl StreamScan {
-    /// Takes a piece of the upstream body; returns what to forward to the client.
+impl OpenAiScan {
     fn push(&mut self, bytes: Bytes) -> Bytes {
         let events = self.splitter.push(&bytes);
         let mut keep = Vec::with_capacity(events.len());
@@ -156,11 +229,8 @@ data: {\"choices\":[{\"delta\":{\"content\":\"ng\"}}]}\n\n\
 data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\n\
 data: [DONE]\n\n";
 
-    fn run(hide: bool, cut: usize) -> (Vec<u8>, StreamScan) {
-        let mut scan = StreamScan {
-            hide_usage_chunk: hide,
-            ..StreamScan::default()
-        };
+    fn run(hide: bool, cut: usize) -> (Vec<u8>, OpenAiScan) {
+        let mut scan = OpenAiScan { hide_usage_chunk: hide, ..OpenAiScan::default() };
         let mut out = scan.push(Bytes::copy_from_slice(&STREAM[..cut])).to_vec();
         out.extend_from_slice(&scan.push(Bytes::copy_from_slice(&STREAM[cut..])));
         (out, scan)
@@ -172,11 +242,7 @@ data: [DONE]\n\n";
             let (out, scan) = run(true, cut);
             let text = String::from_utf8(out).unwrap();
             assert!(!text.contains("usage"), "{text}");
-            assert!(
-                text.contains("\"po\"")
-                    && text.contains("\"ng\"")
-                    && text.ends_with("data: [DONE]\n\n")
-            );
+            assert!(text.contains("\"po\"") && text.contains("\"ng\"") && text.ends_with("data: [DONE]\n\n"));
             assert_eq!(scan.usage.unwrap().output_tokens, 2);
             assert_eq!(scan.content_chunks, 2);
         }

@@ -1,126 +1,170 @@
-//! Upstream deployments as the data plane uses them: a pooled client per deployment, the
-//! resolved URL and credentials, and sending with the deployment's timeouts.
+//! Upstream deployments as the data plane uses them: a pooled client per deployment, its
+//! key pool with per-key cool-downs, and sending one attempt with the deployment's timeouts.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use super::error::ApiError;
+use super::operation::Operation;
 use crate::config::{Deployment, ProviderKind};
+
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct Upstream {
     pub name: String,
     pub kind: ProviderKind,
-    chat_url: String,
-    /// Marked sensitive so it is never logged.
-    auth: Option<HeaderValue>,
+    base_url: String,
+    pub keys: Vec<UpstreamKey>,
     client: reqwest::Client,
-    request_timeout: Duration,
+    pub weight: u32,
+    pub priority: u32,
+    first_byte_timeout: Duration,
     pub read_timeout: Duration,
+    pub retries: u32,
+    cooldown: Duration,
+    /// Cool-down deadlines are kept as milliseconds since this instant, in atomics.
+    epoch: Instant,
 }
 
-/// Where a public model name goes.
-pub struct Route {
-    pub upstream: Arc<Upstream>,
-    pub upstream_model: String,
-    /// The pricing entry that prices this route.
-    pub price_name: String,
-    /// True when the body's `model` must be rewritten for the upstream.
-    pub renames_model: bool,
+/// One provider key of the pool (a keyless server has one entry without credentials).
+pub struct UpstreamKey {
+    /// Marked sensitive so it is never logged.
+    credential: Option<HeaderValue>,
+    pub weight: u32,
+    cool_until_ms: AtomicU64,
 }
 
-pub struct Routes {
-    by_model: HashMap<String, Route>,
+pub enum AttemptError {
+    Timeout,
+    Unreachable,
 }
 
-impl Routes {
-    pub fn build(deployments: &[Deployment]) -> Result<Routes, reqwest::Error> {
-        let mut by_model = HashMap::new();
-        for d in deployments {
-            let upstream = Arc::new(Upstream::build(d)?);
-            for (public, route) in &d.models {
-                by_model.insert(
-                    public.clone(),
-                    Route {
-                        upstream: upstream.clone(),
-                        upstream_model: route.upstream.clone(),
-                        price_name: route.price.clone(),
-                        renames_model: &route.upstream != public,
-                    },
-                );
+impl Upstream {
+    pub fn build(d: &Deployment) -> Result<Upstream, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(d.connect_timeout)
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()?;
+        let credential = |secret: &str| {
+            let text = match d.kind {
+                ProviderKind::OpenAi => format!("Bearer {secret}"),
+                ProviderKind::Anthropic => secret.to_string(),
+            };
+            HeaderValue::try_from(text).ok().map(|mut value| {
+                value.set_sensitive(true);
+                value
+            })
+        };
+        let mut keys: Vec<UpstreamKey> = d
+            .api_keys
+            .iter()
+            .map(|k| UpstreamKey {
+                credential: credential(k.secret.expose()),
+                weight: k.weight,
+                cool_until_ms: AtomicU64::new(0),
+            })
+            .collect();
+        if keys.is_empty() {
+            keys.push(UpstreamKey { credential: None, weight: 1, cool_until_ms: AtomicU64::new(0) });
+        }
+        Ok(Upstream {
+            name: d.name.clone(),
+            kind: d.kind,
+            base_url: d.base_url.clone(),
+            keys,
+            client,
+            weight: d.weight,
+            priority: d.priority,
+            first_byte_timeout: d.first_byte_timeout,
+            read_timeout: d.read_timeout,
+            retries: d.retries,
+            cooldown: d.cooldown,
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// When key `key` may be used again (0 or past: now).
+    pub fn cool_until(&self, key: usize) -> u64 {
+        self.keys.get(key).map_or(0, |k| k.cool_until_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn is_healthy(&self, key: usize) -> bool {
+        self.cool_until(key) <= self.now_ms()
+    }
+
+    /// Leaves a key alone for `retry_after` (the upstream's word) or the deployment's
+    /// cool-down.
+    pub fn cool_down(&self, key: usize, retry_after: Option<Duration>) {
+        let pause = retry_after.unwrap_or(self.cooldown).min(Duration::from_secs(300));
+        let until = self.now_ms().saturating_add(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
+        if let Some(k) = self.keys.get(key) {
+            k.cool_until_ms.fetch_max(until, Ordering::Relaxed);
+        }
+        tracing::warn!(deployment = %self.name, key = key, pause_ms = pause.as_millis() as u64, "upstream key cooling down");
+    }
+
+    /// Sends one attempt; resolves when the response headers arrive (or the first-byte
+    /// timeout, capped by `deadline`, passes).
+    pub async fn send(
+        &self,
+        key: usize,
+        op: Operation,
+        body: Bytes,
+        client_headers: &HeaderMap,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let path = op.upstream_path(self.kind).unwrap_or("/");
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let credential = self.keys.get(key).and_then(|k| k.credential.clone());
+        match self.kind {
+            ProviderKind::OpenAi => {
+                if let Some(credential) = credential {
+                    request = request.header(header::AUTHORIZATION, credential);
+                }
+            }
+            ProviderKind::Anthropic => {
+                if let Some(credential) = credential {
+                    request = request.header("x-api-key", credential);
+                }
+                let version = client_headers
+                    .get("anthropic-version")
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
+                request = request.header("anthropic-version", version);
+                if let Some(beta) = client_headers.get("anthropic-beta") {
+                    request = request.header("anthropic-beta", beta.clone());
+                }
             }
         }
-        Ok(Routes { by_model })
-    }
-
-    pub fn get(&self, model: &str) -> Option<&Route> {
-        self.by_model.get(model)
-    }
-
-    pub fn public_models(&self) -> impl Iterator<Item = &str> {
-        self.by_model.keys().map(String::as_str)
+        let wait = self.first_byte_timeout.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, request.send()).await {
+            Err(_) => Err(AttemptError::Timeout),
+            Ok(Err(e)) if e.is_timeout() => Err(AttemptError::Timeout),
+            Ok(Err(e)) => {
+                tracing::warn!(deployment = %self.name, error = %e.without_url(), "upstream request failed");
+                Err(AttemptError::Unreachable)
+            }
+            Ok(Ok(response)) => Ok(response),
+        }
     }
 }
 
 pub enum ChunkError {
     Timeout,
     Failed,
-}
-
-impl Upstream {
-    fn build(d: &Deployment) -> Result<Upstream, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(d.connect_timeout)
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            .build()?;
-        let auth = d.api_key.as_ref().and_then(|key| {
-            let mut value = HeaderValue::try_from(format!("Bearer {}", key.expose())).ok()?;
-            value.set_sensitive(true);
-            Some(value)
-        });
-        Ok(Upstream {
-            name: d.name.clone(),
-            kind: d.kind,
-            chat_url: format!("{}/chat/completions", d.base_url),
-            auth,
-            client,
-            request_timeout: d.request_timeout,
-            read_timeout: d.read_timeout,
-        })
-    }
-
-    /// Sends a chat request; resolves when the upstream's response headers arrive.
-    pub async fn send_chat(&self, body: Bytes) -> Result<reqwest::Response, ApiError> {
-        let mut request = self
-            .client
-            .post(&self.chat_url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(auth) = &self.auth {
-            request = request.header(header::AUTHORIZATION, auth.clone());
-        }
-        match tokio::time::timeout(self.request_timeout, request.send()).await {
-            Err(_) => Err(ApiError::UpstreamTimeout {
-                deployment: self.name.clone(),
-            }),
-            Ok(Err(e)) if e.is_timeout() => Err(ApiError::UpstreamTimeout {
-                deployment: self.name.clone(),
-            }),
-            Ok(Err(e)) => {
-                tracing::warn!(deployment = %self.name, error = %e.without_url(), "upstream request failed");
-                Err(ApiError::UpstreamUnreachable {
-                    deployment: self.name.clone(),
-                })
-            }
-            Ok(Ok(response)) => Ok(response),
-        }
-    }
 }
 
 /// A response body read piece by piece, each piece within the read timeout.
@@ -131,10 +175,7 @@ pub struct BodyReader {
 
 impl BodyReader {
     pub fn new(response: reqwest::Response, read_timeout: Duration) -> BodyReader {
-        BodyReader {
-            stream: response.bytes_stream().boxed(),
-            read_timeout,
-        }
+        BodyReader { stream: response.bytes_stream().boxed(), read_timeout }
     }
 
     pub async fn next(&mut self) -> Result<Option<Bytes>, ChunkError> {

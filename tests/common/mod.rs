@@ -61,6 +61,10 @@ pub struct Options {
     pub governance_extra: String,
     pub redis_url: Option<String>,
     pub clock: Option<Arc<dyn Clock>>,
+    /// A pricing directory other than tests/fixtures/pricing.
+    pub pricing_dir: Option<PathBuf>,
+    /// Replaces the default mock deployment: complete `[[deployments]]` tables.
+    pub deployments: Option<String>,
 }
 
 pub struct TestApp {
@@ -113,23 +117,32 @@ spill_dir = "{spill}"
 {ledger_extra}
 [governance]
 {governance_extra}
-[[deployments]]
+{deployments}
+"#,
+            redis = options.redis_url.unwrap_or_else(redis_url),
+            extra = options.extra,
+            pricing = options
+                .pricing_dir
+                .unwrap_or_else(fixture_pricing_dir)
+                .display(),
+            spill = spill_dir.display(),
+            deployments = options.deployments.unwrap_or_else(|| format!(
+                r#"[[deployments]]
 name = "mock"
 kind = "openai"
 base_url = "{base_url}"
 {deployment_extra}
-models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "renamed" = {{ upstream = "upstream-name", price = "test-model" }}, "unpriced" = "no-such-price" }}
+models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-embed" = "test-embed", "renamed" = {{ upstream = "upstream-name", price = "test-model" }}, "unpriced" = "no-such-price" }}
 "#,
-            redis = options.redis_url.unwrap_or_else(redis_url),
-            extra = options.extra,
-            pricing = fixture_pricing_dir().display(),
-            spill = spill_dir.display(),
-            base_url = options.base_url.unwrap_or_else(|| mock.base_url()),
-            deployment_extra = options.deployment_extra,
+                base_url = options.base_url.unwrap_or_else(|| mock.base_url()),
+                deployment_extra = options.deployment_extra,
+            )),
             ledger_extra = options.ledger_extra,
             governance_extra = options.governance_extra,
         );
-        let config = Config::from_toml_str("test.toml", &toml, &|_| None).expect("test config");
+        // Provider keys for test deployments: `TEST_KEY_abc` holds the key `abc`.
+        let env = |name: &str| name.strip_prefix("TEST_KEY_").map(str::to_string);
+        let config = Config::from_toml_str("test.toml", &toml, &env).expect("test config");
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let app = App::build_with_clock(&config, clock)
             .await

@@ -31,6 +31,10 @@ chunks = list(client.chat.completions.create(
     model="test-model", messages=messages, stream=True, stream_options={"include_usage": True}))
 assert chunks[-1].usage.completion_tokens == 20, chunks[-1]
 
+# Embeddings.
+embedding = client.embeddings.create(model="test-embed", input="hello")
+assert len(embedding.data[0].embedding) == 3 and embedding.usage.prompt_tokens == 10, embedding
+
 # Models: only what the key may use.
 models = sorted(m.id for m in client.models.list())
 assert "test-model" in models, models

@@ -1,0 +1,183 @@
+//! Upstream deployments: where a public model name can be served, with which keys, and in
+//! which order of preference.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::raw::{RawApiKey, RawDeployment, RawModelRoute};
+use super::{ConfigError, Secret, Validator};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenAI or any OpenAI-compatible server (vLLM, Ollama, Azure-style base URLs).
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// One provider API key of a deployment's pool.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// The environment variable it came from (safe to show).
+    pub env: String,
+    pub secret: Secret<String>,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Empty for a server without keys (a local vLLM).
+    pub api_keys: Vec<ApiKey>,
+    /// Share of traffic among deployments of the same priority serving a model.
+    pub weight: u32,
+    /// Lower is tried first; higher priorities are fallbacks.
+    pub priority: u32,
+    pub connect_timeout: Duration,
+    /// Longest wait for the upstream's response headers (the first byte).
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two pieces of a response body.
+    pub read_timeout: Duration,
+    /// Extra rounds over the model's deployments after every one of them failed.
+    pub retries: u32,
+    /// How long a key that answered 429/5xx or timed out is left alone (unless the upstream
+    /// said how long with `Retry-After`).
+    pub cooldown: Duration,
+    /// Public model name -> route.
+    pub models: HashMap<String, ModelRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRoute {
+    /// The model name sent upstream.
+    pub upstream: String,
+    /// The pricing entry that prices it.
+    pub price: String,
+}
+
+impl Validator<'_> {
+    pub(super) fn deployment(&self, index: usize, raw: RawDeployment) -> Result<Deployment, ConfigError> {
+        let field = |name: &str| format!("deployments[{index}].{name}");
+        if raw.name.trim().is_empty() {
+            return Err(self.invalid(&field("name"), "is empty", "give the deployment a name, e.g. \"openai\""));
+        }
+        let kind = match raw.kind.as_str() {
+            "openai" => ProviderKind::OpenAi,
+            "anthropic" => ProviderKind::Anthropic,
+            other => {
+                return Err(self.invalid(
+                    &field("kind"),
+                    format!("unknown provider kind {other:?}"),
+                    "use \"openai\" (OpenAI or any OpenAI-compatible server) or \"anthropic\"",
+                ));
+            }
+        };
+        let base_url = raw.base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(self.invalid(
+                &field("base_url"),
+                format!("{:?} is not an http(s) URL", raw.base_url),
+                "write it like \"https://api.openai.com/v1\"",
+            ));
+        }
+        let api_keys = self.api_keys(index, raw.api_key_env, raw.api_keys)?;
+        if raw.models.is_empty() {
+            return Err(self.invalid(
+                &field("models"),
+                "no models",
+                "map at least one public model name, e.g. models = { \"gpt-4o-mini\" = \"gpt-4o-mini\" }",
+            ));
+        }
+        if raw.weight == Some(0) {
+            return Err(self.invalid(&field("weight"), "is 0", "use a weight of at least 1"));
+        }
+        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
+        Ok(Deployment {
+            name: raw.name,
+            kind,
+            base_url,
+            api_keys,
+            weight: raw.weight.unwrap_or(1),
+            priority: raw.priority.unwrap_or(0),
+            connect_timeout: ms(raw.connect_timeout_ms, 5_000),
+            first_byte_timeout: ms(raw.first_byte_timeout_ms, 600_000),
+            read_timeout: ms(raw.read_timeout_ms, 120_000),
+            retries: raw.retries.unwrap_or(1),
+            cooldown: ms(raw.cooldown_ms, 10_000),
+            models: model_routes(raw.models),
+        })
+    }
+
+    fn api_keys(
+        &self,
+        index: usize,
+        single: Option<String>,
+        pool: Vec<RawApiKey>,
+    ) -> Result<Vec<ApiKey>, ConfigError> {
+        if single.is_some() && !pool.is_empty() {
+            return Err(self.invalid(
+                &format!("deployments[{index}].api_keys"),
+                "both api_key_env and api_keys are set",
+                "list every key under api_keys",
+            ));
+        }
+        let entries = single.map(|env| RawApiKey { env, weight: None }).into_iter().chain(pool);
+        entries
+            .enumerate()
+            .map(|(i, entry)| {
+                let field = format!("deployments[{index}].api_keys[{i}]");
+                if entry.weight == Some(0) {
+                    return Err(self.invalid(&field, "weight is 0", "use a weight of at least 1"));
+                }
+                let secret = (self.env)(&entry.env).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    self.invalid(
+                        &field,
+                        format!("environment variable {} is not set", entry.env),
+                        format!("export {}=<provider key>, or remove it for a server without keys", entry.env),
+                    )
+                })?;
+                Ok(ApiKey { env: entry.env, secret: Secret::new(secret), weight: entry.weight.unwrap_or(1) })
+            })
+            .collect()
+    }
+
+    pub(super) fn check_unique_names(&self, deployments: &[Deployment]) -> Result<(), ConfigError> {
+        for (i, d) in deployments.iter().enumerate() {
+            if deployments[..i].iter().any(|p| p.name == d.name) {
+                return Err(self.invalid(
+                    &format!("deployments[{i}].name"),
+                    format!("{:?} is used twice", d.name),
+                    "give every deployment its own name",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn model_routes(raw: BTreeMap<String, RawModelRoute>) -> HashMap<String, ModelRoute> {
+    raw.into_iter()
+        .map(|(public, route)| {
+            let route = match route {
+                RawModelRoute::Upstream(upstream) => ModelRoute { price: upstream.clone(), upstream },
+                RawModelRoute::Detailed(d) => {
+                    let upstream = d.upstream.unwrap_or_else(|| public.clone());
+                    ModelRoute { price: d.price.unwrap_or_else(|| upstream.clone()), upstream }
+                }
+            };
+            (public, route)
+        })
+        .collect()
+}

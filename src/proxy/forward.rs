@@ -1,0 +1,216 @@
+//! Forwarding one request: try the model's deployments in plan order (other keys, then
+//! fallbacks, then retry rounds with jittered backoff) within the routing deadline, and
+//! answer with the first that responds. Streams fall back only before their first byte
+//! reaches the client, which is guaranteed here: the client's response starts only once an
+//! upstream has answered successfully.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::oneshot;
+
+use super::body;
+use super::error::ApiError;
+use super::exchange::{Exchange, Outcome};
+use super::handler::{COST_HEADER, Prepared, record_and_settle, with_request_id};
+use super::operation::{Dialect, Operation};
+use super::routing::Candidate;
+use super::state::ProxyState;
+use super::stream;
+use super::upstream::{AttemptError, BodyReader, ChunkError};
+use super::usage;
+use crate::pricing::Usage;
+use crate::providers::anthropic;
+
+/// Upstream bodies larger than this are not passed through whole.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+pub async fn forward(state: ProxyState, mut exchange: Exchange, prepared: Prepared, reply: oneshot::Sender<Response>) {
+    let op = prepared.op;
+    let Some(routes) = state.routes.get(&exchange.model) else {
+        return fail(&state, &exchange, op, ApiError::Internal, reply).await;
+    };
+    let plan = routes.plan(op);
+    let deadline = Instant::now() + state.routing.deadline;
+    let rounds = 1 + routes.serving(op).map(|c| c.upstream.retries).max().unwrap_or(0);
+    let mut last_error = ApiError::UpstreamUnreachable { deployment: exchange.deployment.clone() };
+    for round in 0..rounds {
+        if round > 0 {
+            // Every deployment failed: wait a little (jittered, so instances do not retry
+            // in lockstep) before the next round.
+            let base = 100u64 << round.min(6);
+            let pause = Duration::from_millis(rand::rng().random_range(base / 2..=base + base / 2));
+            if Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        for attempt in &plan {
+            let Some(candidate) = routes.candidates.get(attempt.candidate) else { continue };
+            if round > candidate.upstream.retries || Instant::now() >= deadline {
+                continue;
+            }
+            exchange.describe_candidate(candidate);
+            exchange.attempts = exchange.attempts.saturating_add(1);
+            let dialect = op.dialect(candidate.upstream.kind);
+            let upstream_body = match upstream_body(&state, dialect, candidate, &prepared) {
+                Ok(body) => body,
+                Err(e) => return fail(&state, &exchange, op, e, reply).await,
+            };
+            exchange.upstream_started = Some(Instant::now());
+            let upstream = &candidate.upstream;
+            let sent = upstream.send(attempt.key, op, upstream_body, &prepared.headers, deadline).await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(AttemptError::Timeout) => {
+                    upstream.cool_down(attempt.key, None);
+                    last_error = ApiError::UpstreamTimeout { deployment: upstream.name.clone() };
+                    continue;
+                }
+                Err(AttemptError::Unreachable) => {
+                    upstream.cool_down(attempt.key, None);
+                    last_error = ApiError::UpstreamUnreachable { deployment: upstream.name.clone() };
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                let retry_after = retry_after(&response);
+                upstream.cool_down(attempt.key, retry_after);
+                tracing::warn!(deployment = %upstream.name, status = status.as_u16(), "upstream refused; trying the next deployment");
+                last_error = if status == StatusCode::TOO_MANY_REQUESTS {
+                    ApiError::UpstreamRateLimited { deployment: upstream.name.clone(), retry_after }
+                } else {
+                    ApiError::UpstreamFailed { deployment: upstream.name.clone(), status: status.as_u16() }
+                };
+                continue;
+            }
+            return respond(state.clone(), exchange, candidate, dialect, response, &prepared, reply).await;
+        }
+    }
+    fail(&state, &exchange, op, last_error, reply).await
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The body for one attempt, derived from the client's.
+fn upstream_body(state: &ProxyState, dialect: Dialect, candidate: &Candidate, prepared: &Prepared) -> Result<Bytes, ApiError> {
+    let rename = candidate.renames_model.then_some(candidate.upstream_model.as_str());
+    match dialect {
+        Dialect::OpenAi => {
+            // Ask an OpenAI-compatible stream for its usage; the relay keeps that chunk from
+            // a client that did not ask for it.
+            let inject_usage = prepared.stream && !prepared.client_wants_usage && prepared.op != Operation::Embeddings;
+            if rename.is_some() || inject_usage {
+                body::rewrite(&prepared.body, rename, inject_usage)
+            } else {
+                Ok(prepared.body.clone())
+            }
+        }
+        Dialect::Anthropic => match rename {
+            Some(model) => body::rewrite(&prepared.body, Some(model), false),
+            None => Ok(prepared.body.clone()),
+        },
+        Dialect::ChatViaAnthropic => anthropic::chat_to_messages(
+            &prepared.body,
+            &candidate.upstream_model,
+            state.routing.anthropic_default_max_tokens,
+        )
+        .map(|(body, _)| body)
+        .map_err(|e| ApiError::MalformedBody { message: e.to_string(), param: None }),
+    }
+}
+
+async fn respond(
+    state: ProxyState,
+    exchange: Exchange,
+    candidate: &Candidate,
+    dialect: Dialect,
+    response: reqwest::Response,
+    prepared: &Prepared,
+    reply: oneshot::Sender<Response>,
+) {
+    let op = prepared.op;
+    let status = response.status();
+    let is_event_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let read_timeout = candidate.upstream.read_timeout;
+    if status.is_success() && prepared.stream && is_event_stream {
+        return stream::relay(state, exchange, response, read_timeout, dialect, reply).await;
+    }
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let mut reader = BodyReader::new(response, read_timeout);
+    let deployment = exchange.deployment.clone();
+    let bytes = match reader.read_all(MAX_UPSTREAM_BODY).await {
+        Ok(bytes) => bytes,
+        Err(ChunkError::Timeout) => {
+            return fail(&state, &exchange, op, ApiError::UpstreamTimeout { deployment }, reply).await;
+        }
+        Err(ChunkError::Failed) => {
+            return fail(&state, &exchange, op, ApiError::UpstreamUnreachable { deployment }, reply).await;
+        }
+    };
+    let reported = match dialect {
+        Dialect::OpenAi => usage::from_json_body(&bytes),
+        Dialect::Anthropic | Dialect::ChatViaAnthropic => anthropic::from_message_json(&bytes),
+    };
+    let (usage, estimated) = match reported {
+        Some(usage) => (usage, false),
+        None if status.is_success() => (estimate(&exchange, 0), true),
+        None => (Usage::default(), false),
+    };
+    let bytes = match dialect {
+        Dialect::ChatViaAnthropic if status.is_success() => match anthropic::messages_to_chat(&bytes, &exchange.model) {
+            Ok(translated) => translated,
+            Err(e) => {
+                tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a message");
+                return fail(&state, &exchange, op, ApiError::UpstreamFailed { deployment, status: status.as_u16() }, reply)
+                    .await;
+            }
+        },
+        Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes).unwrap_or(bytes),
+        _ => bytes,
+    };
+    let error_type = (!status.is_success()).then_some("upstream_client_error");
+    let event = exchange.event(Outcome { status: status.as_u16(), error_type, usage, usage_estimated: estimated });
+
+    // Upstream 4xx bodies pass through unchanged, with the upstream's status.
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = match dialect {
+        Dialect::ChatViaAnthropic => Some(HeaderValue::from_static("application/json")),
+        _ => content_type,
+    };
+    if let Some(ct) = content_type {
+        out.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    if status.is_success()
+        && let Ok(value) = HeaderValue::try_from(event.cost_usd.normalize().to_string())
+    {
+        out.headers_mut().insert(COST_HEADER, value);
+    }
+    let _ = reply.send(with_request_id(out, &exchange));
+    record_and_settle(&state, &exchange, event).await;
+}
+
+/// A usage estimate for a response that reported none: the prompt from the request's size
+/// and the output from what was streamed.
+pub fn estimate(exchange: &Exchange, output_tokens: u64) -> Usage {
+    Usage { input_tokens: usage::estimate_prompt_tokens(exchange.body_len), output_tokens, ..Usage::default() }
+}
+
+async fn fail(state: &ProxyState, exchange: &Exchange, op: Operation, e: ApiError, reply: oneshot::Sender<Response>) {
+    let event = exchange.event(Outcome::failed(e.status().as_u16(), e.code()));
+    let _ = reply.send(with_request_id(e.render(op), exchange));
+    record_and_settle(state, exchange, event).await;
+}
