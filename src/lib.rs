@@ -11,6 +11,7 @@ pub mod ids;
 pub mod invalidation;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod pricing;
 pub mod providers;
 pub mod proxy;

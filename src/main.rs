@@ -63,12 +63,38 @@ async fn run(cli: Cli) -> Result<(), String> {
             let admin = app::bind(config.admin_listen)
                 .await
                 .map_err(|e| e.to_string())?;
+            #[cfg(unix)]
+            reload_prices_on_sighup(app.admin.prices.clone(), config.pricing.dir.clone());
             tracing::info!(listen = %config.listen, admin_listen = %config.admin_listen, "tollgate serving");
             app.run(data, admin, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Re-reads the pricing directory on every SIGHUP, like `POST /admin/v1/pricing/reload`; a
+/// bad file is logged and the table in force stays. The handler is registered before this
+/// returns, so a SIGHUP from then on never takes SIGHUP's default action (exit).
+#[cfg(unix)]
+fn reload_prices_on_sighup(
+    prices: std::sync::Arc<arc_swap::ArcSwap<tollgate::pricing::PriceTable>>,
+    dir: PathBuf,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload prices with the admin API");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            // `reload` logs the outcome; on an error the table in force stays.
+            let _ = tollgate::pricing::reload(&dir, &prices);
+        }
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

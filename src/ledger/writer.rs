@@ -56,6 +56,7 @@ impl LedgerWriter {
             tx,
             stats: stats.clone(),
             spill: spill.clone(),
+            key_labels: false,
         };
         let writer = LedgerWriter {
             rx,

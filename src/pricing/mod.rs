@@ -12,6 +12,7 @@
 mod cost;
 mod error;
 mod file;
+mod reload;
 mod table;
 mod usage;
 
@@ -20,5 +21,6 @@ mod tests;
 
 pub use cost::{CostBreakdown, ModelPrice, Rates, Tier};
 pub use error::PricingError;
+pub use reload::reload;
 pub use table::PriceTable;
 pub use usage::Usage;
