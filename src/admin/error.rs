@@ -8,6 +8,8 @@ use serde_json::json;
 pub enum AdminError {
     Unauthorized(&'static str),
     Forbidden(&'static str),
+    /// 403 with a message naming what exceeded the caller's rights.
+    Denied(String),
     NotFound(String),
     Conflict(String),
     BadRequest {
@@ -32,7 +34,9 @@ impl AdminError {
                 "authentication_error",
                 "invalid_token",
             ),
-            AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
+            AdminError::Forbidden(_) | AdminError::Denied(_) => {
+                (StatusCode::FORBIDDEN, "permission_error", "forbidden")
+            }
             AdminError::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "invalid_request_error", "not_found")
             }
@@ -64,7 +68,7 @@ impl IntoResponse for AdminError {
         let (status, kind, code) = self.parts();
         let (message, param) = match self {
             AdminError::Unauthorized(m) | AdminError::Forbidden(m) => (m.to_string(), None),
-            AdminError::NotFound(m) | AdminError::Conflict(m) => (m, None),
+            AdminError::NotFound(m) | AdminError::Conflict(m) | AdminError::Denied(m) => (m, None),
             AdminError::BadRequest { message, param } => (message, param),
             AdminError::Internal => ("internal error".to_string(), None),
         };

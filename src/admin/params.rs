@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use uuid::Uuid;
 
 use super::AdminState;
+use super::caller::Caller;
 use super::error::AdminError;
-use super::teams::find_team;
 use crate::ids::{ExperimentId, KeyId, TeamId};
 
 /// The parameters of one request, each allowed once.
@@ -110,10 +110,12 @@ impl Params {
     /// The team, experiment and key filters, resolved to ids. A team is an id or a name; an
     /// experiment an id, or a name within `team`; a key an id. Naming something that does not
     /// exist is a 404 rather than an empty report, so a typo is not mistaken for "no spend".
-    pub async fn scope(&self, state: &AdminState) -> Result<Scope, AdminError> {
+    /// A team token's own team is always the team filter, and naming anything of another
+    /// team is the same 404 as naming nothing that exists.
+    pub async fn scope(&self, state: &AdminState, caller: &Caller) -> Result<Scope, AdminError> {
         let team = match self.get("team") {
-            Some(t) => Some(find_team(state, t).await?.id),
-            None => None,
+            Some(t) => Some(caller.team_named(state, t).await?.id),
+            None => caller.team_filter(),
         };
         let experiment = match self.get("experiment") {
             None => None,
@@ -128,8 +130,9 @@ impl Params {
                         ));
                     }
                 };
-                let found =
-                    found.ok_or_else(|| AdminError::NotFound(format!("no experiment `{e}`")))?;
+                let found = found
+                    .filter(|x| caller.can_see_team(x.team_id))
+                    .ok_or_else(|| caller.not_found("experiment", e))?;
                 if team.is_some_and(|t| t != found.team_id) {
                     return Err(AdminError::bad(
                         "experiment",
@@ -152,7 +155,8 @@ impl Params {
                     .store
                     .get_key(id)
                     .await?
-                    .ok_or_else(|| AdminError::NotFound(format!("no key `{k}`")))?;
+                    .filter(|x| caller.can_see_team(x.team_id))
+                    .ok_or_else(|| caller.not_found("key", k))?;
                 Some(id)
             }
         };

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::AdminState;
 use super::error::AdminError;
+use super::openapi::{ErrorBody, PriceList, QuoteDoc};
 use super::params::{Params, parse_time};
 use crate::pricing::{CostBreakdown, ModelPrice, PriceTable, Rates, Usage};
 
@@ -71,7 +72,18 @@ fn entries<'a>(table: &'a PriceTable, now: DateTime<Utc>) -> Vec<Entry<'a>> {
         .collect()
 }
 
-/// `?model=` (a name or alias: that model's history) and `?provider=`.
+/// `?model=` (a name or alias: that model's history) and `?provider=`. The price table is
+/// the gateway's, not a team's: every token may read it.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/pricing",
+    tag = "pricing",
+    params(
+        ("model" = Option<String>, Query, description = "a model name or alias: its history"),
+        ("provider" = Option<String>, Query),
+    ),
+    responses((status = 200, body = PriceList), (status = 404, body = ErrorBody))
+)]
 pub async fn list(
     State(state): State<AdminState>,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -96,7 +108,7 @@ pub async fn list(
     Ok(Json(json!({ "data": data })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
     model: String,
@@ -138,6 +150,18 @@ struct Quote<'a> {
     cost: CostBreakdown,
 }
 
+/// What a usage costs, computed exactly as the gateway charges it.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/pricing/quote",
+    tag = "pricing",
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, body = QuoteDoc),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn quote(
     State(state): State<AdminState>,
     Json(body): Json<QuoteRequest>,

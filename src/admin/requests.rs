@@ -6,7 +6,9 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::AdminState;
+use super::caller::Caller;
 use super::error::AdminError;
+use super::openapi::{ErrorBody, RequestPageDoc};
 use super::params::Params;
 use crate::ids::RequestId;
 use crate::store::{RequestCursor, RequestFilter, RequestPage, StatusFilter};
@@ -28,8 +30,34 @@ const PARAMS: [&str; 11] = [
     "order",
 ];
 
+/// The request log, newest first (or oldest first with `order=asc` / `after`). Team tokens:
+/// their team's requests only.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/requests",
+    tag = "requests",
+    params(
+        ("limit" = Option<i64>, Query, description = "1..=1000, default 50"),
+        ("before" = Option<String>, Query, description = "the `next` of a newest-first page"),
+        ("after" = Option<String>, Query, description = "the `next` of an oldest-first page"),
+        ("order" = Option<String>, Query, description = "desc (default) or asc"),
+        ("team" = Option<String>, Query, description = "team id or name"),
+        ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
+        ("key" = Option<String>, Query, description = "key id"),
+        ("model" = Option<String>, Query),
+        ("status" = Option<String>, Query, description = "a code, a class (4xx), error or ok"),
+        ("from" = Option<String>, Query, description = "inclusive: RFC 3339 or YYYY-MM-DD"),
+        ("to" = Option<String>, Query, description = "exclusive"),
+    ),
+    responses(
+        (status = 200, body = RequestPageDoc),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AdminState>,
+    caller: Caller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, AdminError> {
     let params = Params::new(pairs, &PARAMS)?;
@@ -72,7 +100,7 @@ pub async fn list(
     };
     let status = params.get("status").map(status).transpose()?;
     let (from, to) = params.range()?;
-    let scope = params.scope(&state).await?;
+    let scope = params.scope(&state, &caller).await?;
     let page = RequestPage {
         filter: RequestFilter {
             team: scope.team,

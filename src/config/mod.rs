@@ -1,6 +1,7 @@
 //! Start-up configuration: `tollgate.toml` plus `TOLLGATE_*` environment overrides, validated
 //! once into [`Config`]. Every error names the file, the field and the fix.
 
+mod admin;
 mod deployment;
 mod raw;
 mod secret;
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
 pub use raw::RawConfig;
 pub use secret::Secret;
@@ -91,11 +93,6 @@ pub struct GovernanceConfig {
     pub instance_rps: Option<u32>,
     /// Requests per second one key may send to this instance (checked before Redis).
     pub key_rps: Option<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AdminConfig {
-    pub jwt_secret: Secret<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,22 +210,7 @@ impl Validator<'_> {
         let redis_url = self
             .env_or(ENV_REDIS_URL, raw.redis_url.map(|s| s.expose().clone()))
             .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
-        let jwt_secret = self
-            .env_or(ENV_ADMIN_JWT_SECRET, raw.admin.jwt_secret.map(|s| s.expose().clone()))
-            .ok_or_else(|| {
-                self.invalid(
-                    "admin.jwt_secret",
-                    "not set",
-                    format!("set {ENV_ADMIN_JWT_SECRET} to a random string of at least {MIN_JWT_SECRET_LEN} characters"),
-                )
-            })?;
-        if jwt_secret.len() < MIN_JWT_SECRET_LEN {
-            return Err(self.invalid(
-                "admin.jwt_secret",
-                format!("shorter than {MIN_JWT_SECRET_LEN} characters"),
-                "use a longer random secret, e.g. `openssl rand -hex 32`",
-            ));
-        }
+        let admin = self.admin(raw.admin)?;
         let max_body_bytes = raw.max_body_bytes.unwrap_or(10 * 1024 * 1024);
         if max_body_bytes == 0 {
             return Err(self.invalid(
@@ -261,9 +243,7 @@ impl Validator<'_> {
             run_migrations: raw.run_migrations.unwrap_or(true),
             max_body_bytes,
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs.unwrap_or(30)),
-            admin: AdminConfig {
-                jwt_secret: Secret::new(jwt_secret),
-            },
+            admin,
             pricing: PricingConfig {
                 dir: raw.pricing.dir.unwrap_or_else(|| PathBuf::from("pricing")),
                 allow_unpriced: raw.pricing.allow_unpriced.unwrap_or(false),

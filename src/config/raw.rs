@@ -40,6 +40,15 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub jwt_secret: Option<Secret<String>>,
+    /// `HS256` (default), `RS256` or `ES256`.
+    pub jwt_algorithm: Option<String>,
+    /// A PEM public key (RS256 or ES256 by `jwt_algorithm`).
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// A JWKS JSON file; the key is picked by the token's `kid`.
+    pub jwks_file: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub jwt_leeway_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,7 +52,8 @@ fn environment_overrides_the_file() {
     let config = parse(MINIMAL, &env).unwrap();
     assert_eq!(config.listen.port(), 9999);
     assert_eq!(config.database_url.expose(), "postgres://other/db");
-    assert!(config.admin.jwt_secret.expose().starts_with("ffff"));
+    let secret = config.admin.jwt_secret.unwrap();
+    assert!(secret.expose().starts_with("ffff"));
 }
 
 #[test]

@@ -54,7 +54,7 @@ pub struct RequestPage {
 }
 
 /// One request as the admin API shows it.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RequestRow {
     pub request_id: RequestId,
     pub created_at: DateTime<Utc>,

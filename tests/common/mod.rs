@@ -65,6 +65,8 @@ pub struct Options {
     pub pricing_dir: Option<PathBuf>,
     /// Replaces the default mock deployment: complete `[[deployments]]` tables.
     pub deployments: Option<String>,
+    /// Extra `[admin]` fields (JWT algorithm, key files, issuer, audience, leeway).
+    pub admin_extra: String,
 }
 
 pub struct TestApp {
@@ -110,6 +112,7 @@ shutdown_grace_secs = 10
 {extra}
 [admin]
 jwt_secret = "{JWT_SECRET}"
+{admin_extra}
 [pricing]
 dir = "{pricing}"
 [ledger]
@@ -139,6 +142,7 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             )),
             ledger_extra = options.ledger_extra,
             governance_extra = options.governance_extra,
+            admin_extra = options.admin_extra,
         );
         // Provider keys for test deployments: `TEST_KEY_abc` holds the key `abc`.
         let env = |name: &str| name.strip_prefix("TEST_KEY_").map(str::to_string);

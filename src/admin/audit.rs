@@ -1,0 +1,220 @@
+//! The audit log of admin changes: [`record`] is called by every handler that changes
+//! something, after the change; `GET /admin/v1/audit` lists the entries, newest first.
+//!
+//! Entries carry the objects as the API shows them, which never include a secret: keys
+//! appear by id and prefix. If the entry cannot be written (the change itself was already
+//! made), it goes to the error log in full instead, so it is never lost without a trace.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::DateTime;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AdminState;
+use super::caller::Caller;
+use super::error::AdminError;
+use super::params::Params;
+use crate::ids::TeamId;
+use crate::store::{ActionFilter, AuditCursor, AuditFilter, NewAuditEntry};
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 1000;
+
+/// One change, built by the handler that made it.
+pub struct Change {
+    action: &'static str,
+    target_kind: &'static str,
+    target_id: String,
+    team: Option<TeamId>,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
+impl Change {
+    /// `action` is `<object>.<verb>`, e.g. `key.revoke`; the target is what changed.
+    pub fn new(
+        action: &'static str,
+        target_kind: &'static str,
+        target_id: impl ToString,
+    ) -> Change {
+        Change {
+            action,
+            target_kind,
+            target_id: target_id.to_string(),
+            team: None,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// The team the change belongs to: its team tokens see the entry.
+    pub fn team(mut self, team: TeamId) -> Change {
+        self.team = Some(team);
+        self
+    }
+
+    pub fn before(mut self, before: &impl Serialize) -> Change {
+        self.before = serde_json::to_value(before).ok().filter(|v| !v.is_null());
+        self
+    }
+
+    pub fn after(mut self, after: &impl Serialize) -> Change {
+        self.after = serde_json::to_value(after).ok().filter(|v| !v.is_null());
+        self
+    }
+}
+
+/// Records one change.
+pub async fn record(state: &AdminState, caller: &Caller, change: Change) {
+    record_all(state, caller, vec![change]).await;
+}
+
+/// Records several changes made by one call (e.g. N keys issued), all in one statement.
+pub async fn record_all(state: &AdminState, caller: &Caller, changes: Vec<Change>) {
+    let entries: Vec<NewAuditEntry> = changes
+        .into_iter()
+        .map(|c| NewAuditEntry {
+            actor: caller.subject().to_owned(),
+            role: caller.role(),
+            team_id: c.team,
+            action: c.action,
+            target_kind: c.target_kind,
+            target_id: c.target_id,
+            before: c.before,
+            after: c.after,
+        })
+        .collect();
+    if let Err(e) = state.store.insert_audit(&entries).await {
+        let json = |v: &Option<Value>| {
+            v.as_ref()
+                .map_or_else(|| "null".to_owned(), Value::to_string)
+        };
+        for entry in &entries {
+            tracing::error!(
+                error = %e,
+                actor = %entry.actor,
+                role = entry.role,
+                team_id = ?entry.team_id.map(|t| t.0),
+                action = entry.action,
+                target_kind = entry.target_kind,
+                target_id = %entry.target_id,
+                before = %json(&entry.before),
+                after = %json(&entry.after),
+                "audit log write failed; the change was made and is recorded here instead"
+            );
+        }
+    }
+}
+
+const PARAMS: [&str; 8] = [
+    "team", "actor", "action", "target", "from", "to", "limit", "before",
+];
+
+/// `GET /admin/v1/audit`: newest first; `before` continues from a previous page's `next`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    tag = "audit",
+    params(
+        ("limit" = Option<i64>, Query, description = "entries per page, 1..=1000, default 50"),
+        ("before" = Option<String>, Query, description = "the `next` of the previous page"),
+        ("team" = Option<String>, Query, description = "team id or name (team tokens: always their own)"),
+        ("actor" = Option<String>, Query, description = "the token `sub` that made the change"),
+        ("action" = Option<String>, Query, description = "an action (`key.revoke`) or a prefix ending in `.*` (`key.*`)"),
+        ("target" = Option<String>, Query, description = "the changed object's id"),
+        ("from" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+    ),
+    responses(
+        (status = 200, body = super::openapi::AuditPage),
+        (status = 400, body = super::openapi::ErrorBody),
+        (status = 404, body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, AdminError> {
+    let params = Params::new(pairs, &PARAMS)?;
+    let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
+    let before = params.get("before").map(cursor).transpose()?;
+    let (from, to) = params.range()?;
+    let team = match params.get("team") {
+        Some(t) => Some(caller.team_named(&state, t).await?.id),
+        None => caller.team_filter(),
+    };
+    let action = params.get("action").map(|a| match a.strip_suffix('*') {
+        Some(prefix) => ActionFilter::Prefix(prefix.to_owned()),
+        None => ActionFilter::Exact(a.to_owned()),
+    });
+    let filter = AuditFilter {
+        team,
+        actor: params.get("actor").map(str::to_owned),
+        action,
+        target_id: params.get("target").map(str::to_owned),
+        from,
+        to,
+    };
+    // One more than asked, to know whether there is a next page.
+    let mut entries = state.store.list_audit(&filter, before, limit + 1).await?;
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = entries.len() > page;
+    entries.truncate(page);
+    let next = if more {
+        entries
+            .last()
+            .map(|e| encode_cursor(&AuditCursor { at: e.at, id: e.id }))
+    } else {
+        None
+    };
+    Ok(Json(json!({"data": entries, "next": next})))
+}
+
+/// The last entry's time in microseconds and its id, hex-encoded. Clients treat it as opaque.
+fn encode_cursor(cursor: &AuditCursor) -> String {
+    let mut bytes = Vec::with_capacity(16);
+    bytes.extend_from_slice(&cursor.at.timestamp_micros().to_be_bytes());
+    bytes.extend_from_slice(&cursor.id.to_be_bytes());
+    hex::encode(bytes)
+}
+
+fn cursor(text: &str) -> Result<AuditCursor, AdminError> {
+    let bad = || {
+        AdminError::bad(
+            "before",
+            "`before` is not a cursor (pass the `next` of a previous page unchanged)",
+        )
+    };
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    if bytes.len() != 16 {
+        return Err(bad());
+    }
+    let (micros, id) = bytes.split_at(8);
+    let micros = i64::from_be_bytes(micros.try_into().map_err(|_| bad())?);
+    let id = i64::from_be_bytes(id.try_into().map_err(|_| bad())?);
+    Ok(AuditCursor {
+        at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+        id,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let original = AuditCursor {
+            at: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
+            id: 42,
+        };
+        let text = encode_cursor(&original);
+        assert_eq!(cursor(&text).unwrap(), original);
+        for bad in ["", "zz", &text[..30], &format!("{text}00")] {
+            assert!(cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

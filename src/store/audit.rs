@@ -1,0 +1,175 @@
+//! The audit log of admin changes, newest first, with keyset pagination on (`at`, `id`).
+//!
+//! `before` and `after` are JSON documents; they cross the driver as text and are cast in SQL.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::Store;
+use crate::ids::TeamId;
+
+/// One change to record.
+#[derive(Clone, Debug)]
+pub struct NewAuditEntry {
+    /// The token's `sub`.
+    pub actor: String,
+    /// `admin` or `team`.
+    pub role: &'static str,
+    /// The team the change belongs to (`None` for global changes such as a price reload).
+    pub team_id: Option<TeamId>,
+    pub action: &'static str,
+    pub target_kind: &'static str,
+    pub target_id: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// One recorded change, as the admin API lists it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub role: String,
+    pub team_id: Option<TeamId>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    /// The object before the change (`null` for a creation).
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Value>,
+    /// The object after the change (`null` for a removal).
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Value>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    role: String,
+    team_id: Option<TeamId>,
+    action: String,
+    target_kind: String,
+    target_id: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// A position in the log: the last entry of the previous page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: DateTime<Utc>,
+    pub id: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub team: Option<TeamId>,
+    pub actor: Option<String>,
+    /// An exact action, or every action starting with `prefix` when this is `Prefix`.
+    pub action: Option<ActionFilter>,
+    pub target_id: Option<String>,
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionFilter {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Store {
+    /// Records changes, all or none.
+    pub async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<(), sqlx::Error> {
+        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        sqlx::query(
+            "INSERT INTO audit_log (actor, role, team_id, action, target_kind, target_id, before, after) \
+             SELECT actor, role, team_id, action, target_kind, target_id, before::jsonb, after::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+               AS t(actor, role, team_id, action, target_kind, target_id, before, after)",
+        )
+        .bind(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.role).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.team_id.map(|t| t.0)).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.action).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.target_kind).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.target_id.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| text(&e.before)).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| text(&e.after)).collect::<Vec<_>>())
+        .execute(self.pool())
+        .await
+        .map(|_| ())
+    }
+
+    /// Up to `limit` entries, newest first, strictly older than `before` when given.
+    pub async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<AuditCursor>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, sqlx::Error> {
+        let mut sql = QueryBuilder::<Postgres>::new(
+            "SELECT id, at, actor, role, team_id, action, target_kind, target_id, \
+             before::text AS before, after::text AS after FROM audit_log WHERE TRUE",
+        );
+        if let Some(team) = filter.team {
+            sql.push(" AND team_id = ").push_bind(team);
+        }
+        if let Some(actor) = &filter.actor {
+            sql.push(" AND actor = ").push_bind(actor.clone());
+        }
+        match &filter.action {
+            None => {}
+            Some(ActionFilter::Exact(action)) => {
+                sql.push(" AND action = ").push_bind(action.clone());
+            }
+            Some(ActionFilter::Prefix(prefix)) => {
+                sql.push(" AND starts_with(action, ")
+                    .push_bind(prefix.clone())
+                    .push(")");
+            }
+        }
+        if let Some(target) = &filter.target_id {
+            sql.push(" AND target_id = ").push_bind(target.clone());
+        }
+        if let Some(from) = filter.from {
+            sql.push(" AND at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to {
+            sql.push(" AND at < ").push_bind(to);
+        }
+        if let Some(cursor) = before {
+            sql.push(" AND (at, id) < (")
+                .push_bind(cursor.at)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        sql.push(" ORDER BY at DESC, id DESC LIMIT ")
+            .push_bind(limit);
+        let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                at: r.at,
+                actor: r.actor,
+                role: r.role,
+                team_id: r.team_id,
+                action: r.action,
+                target_kind: r.target_kind,
+                target_id: r.target_id,
+                before: json(r.before),
+                after: json(r.after),
+            })
+            .collect())
+    }
+}
