@@ -327,3 +327,25 @@ async fn budget_remaining_gauge_for_noted_scopes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_gateways_own_overhead_is_observed() {
+    let app = TestApp::spawn().await;
+    let key = app.key().await;
+    let count = |text: &str| {
+        samples(text)
+            .into_iter()
+            .find(|s| s.name == "tollgate_gateway_overhead_seconds_count")
+            .map_or(Decimal::ZERO, |s| s.value)
+    };
+    let before = count(&scrape(&app).await);
+    for _ in 0..3 {
+        assert_eq!(app.chat(&key, chat_body("test-model")).await.status(), 200);
+    }
+    // The histogram is process-wide (other tests add to it too): it grew by at least ours.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while count(&scrape(&app).await) < before + Decimal::from(3) {
+        assert!(tokio::time::Instant::now() < deadline, "overhead was not observed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

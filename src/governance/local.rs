@@ -63,3 +63,40 @@ impl LocalShield {
         self.per_key.as_ref().map_or(0, |l| l.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_key_ceiling_refuses_and_pruning_forgets_idle_keys() {
+        let shield = LocalShield::new(None, Some(2));
+        let key = KeyId::new();
+        assert!(shield.check(key) && shield.check(key));
+        assert!(!shield.check(key), "a third request in the same instant is over 2/s");
+        for _ in 0..100 {
+            assert!(shield.check(KeyId::new()));
+        }
+        assert_eq!(shield.tracked_keys(), 101);
+        // Once their buckets have refilled, keys are indistinguishable from new ones and go.
+        std::thread::sleep(std::time::Duration::from_millis(1600));
+        shield.prune();
+        assert_eq!(shield.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn instance_ceiling_applies_to_every_key() {
+        let shield = LocalShield::new(Some(3), None);
+        let admitted = (0..10).filter(|_| shield.check(KeyId::new())).count();
+        assert_eq!(admitted, 3);
+    }
+
+    #[test]
+    fn fail_open_limit_is_per_scope() {
+        let shield = LocalShield::new(None, None);
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert!(shield.check_fail_open(a, 1));
+        assert!(!shield.check_fail_open(a, 1));
+        assert!(shield.check_fail_open(b, 1));
+    }
+}

@@ -34,6 +34,8 @@ pub struct Exchange {
     pub ticket: Option<Ticket>,
     /// Upstream attempts made (1 when the first deployment answered).
     pub attempts: u16,
+    /// When the first attempt was sent (`upstream_started` is the answering attempt's).
+    pub first_upstream_started: Option<Instant>,
 }
 
 /// How a request ended, for the ledger.
@@ -75,6 +77,7 @@ impl Exchange {
             upstream_started: None,
             ticket: None,
             attempts: 0,
+            first_upstream_started: None,
         }
     }
 
@@ -97,6 +100,10 @@ impl Exchange {
 
     pub fn event(&self, outcome: Outcome) -> LedgerEvent {
         let now = Instant::now();
+        if let Some(first) = self.first_upstream_started {
+            // Time spent waiting on upstreams (failed attempts included) is not the gateway's.
+            crate::metrics::observe_overhead(now - self.started, now - first);
+        }
         let millis = |since: Instant| {
             u32::try_from(now.duration_since(since).as_millis()).unwrap_or(u32::MAX)
         };

@@ -61,7 +61,9 @@ pub async fn forward(state: ProxyState, mut exchange: Exchange, prepared: Prepar
                 Ok(body) => body,
                 Err(e) => return fail(&state, &exchange, op, e, reply).await,
             };
-            exchange.upstream_started = Some(Instant::now());
+            let sent_at = Instant::now();
+            exchange.upstream_started = Some(sent_at);
+            exchange.first_upstream_started.get_or_insert(sent_at);
             let upstream = &candidate.upstream;
             let sent = upstream.send(attempt.key, op, upstream_body, &prepared.headers, deadline).await;
             let response = match sent {

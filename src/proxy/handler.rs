@@ -59,6 +59,7 @@ async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body
         Ok(policy) => policy,
         Err(e) => return e.render(op),
     };
+    crate::metrics::note_budget_scopes(policy.team_id, &policy.scopes);
     let mut exchange = Exchange::new(policy, state.prices.load_full(), started);
     let prepared = match prepare_and_admit(&state, &mut exchange, op, &headers, body).await {
         Ok(prepared) => prepared,
@@ -101,6 +102,7 @@ async fn prepare_and_admit(
         match exchange.prices.price_at(&candidate.price_name, exchange.created_at) {
             Some(price) => prices.push(price),
             None if state.allow_unpriced => {
+                crate::metrics::observe_unpriced(&exchange.model);
                 tracing::warn!(model = %exchange.model, price = %candidate.price_name, "serving an unpriced model at zero cost");
             }
             None => return Err(ApiError::ModelNotPriced(exchange.model.clone())),
