@@ -53,6 +53,12 @@ pub struct Key {
     #[serde(default)]
     pub revoked_at: Option<String>,
     pub created_at: String,
+    /// After a rotation: when the previous secret stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<String>,
+    /// What the key spent so far (listings and `show`), a decimal string in USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_usd: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -105,6 +111,73 @@ pub struct IssueKeys<'a> {
     pub allowed_models: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+}
+
+/// A scope's limits, as `GET .../limits` shows them and `PUT .../limits` takes them. Fields
+/// this version does not know are kept, so `limits set` sends them back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_redis_failure: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub period: String,
+    /// A decimal string in USD; never a float.
+    pub amount_usd: String,
+}
+
+/// `GET/PUT/DELETE .../limits`: the limits (`null` when the scope has none) and the current
+/// usage next to them (`null` when the gateway could not read Redis).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScopeLimits {
+    pub scope: String,
+    pub id: String,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    #[serde(default)]
+    pub usage: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LaunchCampaign<'a> {
+    pub team: &'a str,
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    pub keys: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// The answer to a launch: everything it created, the keys with their secrets (once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Launched {
+    pub experiment: Experiment,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    pub keys: Vec<IssuedKey>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[cfg(test)]

@@ -93,6 +93,39 @@ impl Client {
             .await
     }
 
+    /// Any method with a JSON body and a query string (PUT, PATCH, DELETE, POST with a query).
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, Option<&str>)],
+        body: &B,
+    ) -> Result<T> {
+        let url = self.url(path, query)?;
+        self.send(self.http.request(method, url).json(body)).await
+    }
+
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        self.send_json(Method::PUT, path, &[], body).await
+    }
+
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        body: &B,
+    ) -> Result<T> {
+        self.send_json(Method::PATCH, path, &[], body).await
+    }
+
+    pub async fn delete<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T> {
+        let url = self.url(path, &[])?;
+        self.send(self.http.request(Method::DELETE, url)).await
+    }
+
     /// Builds `<base>/admin/v1/<path...>?<query>`, percent-encoding each segment so a team name
     /// with `/` or spaces stays one segment.
     pub fn url(&self, path: &[&str], query: &[(&str, Option<&str>)]) -> Result<Url> {

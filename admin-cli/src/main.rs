@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use commands::Ctx;
 use commands::experiments::ExperimentsCmd;
 use commands::keys::KeysCmd;
+use commands::limits::LimitsCmd;
 use commands::pricing::PricingCmd;
 use commands::requests::RequestsCmd;
 use commands::spend::SpendCmd;
@@ -50,7 +51,7 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
-    /// Output format; `env` only for `keys issue`.
+    /// Output format; `env` only for `keys issue`, `keys rotate` and `campaigns launch`.
     #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Table)]
     format: Format,
     #[command(subcommand)]
@@ -68,6 +69,9 @@ enum Command {
     /// Virtual keys that clients use against the gateway.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Rate limits, concurrency and budgets of a team, an experiment or a key.
+    #[command(subcommand)]
+    Limits(LimitsCmd),
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -96,9 +100,15 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     // Checked before any request, so `--format env` never creates something and then fails.
-    let wants_env = matches!(cli.command, Command::Keys(KeysCmd::Issue { .. }));
+    let wants_env = matches!(
+        cli.command,
+        Command::Keys(KeysCmd::Issue { .. } | KeysCmd::Rotate { .. })
+            | Command::Experiments(ExperimentsCmd::Launch(_))
+    );
     if cli.format == Format::Env && !wants_env {
-        bail!("--format env is only supported by `tollctl keys issue`");
+        bail!(
+            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
+        );
     }
     // Built only for commands that call the API: `token mint` needs neither URL nor token.
     let ctx = || -> Result<Ctx> {
@@ -111,6 +121,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Teams(cmd) => commands::teams::run(cmd, &ctx()?).await,
         Command::Experiments(cmd) => commands::experiments::run(cmd, &ctx()?).await,
         Command::Keys(cmd) => commands::keys::run(cmd, &ctx()?).await,
+        Command::Limits(cmd) => commands::limits::run(cmd, &ctx()?).await,
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Spend(cmd) => commands::spend::run(cmd, &ctx()?).await,
         Command::Requests(cmd) => commands::requests::run(cmd, &ctx()?).await,
@@ -143,6 +154,127 @@ mod tests {
             cli.command,
             Command::Experiments(ExperimentsCmd::List { team: Some(_) })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn launch_and_close_live_under_campaigns_and_experiments() -> Result<()> {
+        let cli = Cli::try_parse_from([
+            "tollctl",
+            "campaigns",
+            "launch",
+            "--team",
+            "research",
+            "gsm8k",
+            "--budget",
+            "500",
+            "--period",
+            "total",
+            "--keys",
+            "8",
+            "--rpm",
+            "600",
+            "--tpm",
+            "200000",
+            "--models",
+            "gpt-4o-mini,claude-sonnet-4",
+            "--ends-in",
+            "7d",
+        ])?;
+        assert!(matches!(
+            cli.command,
+            Command::Experiments(ExperimentsCmd::Launch(_))
+        ));
+        let cli = Cli::try_parse_from([
+            "tollctl",
+            "experiments",
+            "close",
+            "gsm8k",
+            "--team",
+            "research",
+        ])?;
+        assert!(matches!(
+            cli.command,
+            Command::Experiments(ExperimentsCmd::Close(_))
+        ));
+        for bad in [
+            vec![
+                "tollctl",
+                "campaigns",
+                "launch",
+                "--team",
+                "t",
+                "n",
+                "--keys",
+                "0",
+            ],
+            vec![
+                "tollctl",
+                "campaigns",
+                "launch",
+                "--team",
+                "t",
+                "n",
+                "--budget",
+                "-5",
+            ],
+            vec![
+                "tollctl",
+                "campaigns",
+                "launch",
+                "--team",
+                "t",
+                "n",
+                "--period",
+                "yearly",
+            ],
+            vec!["tollctl", "campaigns", "launch", "n"],
+            vec!["tollctl", "limits", "set", "scope", "x", "--rpm", "5"],
+            vec!["tollctl", "limits", "set", "key", "x", "--rpm", "0"],
+            vec!["tollctl", "limits", "set", "key", "x", "--unset", "burst"],
+            vec![
+                "tollctl",
+                "limits",
+                "set",
+                "key",
+                "x",
+                "--unset",
+                "rpm",
+                "--replace",
+            ],
+            vec![
+                "tollctl",
+                "keys",
+                "rotate",
+                "k",
+                "--grace",
+                "1h",
+                "--no-grace",
+            ],
+            vec![
+                "tollctl",
+                "keys",
+                "update",
+                "k",
+                "--models",
+                "a",
+                "--all-models",
+            ],
+            vec![
+                "tollctl",
+                "keys",
+                "update",
+                "k",
+                "--expires-in",
+                "1d",
+                "--no-expiry",
+            ],
+        ] {
+            assert!(
+                Cli::try_parse_from(&bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
         Ok(())
     }
 

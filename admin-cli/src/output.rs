@@ -66,7 +66,9 @@ pub fn list<T: Record>(items: &[T], format: Format, noun: &str) -> Result<String
             let rows: Vec<Vec<String>> = items.iter().map(|i| i.values(Style::Raw)).collect();
             Ok(csv(T::COLUMNS, &rows))
         }
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!(
+            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
+        ),
     }
 }
 
@@ -83,7 +85,9 @@ pub fn one<T: Record>(item: &T, format: Format) -> Result<String> {
         }
         Format::Json => json(item),
         Format::Csv => Ok(csv(T::COLUMNS, &[item.values(Style::Raw)])),
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!(
+            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
+        ),
     }
 }
 

@@ -19,6 +19,9 @@ pub struct KeyPolicy {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub experiment_ends_at: Option<DateTime<Utc>>,
+    /// Set when the key was presented with its previous secret (after a rotation): that
+    /// secret stops working at this time, whatever `expires_at` says.
+    pub grace_until: Option<DateTime<Utc>>,
     /// Limits of the key, its experiment and its team, in that order (scopes without
     /// limits are left out).
     pub scopes: Vec<ScopeLimits>,
@@ -37,7 +40,7 @@ impl KeyPolicy {
         if self.revoked_at.is_some_and(|t| t <= now) {
             return Err(KeyRefusal::Revoked);
         }
-        if self.expires_at.is_some_and(|t| t <= now) {
+        if self.expires_at.is_some_and(|t| t <= now) || self.grace_until.is_some_and(|t| t <= now) {
             return Err(KeyRefusal::Expired);
         }
         if self.experiment_ends_at.is_some_and(|t| t <= now) {
@@ -68,6 +71,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             experiment_ends_at: None,
+            grace_until: None,
             scopes: Vec::new(),
         }
     }
@@ -110,6 +114,38 @@ mod tests {
             }
             .check_usable(now),
             Err(KeyRefusal::ExperimentEnded)
+        );
+    }
+
+    #[test]
+    fn a_previous_secret_works_until_its_grace_ends() {
+        let now = Utc::now();
+        let in_grace = KeyPolicy {
+            grace_until: Some(now + Duration::seconds(1)),
+            ..policy()
+        };
+        assert_eq!(in_grace.check_usable(now), Ok(()));
+        assert_eq!(
+            in_grace.check_usable(now + Duration::seconds(1)),
+            Err(KeyRefusal::Expired)
+        );
+        // The grace never outlives the key itself, and revocation still comes first.
+        assert_eq!(
+            KeyPolicy {
+                expires_at: Some(now - Duration::seconds(1)),
+                ..in_grace.clone()
+            }
+            .check_usable(now),
+            Err(KeyRefusal::Expired)
+        );
+        assert_eq!(
+            KeyPolicy {
+                revoked_at: Some(now - Duration::seconds(1)),
+                grace_until: Some(now - Duration::seconds(1)),
+                ..policy()
+            }
+            .check_usable(now),
+            Err(KeyRefusal::Revoked)
         );
     }
 

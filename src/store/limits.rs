@@ -106,43 +106,7 @@ impl Store {
         limits: &Limits,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO scope_limits (scope_kind, scope_id, team_id, rpm, tpm, max_concurrent, budget_mode, on_redis_failure) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (scope_kind, scope_id) DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, \
-               max_concurrent = EXCLUDED.max_concurrent, budget_mode = EXCLUDED.budget_mode, \
-               on_redis_failure = EXCLUDED.on_redis_failure, updated_at = now()",
-        )
-        .bind(kind.as_str())
-        .bind(id)
-        .bind(team)
-        .bind(limits.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
-        .bind(limits.tpm.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
-        .bind(limits.max_concurrent.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
-        .bind(match limits.budget_mode {
-            BudgetMode::Strict => "strict",
-            BudgetMode::Estimate => "estimate",
-        })
-        .bind(match limits.on_redis_failure {
-            FailurePolicy::Closed => "closed",
-            FailurePolicy::Open => "open",
-        })
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM scope_budgets WHERE scope_kind = $1 AND scope_id = $2")
-            .bind(kind.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for budget in &limits.budgets {
-            sqlx::query("INSERT INTO scope_budgets (scope_kind, scope_id, period, amount_usd) VALUES ($1, $2, $3, $4)")
-                .bind(kind.as_str())
-                .bind(id)
-                .bind(budget.period.as_str())
-                .bind(budget.amount_usd)
-                .execute(&mut *tx)
-                .await?;
-        }
+        write_limits(&mut tx, kind, id, team, limits).await?;
         tx.commit().await
     }
 
@@ -182,4 +146,52 @@ impl Store {
             .fetch_one(self.pool())
             .await
     }
+}
+
+/// Replaces a scope's limits and budgets on a connection the caller holds in a transaction.
+pub(super) async fn write_limits(
+    tx: &mut sqlx::PgConnection,
+    kind: ScopeKind,
+    id: Uuid,
+    team: TeamId,
+    limits: &Limits,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO scope_limits (scope_kind, scope_id, team_id, rpm, tpm, max_concurrent, budget_mode, on_redis_failure) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (scope_kind, scope_id) DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, \
+           max_concurrent = EXCLUDED.max_concurrent, budget_mode = EXCLUDED.budget_mode, \
+           on_redis_failure = EXCLUDED.on_redis_failure, updated_at = now()",
+    )
+    .bind(kind.as_str())
+    .bind(id)
+    .bind(team)
+    .bind(limits.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
+    .bind(limits.tpm.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+    .bind(limits.max_concurrent.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
+    .bind(match limits.budget_mode {
+        BudgetMode::Strict => "strict",
+        BudgetMode::Estimate => "estimate",
+    })
+    .bind(match limits.on_redis_failure {
+        FailurePolicy::Closed => "closed",
+        FailurePolicy::Open => "open",
+    })
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM scope_budgets WHERE scope_kind = $1 AND scope_id = $2")
+        .bind(kind.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    for budget in &limits.budgets {
+        sqlx::query("INSERT INTO scope_budgets (scope_kind, scope_id, period, amount_usd) VALUES ($1, $2, $3, $4)")
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(budget.period.as_str())
+            .bind(budget.amount_usd)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }

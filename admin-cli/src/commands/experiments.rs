@@ -3,6 +3,7 @@ use chrono::TimeDelta;
 use clap::Subcommand;
 
 use super::Ctx;
+use super::campaigns::{self, CloseArgs, LaunchArgs};
 use crate::api::{CreateExperiment, Experiment, List};
 use crate::duration;
 use crate::output::{self, Record, Style};
@@ -37,6 +38,11 @@ pub enum ExperimentsCmd {
         /// Experiment id.
         id: String,
     },
+    /// Launch a campaign in one call: the experiment, its budget and limits, and N keys
+    /// (printed once).
+    Launch(LaunchArgs),
+    /// Close a campaign: revoke every key, end it now, and print its final spend report.
+    Close(CloseArgs),
 }
 
 impl Record for Experiment {
@@ -57,6 +63,8 @@ impl Record for Experiment {
 
 pub async fn run(cmd: ExperimentsCmd, ctx: &Ctx) -> Result<()> {
     let out = match cmd {
+        ExperimentsCmd::Launch(args) => return campaigns::launch(args, ctx).await,
+        ExperimentsCmd::Close(args) => return campaigns::close(args, ctx).await,
         ExperimentsCmd::Create {
             team,
             name,

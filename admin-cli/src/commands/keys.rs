@@ -1,6 +1,7 @@
-use anyhow::Result;
+use anyhow::{Result, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Subcommand;
+use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::api::{IssueKeys, IssuedKey, Key, List};
@@ -52,6 +53,49 @@ pub enum KeysCmd {
         /// Key id.
         id: String,
     },
+    /// Give a key a new secret (printed once) under the same id, so its limits, spend and
+    /// attribution carry on; the old secret keeps working for the grace period.
+    Rotate {
+        /// Key id.
+        id: String,
+        /// How long the old secret keeps working (e.g. 1h, 7d; at most 30d).
+        #[arg(long, value_name = "DURATION", value_parser = duration::parse, default_value = "24h", conflicts_with = "no_grace")]
+        grace: TimeDelta,
+        /// Stop the old secret at once.
+        #[arg(long)]
+        no_grace: bool,
+    },
+    /// Change a key's allowed models, expiry or name; every gateway instance applies it at once.
+    Update {
+        /// Key id.
+        id: String,
+        /// Models the key may call, comma-separated.
+        #[arg(
+            long,
+            value_name = "MODEL,...",
+            value_delimiter = ',',
+            conflicts_with = "all_models"
+        )]
+        models: Vec<String>,
+        /// Let the key call any model.
+        #[arg(long)]
+        all_models: bool,
+        /// Expiry time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", conflicts_with_all = ["expires_in", "no_expiry"])]
+        expires_at: Option<String>,
+        /// Expiry from now (e.g. 7d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = duration::parse, conflicts_with = "no_expiry")]
+        expires_in: Option<TimeDelta>,
+        /// Remove the expiry.
+        #[arg(long)]
+        no_expiry: bool,
+        /// A new label.
+        #[arg(long, conflicts_with = "no_name")]
+        name: Option<String>,
+        /// Remove the label.
+        #[arg(long)]
+        no_name: bool,
+    },
 }
 
 impl Key {
@@ -81,6 +125,8 @@ impl Record for Key {
         "expires_at",
         "revoked_at",
         "created_at",
+        "previous_valid_until",
+        "spend_usd",
     ];
     const TABLE_COLUMNS: &'static [&'static str] = &[
         "id",
@@ -90,6 +136,7 @@ impl Record for Key {
         "allowed_models",
         "status",
         "expires_at",
+        "spend_usd",
     ];
 
     fn values(&self, style: Style) -> Vec<String> {
@@ -110,6 +157,8 @@ impl Record for Key {
             output::time(self.expires_at.as_deref(), style),
             output::time(self.revoked_at.as_deref(), style),
             output::time(Some(&self.created_at), style),
+            output::time(self.previous_valid_until.as_deref(), style),
+            output::opt(self.spend_usd.as_deref(), style),
         ]
     }
 }
@@ -201,6 +250,75 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
             let key: Key = ctx.client.get(&["keys", &id], &[]).await?;
             output::one(&key, ctx.format)?
         }
+        KeysCmd::Rotate {
+            id,
+            grace,
+            no_grace,
+        } => {
+            let grace_secs = if no_grace { 0 } else { grace.num_seconds() };
+            let rotated: IssuedKey = ctx
+                .client
+                .post(
+                    &["keys", &id, "rotate"],
+                    &json!({ "grace_secs": grace_secs }),
+                )
+                .await?;
+            let out = match ctx.format {
+                Format::Env => env_lines(std::slice::from_ref(&rotated)),
+                f => output::list(std::slice::from_ref(&rotated), f, "keys")?,
+            };
+            output::emit(&out)?;
+            let until = output::time(rotated.info.previous_valid_until.as_deref(), Style::Human);
+            eprintln!(
+                "note: the old secret works until {until}; the new one is shown only once, store it now."
+            );
+            return Ok(());
+        }
+        KeysCmd::Update {
+            id,
+            models,
+            all_models,
+            expires_at,
+            expires_in,
+            no_expiry,
+            name,
+            no_name,
+        } => {
+            let mut patch = Map::new();
+            let models: Vec<String> = models
+                .iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            if all_models {
+                patch.insert("allowed_models".into(), Value::Null);
+            } else if !models.is_empty() {
+                patch.insert("allowed_models".into(), json!(models));
+            }
+            if no_expiry {
+                patch.insert("expires_at".into(), Value::Null);
+            } else if let Some(at) = expires_at {
+                patch.insert(
+                    "expires_at".into(),
+                    json!(output::parse_time("--expires-at", &at)?),
+                );
+            } else if let Some(d) = expires_in {
+                let at = duration::from_now(d).map_err(anyhow::Error::msg)?;
+                patch.insert("expires_at".into(), json!(at));
+            }
+            if no_name {
+                patch.insert("name".into(), Value::Null);
+            } else if let Some(name) = name {
+                patch.insert("name".into(), json!(name));
+            }
+            if patch.is_empty() {
+                bail!(
+                    "nothing to update: give --models, --all-models, --expires-in, --expires-at, --no-expiry, --name or --no-name"
+                );
+            }
+            let key: Key = ctx.client.patch(&["keys", &id], &patch).await?;
+            output::one(&key, ctx.format)?
+        }
         KeysCmd::Revoke { id } => {
             let key: Key = ctx
                 .client
@@ -215,7 +333,6 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Map, json};
 
     fn key(revoked: Option<&str>, expires: Option<&str>, models: Option<Vec<&str>>) -> Key {
         Key {
@@ -228,6 +345,8 @@ mod tests {
             expires_at: expires.map(String::from),
             revoked_at: revoked.map(String::from),
             created_at: "2025-01-01T00:00:00Z".into(),
+            previous_valid_until: None,
+            spend_usd: Some("0.25".into()),
             extra: Map::new(),
         }
     }
@@ -305,7 +424,7 @@ mod tests {
         let lines: Vec<&str> = c.split("\n").collect();
         assert_eq!(
             lines[0],
-            "id,prefix,name,team_id,experiment_id,allowed_models,status,expires_at,revoked_at,created_at"
+            "id,prefix,name,team_id,experiment_id,allowed_models,status,expires_at,revoked_at,created_at,previous_valid_until,spend_usd"
         );
         assert!(lines[1].contains(",t,,,active,"), "{}", lines[1]);
         assert!(

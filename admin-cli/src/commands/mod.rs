@@ -1,7 +1,9 @@
 //! One module per resource: its clap arguments, how it prints, and what it asks the API.
 
+pub mod campaigns;
 pub mod experiments;
 pub mod keys;
+pub mod limits;
 pub mod pricing;
 pub mod requests;
 pub mod spend;

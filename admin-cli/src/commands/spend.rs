@@ -206,11 +206,13 @@ fn figure(row: &Value, column: &str) -> String {
     }
 }
 
-fn render_report(body: &Value, format: Format) -> Result<String> {
+pub fn render_report(body: &Value, format: Format) -> Result<String> {
     match format {
         Format::Json => return output::json(body),
         Format::Csv => return Ok(csv(body)),
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!(
+            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
+        ),
         Format::Table => {}
     }
     let dims = group_by(body);
@@ -267,7 +269,9 @@ fn render_top(body: &Value, format: Format) -> Result<String> {
     match format {
         Format::Json => return output::json(body),
         Format::Csv => return Ok(csv(body)),
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!(
+            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
+        ),
         Format::Table => {}
     }
     let dims = group_by(body);

@@ -1,0 +1,680 @@
+//! `tollctl limits set|show|clear`: rate limits, concurrency and budgets on a team, an
+//! experiment or a key, through `PUT/GET/DELETE /admin/v1/{scope}s/{id}/limits`.
+//!
+//! The API's `PUT` replaces a scope's whole limits, so `set` reads the current ones first and
+//! changes only what its flags name (unless `--replace`).
+
+use anyhow::{Result, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::Ctx;
+use crate::api::{Budget, Experiment, Limits, List, ScopeLimits};
+use crate::output::{self, Format, Style};
+use crate::report::{self, Align};
+
+const PERIODS: [&str; 4] = ["total", "daily", "weekly", "monthly"];
+/// What `--unset` can remove: a limit, one budget (by period), every budget, or a setting
+/// (back to its default).
+const UNSETTABLE: [&str; 10] = [
+    "rpm",
+    "tpm",
+    "max-concurrent",
+    "budgets",
+    "total",
+    "daily",
+    "weekly",
+    "monthly",
+    "budget-mode",
+    "on-redis-failure",
+];
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCmd {
+    /// Set limits and budgets; what no flag names is kept (unless --replace).
+    Set {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        flags: LimitFlags,
+        /// Remove these, comma-separated: rpm, tpm, max-concurrent, a budget period (total,
+        /// daily, weekly, monthly), budgets (all of them), budget-mode, on-redis-failure.
+        #[arg(long, value_name = "WHAT,...", value_delimiter = ',', value_parser = UNSETTABLE, conflicts_with = "replace")]
+        unset: Vec<String>,
+        /// Make the flags the scope's complete limits: everything they do not name is removed.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Show the limits with current usage next to each.
+    Show {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove every limit and budget of the scope.
+    Clear {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    Team,
+    Experiment,
+    Key,
+}
+
+impl ScopeArg {
+    fn segment(self) -> &'static str {
+        match self {
+            ScopeArg::Team => "teams",
+            ScopeArg::Experiment => "experiments",
+            ScopeArg::Key => "keys",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The kind of scope.
+    #[arg(value_enum)]
+    scope: ScopeArg,
+    /// Its id (a team also by name; an experiment by name with --team).
+    id: String,
+    /// The team of an experiment given by name.
+    #[arg(long)]
+    team: Option<String>,
+}
+
+/// Limit flags, shared by `limits set` and `campaigns launch`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitFlags {
+    /// Requests per minute.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: Option<u32>,
+    /// A budget in USD: PERIOD=AMOUNT (total, daily, weekly, monthly), or AMOUNT for the
+    /// --period; repeat for several periods.
+    #[arg(long = "budget", value_name = "[PERIOD=]USD", value_parser = parse_budget)]
+    pub budgets: Vec<BudgetArg>,
+    /// The period of --budget amounts given without one.
+    #[arg(long, value_parser = PERIODS, default_value = "total")]
+    pub period: String,
+    /// strict: reserve the most a request can cost; estimate: reserve an estimate.
+    #[arg(long, value_parser = ["strict", "estimate"])]
+    pub budget_mode: Option<String>,
+    /// What to do when Redis is unreachable: closed (503) or open.
+    #[arg(long, value_parser = ["closed", "open"])]
+    pub on_redis_failure: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetArg {
+    period: Option<String>,
+    amount: String,
+}
+
+/// `500`, `daily=50`, `total=12.50`: exact decimals, never floats.
+fn parse_budget(text: &str) -> Result<BudgetArg, String> {
+    let (period, amount) = match text.split_once('=') {
+        Some((p, a)) => (Some(p.trim().to_ascii_lowercase()), a.trim()),
+        None => (None, text.trim()),
+    };
+    if let Some(p) = &period
+        && !PERIODS.contains(&p.as_str())
+    {
+        return Err(format!(
+            "unknown budget period {p:?}: use total, daily, weekly or monthly"
+        ));
+    }
+    let valid = Decimal::from_str_exact(amount).is_ok_and(|d| !d.is_sign_negative());
+    if !valid {
+        return Err(format!(
+            "{amount:?} is not an amount in USD (e.g. 500 or 12.50)"
+        ));
+    }
+    Ok(BudgetArg {
+        period,
+        amount: amount.to_owned(),
+    })
+}
+
+impl LimitFlags {
+    pub fn is_empty(&self) -> bool {
+        self.rpm.is_none()
+            && self.tpm.is_none()
+            && self.max_concurrent.is_none()
+            && self.budgets.is_empty()
+            && self.budget_mode.is_none()
+            && self.on_redis_failure.is_none()
+    }
+
+    /// The budgets the flags give, each with its period; a period given twice is an error.
+    fn budgets(&self) -> Result<Vec<Budget>> {
+        let mut out: Vec<Budget> = Vec::new();
+        for b in &self.budgets {
+            let period = b.period.clone().unwrap_or_else(|| self.period.clone());
+            if out.iter().any(|x| x.period == period) {
+                bail!("two {period} budgets given: a scope has one budget per period");
+            }
+            out.push(Budget {
+                period,
+                amount_usd: b.amount.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `base` with what the flags name changed.
+    pub fn apply(&self, mut base: Limits) -> Result<Limits> {
+        if let Some(rpm) = self.rpm {
+            base.rpm = Some(rpm.into());
+        }
+        if let Some(tpm) = self.tpm {
+            base.tpm = Some(tpm);
+        }
+        if let Some(max) = self.max_concurrent {
+            base.max_concurrent = Some(max.into());
+        }
+        for budget in self.budgets()? {
+            match base.budgets.iter_mut().find(|b| b.period == budget.period) {
+                Some(existing) => *existing = budget,
+                None => base.budgets.push(budget),
+            }
+        }
+        if let Some(mode) = &self.budget_mode {
+            base.budget_mode = Some(mode.clone());
+        }
+        if let Some(policy) = &self.on_redis_failure {
+            base.on_redis_failure = Some(policy.clone());
+        }
+        Ok(base)
+    }
+}
+
+/// What `limits set` sends: the current limits (or nothing, with `--replace`), changed by the
+/// flags, minus what `--unset` names.
+fn merge(
+    current: Option<Limits>,
+    flags: &LimitFlags,
+    unset: &[String],
+    replace: bool,
+) -> Result<Limits> {
+    let named = |what: &str| match what {
+        "rpm" => flags.rpm.is_some(),
+        "tpm" => flags.tpm.is_some(),
+        "max-concurrent" => flags.max_concurrent.is_some(),
+        "budget-mode" => flags.budget_mode.is_some(),
+        "on-redis-failure" => flags.on_redis_failure.is_some(),
+        _ => false,
+    };
+    if let Some(both) = unset.iter().find(|u| named(u)) {
+        bail!("--{both} and --unset {both} contradict each other");
+    }
+    let base = if replace {
+        Limits::default()
+    } else {
+        current.unwrap_or_default()
+    };
+    let mut limits = flags.apply(base)?;
+    for what in unset {
+        match what.as_str() {
+            "rpm" => limits.rpm = None,
+            "tpm" => limits.tpm = None,
+            "max-concurrent" => limits.max_concurrent = None,
+            "budget-mode" => limits.budget_mode = None,
+            "on-redis-failure" => limits.on_redis_failure = None,
+            "budgets" => limits.budgets.clear(),
+            period => limits.budgets.retain(|b| b.period != period),
+        }
+    }
+    Ok(limits)
+}
+
+/// The API path segments of the target; an experiment name is looked up within `--team`.
+async fn resolve(target: &Target, ctx: &Ctx) -> Result<(&'static str, String)> {
+    let segment = target.scope.segment();
+    match (target.scope, &target.team) {
+        (ScopeArg::Experiment, Some(team)) if uuid::Uuid::parse_str(&target.id).is_err() => {
+            let list: List<Experiment> = ctx
+                .client
+                .get(&["experiments"], &[("team", Some(team))])
+                .await?;
+            let found = list
+                .data
+                .into_iter()
+                .find(|e| e.name == target.id)
+                .ok_or_else(|| anyhow!("team {team} has no experiment {:?}", target.id))?;
+            Ok((segment, found.id))
+        }
+        (ScopeArg::Experiment, None) if uuid::Uuid::parse_str(&target.id).is_err() => {
+            bail!(
+                "{:?} is not an experiment id: give its id, or its name with --team",
+                target.id
+            )
+        }
+        (ScopeArg::Team | ScopeArg::Key, Some(_)) => {
+            bail!("--team only applies to an experiment given by name")
+        }
+        _ => Ok((segment, target.id.clone())),
+    }
+}
+
+pub async fn run(cmd: LimitsCmd, ctx: &Ctx) -> Result<()> {
+    let body: Value = match cmd {
+        LimitsCmd::Set {
+            target,
+            flags,
+            unset,
+            replace,
+        } => {
+            if flags.is_empty() && unset.is_empty() && !replace {
+                bail!(
+                    "nothing to set: give --rpm, --tpm, --max-concurrent, --budget, --budget-mode, --on-redis-failure or --unset"
+                );
+            }
+            let (segment, id) = resolve(&target, ctx).await?;
+            let current = if replace {
+                None
+            } else {
+                let shown: ScopeLimits = ctx.client.get(&[segment, &id, "limits"], &[]).await?;
+                shown.limits
+            };
+            let limits = merge(current, &flags, &unset, replace)?;
+            ctx.client.put(&[segment, &id, "limits"], &limits).await?
+        }
+        LimitsCmd::Show { target } => {
+            let (segment, id) = resolve(&target, ctx).await?;
+            ctx.client.get(&[segment, &id, "limits"], &[]).await?
+        }
+        LimitsCmd::Clear { target } => {
+            let (segment, id) = resolve(&target, ctx).await?;
+            ctx.client.delete(&[segment, &id, "limits"]).await?
+        }
+    };
+    let shown: ScopeLimits = serde_json::from_value(body.clone())
+        .map_err(|e| anyhow!("unexpected answer from the admin API: {e}"))?;
+    if shown.limits.is_some() && shown.usage.is_none() && ctx.format != Format::Json {
+        eprintln!("note: current usage is unavailable (the gateway could not read Redis).");
+    }
+    let out = match ctx.format {
+        Format::Json => output::json(&body)?,
+        Format::Csv => csv(&shown),
+        Format::Table => table(&shown),
+        Format::Env => bail!("--format env is not supported by `tollctl limits`"),
+    };
+    output::emit(&out)
+}
+
+/// A field of the usage object as text (numbers as written, decimal strings verbatim).
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// One rate-like limit: (name, limit, used, remaining), usage as shown (`?` when unknown).
+fn rates(shown: &ScopeLimits) -> Vec<(&'static str, u64, Option<u64>, Option<u64>)> {
+    let Some(limits) = &shown.limits else {
+        return Vec::new();
+    };
+    let usage = shown.usage.as_ref();
+    let remaining = |field: &str| usage.and_then(|u| u[field]["remaining"].as_u64());
+    [
+        ("rpm", limits.rpm, "rpm"),
+        ("tpm", limits.tpm, "tpm"),
+        ("max-concurrent", limits.max_concurrent, "concurrency"),
+    ]
+    .into_iter()
+    .filter_map(|(name, limit, field)| {
+        let limit = limit?;
+        let left = remaining(field);
+        Some((name, limit, left.map(|r| limit.saturating_sub(r)), left))
+    })
+    .collect()
+}
+
+/// The usage of the budget of `period`, if the gateway could read it.
+fn budget_usage<'a>(shown: &'a ScopeLimits, period: &str) -> Option<&'a Value> {
+    shown.usage.as_ref()?["budgets"]
+        .as_array()?
+        .iter()
+        .find(|b| b["period"] == period)
+}
+
+fn table(shown: &ScopeLimits) -> String {
+    let Some(limits) = &shown.limits else {
+        return format!("No limits on {} {}.\n", shown.scope, shown.id);
+    };
+    let mut out = output::table::<&str>(
+        &[],
+        &[
+            vec!["SCOPE".into(), format!("{} {}", shown.scope, shown.id)],
+            vec![
+                "BUDGET MODE".into(),
+                limits
+                    .budget_mode
+                    .clone()
+                    .unwrap_or_else(|| "strict".into()),
+            ],
+            vec![
+                "ON REDIS FAILURE".into(),
+                limits
+                    .on_redis_failure
+                    .clone()
+                    .unwrap_or_else(|| "closed".into()),
+            ],
+        ],
+    );
+    let unknown = || "?".to_owned();
+    let rates = rates(shown);
+    if !rates.is_empty() {
+        let rows: Vec<Vec<String>> = rates
+            .iter()
+            .map(|(name, limit, used, left)| {
+                let n = |v: u64| report::group_digits(&v.to_string());
+                vec![
+                    (*name).to_owned(),
+                    n(*limit),
+                    used.map_or_else(unknown, n),
+                    left.map_or_else(unknown, n),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&report::table(
+            &["LIMIT", "VALUE", "USED", "REMAINING"],
+            &[Align::Left, Align::Right, Align::Right, Align::Right],
+            &rows,
+        ));
+    }
+    if !limits.budgets.is_empty() {
+        let mut rows: Vec<Vec<String>> = limits
+            .budgets
+            .iter()
+            .map(|b| {
+                let usage = budget_usage(shown, &b.period);
+                let field = |name: &str| usage.and_then(|u| text(&u[name])).unwrap_or_else(unknown);
+                let period = match usage {
+                    None => "?".to_owned(),
+                    Some(u) => match (text(&u["period_start"]), text(&u["period_end"])) {
+                        (_, None) => "all time".to_owned(),
+                        (start, end) => format!(
+                            "{} to {}",
+                            output::time(start.as_deref(), Style::Human),
+                            output::time(end.as_deref(), Style::Human)
+                        ),
+                    },
+                };
+                vec![
+                    b.period.clone(),
+                    b.amount_usd.clone(),
+                    field("spent_usd"),
+                    field("reserved_usd"),
+                    field("remaining_usd"),
+                    period,
+                ]
+            })
+            .collect();
+        for column in 1..=4 {
+            let mut values: Vec<String> = rows.iter().map(|r| r[column].clone()).collect();
+            report::align_decimals(&mut values);
+            for (row, value) in rows.iter_mut().zip(values) {
+                row[column] = value;
+            }
+        }
+        out.push('\n');
+        out.push_str(&report::table(
+            &[
+                "BUDGET",
+                "LIMIT USD",
+                "SPENT USD",
+                "RESERVED USD",
+                "REMAINING USD",
+                "PERIOD",
+            ],
+            &[
+                Align::Left,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Left,
+            ],
+            &rows,
+        ));
+    }
+    out
+}
+
+fn csv(shown: &ScopeLimits) -> String {
+    let headers = [
+        "limit",
+        "value",
+        "used",
+        "reserved",
+        "remaining",
+        "period_start",
+        "period_end",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for (name, limit, used, left) in rates(shown) {
+        rows.push(vec![
+            name.to_owned(),
+            limit.to_string(),
+            opt(used),
+            String::new(),
+            opt(left),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    if let Some(limits) = &shown.limits {
+        for b in &limits.budgets {
+            let usage = budget_usage(shown, &b.period);
+            let field = |name: &str| usage.and_then(|u| text(&u[name])).unwrap_or_default();
+            rows.push(vec![
+                format!("budget_{}", b.period),
+                b.amount_usd.clone(),
+                field("spent_usd"),
+                field("reserved_usd"),
+                field("remaining_usd"),
+                field("period_start"),
+                field("period_end"),
+            ]);
+        }
+        let setting = |name: &str, value: &Option<String>, default: &str| {
+            let mut row = vec![
+                name.to_owned(),
+                value.clone().unwrap_or_else(|| default.into()),
+            ];
+            row.resize(headers.len(), String::new());
+            row
+        };
+        rows.push(setting("budget_mode", &limits.budget_mode, "strict"));
+        rows.push(setting(
+            "on_redis_failure",
+            &limits.on_redis_failure,
+            "closed",
+        ));
+    }
+    output::csv(&headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn flags(args: &[&str]) -> LimitFlags {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            f: LimitFlags,
+        }
+        let mut argv = vec!["p"];
+        argv.extend(args);
+        <P as clap::Parser>::try_parse_from(argv)
+            .map(|p| p.f)
+            .unwrap_or_default()
+    }
+
+    fn current() -> Limits {
+        serde_json::from_value(json!({
+            "rpm": 600, "tpm": null, "max_concurrent": 8,
+            "budgets": [{"period": "total", "amount_usd": "500"}],
+            "budget_mode": "estimate", "on_redis_failure": "closed",
+            "future_field": 3
+        }))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn budgets_parse_exactly() {
+        assert_eq!(
+            parse_budget("daily=50.10"),
+            Ok(BudgetArg {
+                period: Some("daily".into()),
+                amount: "50.10".into()
+            })
+        );
+        assert_eq!(parse_budget("500").map(|b| b.period), Ok(None));
+        for bad in ["yearly=5", "daily=-1", "daily=abc", "1e3", ""] {
+            assert!(parse_budget(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn set_keeps_what_the_flags_do_not_name() -> Result<()> {
+        let merged = merge(
+            Some(current()),
+            &flags(&["--tpm", "1000", "--budget", "daily=50"]),
+            &[],
+            false,
+        )?;
+        assert_eq!(merged.rpm, Some(600));
+        assert_eq!(merged.tpm, Some(1000));
+        assert_eq!(merged.max_concurrent, Some(8));
+        assert_eq!(merged.budget_mode.as_deref(), Some("estimate"));
+        let periods: Vec<(&str, &str)> = merged
+            .budgets
+            .iter()
+            .map(|b| (b.period.as_str(), b.amount_usd.as_str()))
+            .collect();
+        assert_eq!(periods, [("total", "500"), ("daily", "50")]);
+        // Fields this version does not know go back unchanged.
+        assert_eq!(serde_json::to_value(&merged)?["future_field"], 3);
+        Ok(())
+    }
+
+    #[test]
+    fn set_replaces_a_budget_of_the_same_period_and_unsets() -> Result<()> {
+        let merged = merge(
+            Some(current()),
+            &flags(&["--budget", "750", "--budget", "weekly=10"]),
+            &["rpm".into(), "budget-mode".into()],
+            false,
+        )?;
+        assert_eq!(merged.rpm, None);
+        assert_eq!(merged.budget_mode, None);
+        assert_eq!(merged.budgets[0].amount_usd, "750");
+        assert_eq!(merged.budgets.len(), 2);
+        let merged = merge(Some(current()), &flags(&[]), &["total".into()], false)?;
+        assert!(merged.budgets.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn replace_starts_from_nothing_and_contradictions_are_refused() -> Result<()> {
+        let merged = merge(Some(current()), &flags(&["--rpm", "5"]), &[], true)?;
+        assert_eq!(merged.rpm, Some(5));
+        assert_eq!(merged.max_concurrent, None);
+        assert!(merged.budgets.is_empty());
+        assert!(merge(None, &flags(&["--rpm", "5"]), &["rpm".into()], false).is_err());
+        assert!(
+            merge(
+                None,
+                &flags(&["--budget", "5", "--budget", "total=6"]),
+                &[],
+                false
+            )
+            .is_err()
+        );
+        Ok(())
+    }
+
+    fn shown() -> ScopeLimits {
+        serde_json::from_value(json!({
+            "scope": "experiment", "id": "e1",
+            "limits": {"rpm": 600, "tpm": 200000, "max_concurrent": null,
+                       "budgets": [{"period": "total", "amount_usd": "500"},
+                                   {"period": "daily", "amount_usd": "50.5"}],
+                       "budget_mode": "strict", "on_redis_failure": "closed"},
+            "usage": {"scope": "experiment", "id": "e1",
+                      "rpm": {"limit": 600, "remaining": 598},
+                      "tpm": {"limit": 200000, "remaining": 199000},
+                      "concurrency": null,
+                      "budgets": [
+                        {"period": "total", "period_start": "1970-01-01T00:00:00Z", "period_end": null,
+                         "limit_usd": "500", "spent_usd": "12.25", "reserved_usd": "0.001",
+                         "remaining_usd": "487.749"},
+                        {"period": "daily", "period_start": "2026-11-01T00:00:00Z",
+                         "period_end": "2026-11-02T00:00:00Z", "limit_usd": "50.5",
+                         "spent_usd": "1", "reserved_usd": "0", "remaining_usd": "49.5"}]}
+        }))
+        .unwrap_or_else(|_| ScopeLimits {
+            scope: String::new(),
+            id: String::new(),
+            limits: None,
+            usage: None,
+            extra: Default::default(),
+        })
+    }
+
+    #[test]
+    fn show_puts_usage_next_to_each_limit() {
+        let t = table(&shown());
+        assert_eq!(
+            t,
+            "SCOPE             experiment e1\n\
+             BUDGET MODE       strict\n\
+             ON REDIS FAILURE  closed\n\
+             \n\
+             LIMIT    VALUE   USED  REMAINING\n\
+             rpm        600      2        598\n\
+             tpm    200,000  1,000    199,000\n\
+             \n\
+             BUDGET  LIMIT USD  SPENT USD  RESERVED USD  REMAINING USD  PERIOD\n\
+             total       500.0      12.25         0.001        487.749  all time\n\
+             daily        50.5       1.00         0.000         49.500  2026-11-01 00:00 UTC to 2026-11-02 00:00 UTC\n"
+        );
+        let mut none = shown();
+        none.limits = None;
+        assert_eq!(table(&none), "No limits on experiment e1.\n");
+    }
+
+    #[test]
+    fn show_csv_has_one_row_per_limit() {
+        let c = csv(&shown());
+        let lines: Vec<&str> = c.lines().collect();
+        assert_eq!(
+            lines[0],
+            "limit,value,used,reserved,remaining,period_start,period_end"
+        );
+        assert_eq!(lines[1], "rpm,600,2,,598,,");
+        assert_eq!(
+            lines[3],
+            "budget_total,500,12.25,0.001,487.749,1970-01-01T00:00:00Z,"
+        );
+        assert_eq!(lines[5], "budget_mode,strict,,,,,");
+    }
+}
