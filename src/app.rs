@@ -53,6 +53,7 @@ pub struct App {
     shutdown_grace: Duration,
     invalidation_listener: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
+    metrics_task: tokio::task::JoinHandle<()>,
 }
 
 /// Installs the TLS crypto provider used for https upstreams (once per process).
@@ -97,6 +98,8 @@ impl App {
         ));
         let pruner = tokio::spawn(prune_local_limits(governor.clone()));
         let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone());
+        let ledger = ledger.with_key_labels(config.metrics.key_labels);
+        let metrics_task = crate::metrics::spawn_background(governor.clone());
         let tasks = TaskTracker::new();
         let proxy = ProxyState::new(ProxyInner {
             keys: keys.clone(),
@@ -108,13 +111,15 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             governor: governor.clone(),
             governance: config.governance.clone(),
+            routing: config.routing.clone(),
         });
         let admin = AdminState {
             store: store.clone(),
             keys: keys.clone(),
-            jwt: Arc::new(JwtVerifier::hs256(&config.admin.jwt_secret)),
+            jwt: Arc::new(JwtVerifier::new(&config.admin)),
             invalidator: Invalidator::new(redis),
             prices,
+            pricing_dir: config.pricing.dir.clone(),
             governor: governor.clone(),
         };
         let invalidation_listener = tokio::spawn(invalidation::listen(
@@ -131,16 +136,20 @@ impl App {
             shutdown_grace: config.shutdown_grace,
             invalidation_listener,
             pruner,
+            metrics_task,
         })
     }
 
-    /// The data-plane listener's routes: the proxy plus unauthenticated health checks.
+    /// The data-plane listener's routes: the proxy plus unauthenticated health checks and
+    /// `/metrics`.
     pub fn data_router(&self) -> Router {
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .with_state(self.admin.clone());
-        proxy::router(self.proxy.clone()).merge(health)
+        proxy::router(self.proxy.clone())
+            .merge(health)
+            .merge(crate::metrics::router(self.ledger.stats().clone()))
     }
 
     pub fn admin_router(&self) -> Router {
@@ -185,6 +194,7 @@ impl App {
         }
         self.invalidation_listener.abort();
         self.pruner.abort();
+        self.metrics_task.abort();
         self.writer.shutdown(self.shutdown_grace).await;
     }
 }

@@ -14,7 +14,13 @@ use tollgate::config::Secret;
 
 fn token(secret: &str, role: Role, exp_offset: i64) -> String {
     let now = chrono::Utc::now().timestamp();
-    let claims = Claims { sub: "t".into(), role, team: None, iat: now as u64, exp: (now + exp_offset) as u64 };
+    let claims = Claims {
+        sub: "t".into(),
+        role,
+        team: None,
+        iat: now as u64,
+        exp: (now + exp_offset) as u64,
+    };
     mint(&Secret::new(secret.to_string()), &claims).unwrap()
 }
 
@@ -22,7 +28,9 @@ fn token(secret: &str, role: Role, exp_offset: i64) -> String {
 async fn admin_routes_require_an_admin_token() {
     let app = TestApp::spawn().await;
     let url = format!("{}/admin/v1/teams", app.admin_url);
-    let status = |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status().as_u16() };
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.unwrap().status().as_u16()
+    };
     assert_eq!(status(app.http.get(&url)).await, 401);
     assert_eq!(status(app.http.get(&url).bearer_auth("garbage")).await, 401);
     let forged = token("another-secret-another-secret-another", Role::Admin, 3600);
@@ -31,42 +39,80 @@ async fn admin_routes_require_an_admin_token() {
     assert_eq!(status(app.http.get(&url).bearer_auth(expired)).await, 401);
     let team = token(JWT_SECRET, Role::Team, 3600);
     assert_eq!(status(app.http.get(&url).bearer_auth(team)).await, 403);
-    assert_eq!(status(app.http.get(&url).bearer_auth(&app.admin_token)).await, 200);
+    assert_eq!(
+        status(app.http.get(&url).bearer_auth(&app.admin_token)).await,
+        200
+    );
     // The admin API is not on the data-plane listener.
-    let on_data_plane = app.http.get(format!("{}/admin/v1/teams", app.data_url)).bearer_auth(&app.admin_token);
+    let on_data_plane = app
+        .http
+        .get(format!("{}/admin/v1/teams", app.data_url))
+        .bearer_auth(&app.admin_token);
     assert_eq!(status(on_data_plane).await, 404);
 }
 
 #[tokio::test]
 async fn teams_experiments_and_keys() {
     let app = TestApp::spawn().await;
-    let (status, team) = app.admin(Method::POST, "/teams", Some(json!({"name": "evals"}))).await;
+    let (status, team) = app
+        .admin(Method::POST, "/teams", Some(json!({"name": "evals"})))
+        .await;
     assert_eq!(status, 201);
-    let (status, error) = app.admin(Method::POST, "/teams", Some(json!({"name": "evals"}))).await;
+    let (status, error) = app
+        .admin(Method::POST, "/teams", Some(json!({"name": "evals"})))
+        .await;
     assert_eq!(status, 409, "{error}");
-    let (status, _) = app.admin(Method::POST, "/teams", Some(json!({"name": "x", "budget": 1}))).await;
-    assert!(status == 400 || status == 422, "unknown fields are refused, got {status}");
+    let (status, _) = app
+        .admin(
+            Method::POST,
+            "/teams",
+            Some(json!({"name": "x", "budget": 1})),
+        )
+        .await;
+    assert!(
+        status == 400 || status == 422,
+        "unknown fields are refused, got {status}"
+    );
     let (status, shown) = app.admin(Method::GET, "/teams/evals", None).await;
     assert_eq!((status, &shown["id"]), (200, &team["id"]));
 
-    let (status, _) = app.admin(Method::POST, "/experiments", Some(json!({"team": "nope", "name": "e"}))).await;
+    let (status, _) = app
+        .admin(
+            Method::POST,
+            "/experiments",
+            Some(json!({"team": "nope", "name": "e"})),
+        )
+        .await;
     assert_eq!(status, 404);
     let (status, experiment) = app
-        .admin(Method::POST, "/experiments", Some(json!({"team": "evals", "name": "mmlu", "tags": ["nightly"]})))
+        .admin(
+            Method::POST,
+            "/experiments",
+            Some(json!({"team": "evals", "name": "mmlu", "tags": ["nightly"]})),
+        )
         .await;
     assert_eq!((status, &experiment["tags"]), (201, &json!(["nightly"])));
 
     let (status, _) = app
-        .admin(Method::POST, "/keys", Some(json!({"team": "evals", "experiment": "mmlu", "count": 0})))
+        .admin(
+            Method::POST,
+            "/keys",
+            Some(json!({"team": "evals", "experiment": "mmlu", "count": 0})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, issued) = app
-        .admin(Method::POST, "/keys", Some(json!({"team": "evals", "experiment": "mmlu", "count": 3})))
+        .admin(
+            Method::POST,
+            "/keys",
+            Some(json!({"team": "evals", "experiment": "mmlu", "count": 3})),
+        )
         .await;
     assert_eq!(status, 201);
     let keys: Vec<&Value> = issued["data"].as_array().unwrap().iter().collect();
     assert_eq!(keys.len(), 3);
-    let secrets: std::collections::HashSet<&str> = keys.iter().map(|k| k["key"].as_str().unwrap()).collect();
+    let secrets: std::collections::HashSet<&str> =
+        keys.iter().map(|k| k["key"].as_str().unwrap()).collect();
     assert_eq!(secrets.len(), 3);
     for k in &keys {
         let secret = k["key"].as_str().unwrap();
@@ -76,15 +122,18 @@ async fn teams_experiments_and_keys() {
 
     // Only the hash is stored.
     let secret = keys[0]["key"].as_str().unwrap();
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM virtual_keys WHERE id = $1::uuid")
-        .bind(keys[0]["id"].as_str().unwrap())
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT key_hash FROM virtual_keys WHERE id = $1::uuid")
+            .bind(keys[0]["id"].as_str().unwrap())
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert_eq!(stored, Sha256::digest(secret.as_bytes()).to_vec());
 
     // Listings never show secrets.
-    let (status, listed) = app.admin(Method::GET, "/keys?team=evals&experiment=mmlu", None).await;
+    let (status, listed) = app
+        .admin(Method::GET, "/keys?team=evals&experiment=mmlu", None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(listed["data"].as_array().unwrap().len(), 3);
     assert!(!listed.to_string().contains(secret));
@@ -94,27 +143,47 @@ async fn teams_experiments_and_keys() {
 #[tokio::test]
 async fn revocation_on_one_instance_stops_the_key_on_another_within_a_second() {
     let a = TestApp::spawn().await;
-    let b = TestApp::spawn_with(Options { database_url: Some(a.database_url.clone()), ..Options::default() }).await;
+    let b = TestApp::spawn_with(Options {
+        database_url: Some(a.database_url.clone()),
+        ..Options::default()
+    })
+    .await;
     let (key, record) = a.issue_key(json!({})).await;
     let body = json!({"model": "test-model", "messages": []});
     // B has the key cached now.
     assert_eq!(b.chat(&key, body.clone()).await.status(), 200);
-    let (status, _) = a.admin(Method::POST, &format!("/keys/{}/revoke", record["id"].as_str().unwrap()), None).await;
+    let (status, _) = a
+        .admin(
+            Method::POST,
+            &format!("/keys/{}/revoke", record["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     let revoked_at = tokio::time::Instant::now();
     loop {
         if b.chat(&key, body.clone()).await.status() == 403 {
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(1), "B still accepts a revoked key");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "B still accepts a revoked key"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn tollctl() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate")).parent().unwrap().to_path_buf();
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let path = dir.join("tollctl");
-    assert!(path.exists(), "{} is missing: build the workspace (cargo test --workspace)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo test --workspace)",
+        path.display()
+    );
     path
 }
 
@@ -126,7 +195,11 @@ fn run(app: &TestApp, args: &[&str]) -> String {
         .env("TOLLGATE_ADMIN_JWT_SECRET", JWT_SECRET)
         .output()
         .unwrap();
-    assert!(out.status.success(), "tollctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tollctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -156,12 +229,35 @@ async fn tollctl_bootstraps_a_campaign_end_to_end() {
                     .env("TOLLGATE_ADMIN_TOKEN", &app_admin.1)
                     .output()
                     .unwrap();
-                assert!(out.status.success(), "tollctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "tollctl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 String::from_utf8(out.stdout).unwrap()
             };
             cmd(&["teams", "create", "research"]);
-            cmd(&["campaigns", "create", "--team", "research", "gsm8k", "--ends-in", "7d"]);
-            let keys = cmd(&["keys", "issue", "--team", "research", "--experiment", "gsm8k", "--count", "2", "--format", "json"]);
+            cmd(&[
+                "campaigns",
+                "create",
+                "--team",
+                "research",
+                "gsm8k",
+                "--ends-in",
+                "7d",
+            ]);
+            let keys = cmd(&[
+                "keys",
+                "issue",
+                "--team",
+                "research",
+                "--experiment",
+                "gsm8k",
+                "--count",
+                "2",
+                "--format",
+                "json",
+            ]);
             let table = cmd(&["keys", "list", "--team", "research"]);
             (keys, table)
         }
@@ -174,6 +270,8 @@ async fn tollctl_bootstraps_a_campaign_end_to_end() {
     assert_eq!(keys.len(), 2);
     let secret = keys[0]["key"].as_str().unwrap();
     assert!(table.contains(keys[0]["prefix"].as_str().unwrap()) && !table.contains(secret));
-    let response = app.chat(secret, json!({"model": "test-model", "messages": []})).await;
+    let response = app
+        .chat(secret, json!({"model": "test-model", "messages": []}))
+        .await;
     assert_eq!(response.status(), 200);
 }

@@ -345,7 +345,10 @@ async fn the_gateways_own_overhead_is_observed() {
     // The histogram is process-wide (other tests add to it too): it grew by at least ours.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while count(&scrape(&app).await) < before + Decimal::from(3) {
-        assert!(tokio::time::Instant::now() < deadline, "overhead was not observed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "overhead was not observed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

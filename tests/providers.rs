@@ -83,7 +83,13 @@ async fn rows(app: &TestApp, n: usize) -> Vec<Row> {
     .await
     .unwrap();
     rows.into_iter()
-        .map(|r| Row { deployment: r.0, status: r.1, usage_estimated: r.2, tokens: (r.3, r.4, r.5, r.6, r.7), cost: r.8 })
+        .map(|r| Row {
+            deployment: r.0,
+            status: r.1,
+            usage_estimated: r.2,
+            tokens: (r.3, r.4, r.5, r.6, r.7),
+            cost: r.8,
+        })
         .collect()
 }
 
@@ -111,7 +117,10 @@ async fn anthropic_native_messages_pass_through_and_price_every_cache_kind() {
     let body = anthropic_body(false);
     let response = post(&app, "/v1/messages", &key, &body).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(dec(response.headers()["x-tollgate-cost-usd"].to_str().unwrap()), anthropic_cost());
+    assert_eq!(
+        dec(response.headers()["x-tollgate-cost-usd"].to_str().unwrap()),
+        anthropic_cost()
+    );
     let received = response.bytes().await.unwrap().to_vec();
     // The gateway authenticated upstream with the deployment's key, not the client's.
     assert_eq!(mock.requests_for_key("sk-ant-1"), 1);
@@ -148,7 +157,12 @@ fn chat(model: &str, stream: bool) -> Value {
 /// translation drops the test-only `mock` member.
 async fn configured_anthropic_mock() -> MockServer {
     mock_provider::spawn(MockConfig {
-        usage: MockUsage { prompt_tokens: 1000, completion_tokens: 50, cached_tokens: 400, reasoning_tokens: 0 },
+        usage: MockUsage {
+            prompt_tokens: 1000,
+            completion_tokens: 50,
+            cached_tokens: 400,
+            reasoning_tokens: 0,
+        },
         ..MockConfig::default()
     })
     .await
@@ -168,7 +182,10 @@ async fn openai_chat_is_translated_to_anthropic_and_back() {
     assert_eq!(completion["choices"][0]["message"]["content"], "pong");
     assert_eq!(completion["choices"][0]["finish_reason"], "stop");
     assert_eq!(completion["usage"]["prompt_tokens"], 1000);
-    assert_eq!(completion["usage"]["prompt_tokens_details"]["cached_tokens"], 400);
+    assert_eq!(
+        completion["usage"]["prompt_tokens_details"]["cached_tokens"],
+        400
+    );
     // What the upstream received is an Anthropic Messages request.
     let sent: Value = serde_json::from_slice(&mock.last_body().unwrap()).unwrap();
     assert_eq!(sent["system"], "be brief");
@@ -197,10 +214,18 @@ async fn openai_chat_streams_translated_from_anthropic_events() {
         .collect();
     let content: String = chunks
         .iter()
-        .filter_map(|c| c["choices"].get(0).and_then(|ch| ch["delta"]["content"].as_str()))
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|ch| ch["delta"]["content"].as_str())
+        })
         .collect();
     assert_eq!(content, "pong");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
     assert_eq!(chunks.last().unwrap()["usage"]["prompt_tokens"], 1000);
     assert!(text.ends_with("data: [DONE]\n\n"));
     let row = &rows(&app, 1).await[0];
@@ -211,13 +236,20 @@ async fn openai_chat_streams_translated_from_anthropic_events() {
 #[tokio::test]
 async fn cancelled_anthropic_streams_are_charged_for_what_was_produced() {
     // A slow stream of 30 chunks, set on the mock itself (translation drops `mock` members).
-    let slow = MockConfig { chunks: 30, chunk_delay_ms: 100, ..MockConfig::default() };
+    let slow = MockConfig {
+        chunks: 30,
+        chunk_delay_ms: 100,
+        ..MockConfig::default()
+    };
     let mock = mock_provider::spawn(slow).await.unwrap();
     let app = gateway_with_anthropic(&mock).await;
     let key = app.key().await;
     let mut native = anthropic_body(true);
     native.as_object_mut().unwrap().remove("mock");
-    for (path, body) in [("/v1/messages", native), ("/v1/chat/completions", chat("test-claude", true))] {
+    for (path, body) in [
+        ("/v1/messages", native),
+        ("/v1/chat/completions", chat("test-claude", true)),
+    ] {
         let response = post(&app, path, &key, &body).await;
         assert_eq!(response.status(), 200);
         let mut stream = response.bytes_stream();
@@ -231,7 +263,10 @@ async fn cancelled_anthropic_streams_are_charged_for_what_was_produced() {
     for row in &rows {
         assert_eq!(row.status, 499, "{row:?}");
         assert!(row.tokens.0 > 0, "the prompt is charged: {row:?}");
-        assert!(row.tokens.4 >= 1 && row.tokens.4 < 30, "output so far is charged: {row:?}");
+        assert!(
+            row.tokens.4 >= 1 && row.tokens.4 < 30,
+            "output so far is charged: {row:?}"
+        );
         assert!(row.cost > Decimal::ZERO);
     }
 }
@@ -241,11 +276,23 @@ async fn embeddings_and_legacy_completions_are_priced() {
     let mock = mock_provider::spawn(MockConfig::default()).await.unwrap();
     let app = gateway_with_anthropic(&mock).await;
     let key = app.key().await;
-    let response = post(&app, "/v1/embeddings", &key, &json!({"model": "test-embed", "input": "hello"})).await;
+    let response = post(
+        &app,
+        "/v1/embeddings",
+        &key,
+        &json!({"model": "test-embed", "input": "hello"}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let embedding: Value = response.json().await.unwrap();
     assert_eq!(embedding["data"][0]["object"], "embedding");
-    let response = post(&app, "/v1/completions", &key, &json!({"model": "test-model", "prompt": "say"})).await;
+    let response = post(
+        &app,
+        "/v1/completions",
+        &key,
+        &json!({"model": "test-model", "prompt": "say"}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let completion: Value = response.json().await.unwrap();
     assert_eq!(completion["object"], "text_completion");
@@ -260,16 +307,37 @@ async fn endpoints_a_model_cannot_serve_are_refused_in_the_callers_dialect() {
     let mock = mock_provider::spawn(MockConfig::default()).await.unwrap();
     let app = gateway_with_anthropic(&mock).await;
     let key = app.key().await;
-    let response = post(&app, "/v1/embeddings", &key, &json!({"model": "test-claude", "input": "x"})).await;
+    let response = post(
+        &app,
+        "/v1/embeddings",
+        &key,
+        &json!({"model": "test-claude", "input": "x"}),
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "operation_not_supported");
-    let response = post(&app, "/v1/messages", &key, &json!({"model": "test-model", "max_tokens": 5, "messages": []})).await;
+    let response = post(
+        &app,
+        "/v1/messages",
+        &key,
+        &json!({"model": "test-model", "max_tokens": 5, "messages": []}),
+    )
+    .await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
-    assert_eq!(error["type"], "error", "Anthropic's error shape on /v1/messages: {error}");
+    assert_eq!(
+        error["type"], "error",
+        "Anthropic's error shape on /v1/messages: {error}"
+    );
     assert_eq!(error["error"]["type"], "invalid_request_error");
-    let response = post(&app, "/v1/messages", &key.replace("tg-", "tg-x"), &anthropic_body(false)).await;
+    let response = post(
+        &app,
+        "/v1/messages",
+        &key.replace("tg-", "tg-x"),
+        &anthropic_body(false),
+    )
+    .await;
     assert_eq!(response.status(), 401);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "authentication_error");

@@ -12,7 +12,11 @@ use mock_provider::{MockConfig, MockServer};
 use serde_json::json;
 
 async fn gateway(deployments: String) -> TestApp {
-    TestApp::spawn_with(Options { deployments: Some(deployments), ..Options::default() }).await
+    TestApp::spawn_with(Options {
+        deployments: Some(deployments),
+        ..Options::default()
+    })
+    .await
 }
 
 fn body() -> serde_json::Value {
@@ -21,10 +25,12 @@ fn body() -> serde_json::Value {
 
 async fn ledger(app: &TestApp, n: usize) -> Vec<(String, i16, i16, rust_decimal::Decimal)> {
     app.ledger_rows(n).await;
-    sqlx::query_as("SELECT deployment, status, attempts, cost_usd FROM request_log ORDER BY created_at")
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT deployment, status, attempts, cost_usd FROM request_log ORDER BY created_at",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -54,20 +60,34 @@ models = {{ "test-model" = "test-model" }}
     }
     let (a, b) = (mock.requests_for_key("a"), mock.requests_for_key("b"));
     for _ in 0..10 {
-        assert_eq!(app.chat(&key, body()).await.status(), 200, "the other key answers");
+        assert_eq!(
+            app.chat(&key, body()).await.status(),
+            200,
+            "the other key answers"
+        );
     }
-    assert_eq!(mock.requests_for_key("a"), a, "the refused key is left alone while it cools down");
+    assert_eq!(
+        mock.requests_for_key("a"),
+        a,
+        "the refused key is left alone while it cools down"
+    );
     assert_eq!(mock.requests_for_key("b"), b + 10);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..30 {
         assert_eq!(app.chat(&key, body()).await.status(), 200);
     }
-    assert!(mock.requests_for_key("a") > a, "traffic returns to the recovered key");
+    assert!(
+        mock.requests_for_key("a") > a,
+        "traffic returns to the recovered key"
+    );
 }
 
 #[tokio::test]
 async fn primary_down_falls_back_and_is_charged_at_the_fallbacks_price() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let fallback = mock_provider::spawn(MockConfig::default()).await.unwrap();
     let app = gateway(format!(
         r#"[[deployments]]
@@ -95,7 +115,11 @@ models = {{ "test-model" = {{ upstream = "claude-x", price = "test-claude" }} }}
         let response = app.chat(&key, request).await;
         assert_eq!(response.status(), 200);
         let text = String::from_utf8(response.bytes().await.unwrap().to_vec()).unwrap();
-        let answered = if stream { text.contains("\"po\"") && text.ends_with("[DONE]\n\n") } else { text.contains("pong") };
+        let answered = if stream {
+            text.contains("\"po\"") && text.ends_with("[DONE]\n\n")
+        } else {
+            text.contains("pong")
+        };
         assert!(answered, "{text}");
     }
     let rows = ledger(&app, 2).await;
@@ -114,8 +138,18 @@ models = {{ "test-model" = {{ upstream = "claude-x", price = "test-claude" }} }}
 
 #[tokio::test]
 async fn a_failing_primary_falls_back_and_the_last_429_reaches_the_client() {
-    let primary = mock_provider::spawn(MockConfig { error_every: 1, ..MockConfig::default() }).await.unwrap();
-    let limited = mock_provider::spawn(MockConfig { rate_limit_every: 1, ..MockConfig::default() }).await.unwrap();
+    let primary = mock_provider::spawn(MockConfig {
+        error_every: 1,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let limited = mock_provider::spawn(MockConfig {
+        rate_limit_every: 1,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
     let app = gateway(format!(
         r#"[[deployments]]
 name = "primary"
@@ -180,7 +214,13 @@ models = {{ "test-model" = "test-model" }}
         let (http, url, key) = (app.http.clone(), url.clone(), key.clone());
         workers.spawn(async move {
             for _ in 0..(10_000 / 32 + 1) {
-                let response = http.post(&url).bearer_auth(&key).json(&body()).send().await.unwrap();
+                let response = http
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&body())
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(response.status(), 200);
                 response.bytes().await.unwrap();
             }
@@ -192,5 +232,9 @@ models = {{ "test-model" = "test-model" }}
     let (h, l) = (heavy.requests() as f64, light.requests() as f64);
     let share = h / (h + l);
     assert!(h + l >= 10_000.0);
-    assert!((share - 0.75).abs() < 0.02, "heavy got {share:.3} of {} requests", h + l);
+    assert!(
+        (share - 0.75).abs() < 0.02,
+        "heavy got {share:.3} of {} requests",
+        h + l
+    );
 }

@@ -43,7 +43,9 @@ async fn run_script(script: &'static str, env: Vec<(&'static str, String)>) {
             .arg(script)
             .envs(env)
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run ./scripts/test.sh, which installs the SDKs)"))
+            .unwrap_or_else(|e| {
+                panic!("cannot run {python}: {e} (run ./scripts/test.sh, which installs the SDKs)")
+            })
     })
     .await
     .unwrap();
@@ -60,7 +62,14 @@ async fn the_official_openai_sdk_works_unchanged() {
     let app = gateway().await;
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
-    run_script(script, vec![("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)), ("TOLLGATE_KEY", key)]).await;
+    run_script(
+        script,
+        vec![
+            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
+            ("TOLLGATE_KEY", key),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -69,5 +78,12 @@ async fn the_official_anthropic_sdk_works_unchanged() {
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk.py");
     // The anthropic SDK appends /v1/messages to its base URL.
-    run_script(script, vec![("TOLLGATE_ANTHROPIC_BASE_URL", app.data_url.clone()), ("TOLLGATE_KEY", key)]).await;
+    run_script(
+        script,
+        vec![
+            ("TOLLGATE_ANTHROPIC_BASE_URL", app.data_url.clone()),
+            ("TOLLGATE_KEY", key),
+        ],
+    )
+    .await;
 }

@@ -13,7 +13,9 @@ use serde_json::json;
 use crate::Shared;
 use crate::chat::Model;
 use crate::config::MockOverrides;
-use crate::exchange::{Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type};
+use crate::exchange::{
+    Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type,
+};
 
 #[derive(Deserialize)]
 struct LegacyRequest<'a> {
@@ -50,16 +52,28 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request, kind: Kind)
         }
     };
     let overrides = request.mock.as_ref();
-    let forced = match forced_status(overrides.and_then(|o| o.status), incoming.scripted, incoming.n, config) {
+    let forced = match forced_status(
+        overrides.and_then(|o| o.status),
+        incoming.scripted,
+        incoming.n,
+        config,
+    ) {
         Ok(forced) => forced,
         Err(message) => return error(Flavor::OpenAi, StatusCode::BAD_REQUEST, message, None),
     };
-    sleep_ms(overrides.and_then(|o| o.delay_ms).unwrap_or(config.delay_ms)).await;
+    sleep_ms(
+        overrides
+            .and_then(|o| o.delay_ms)
+            .unwrap_or(config.delay_ms),
+    )
+    .await;
     if let Some(status) = forced {
         let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
         return error(Flavor::OpenAi, status, "mock error", retry_after);
     }
-    let usage = overrides.and_then(|o| o.usage.as_ref()).map_or(config.usage, |u| u.apply(config.usage));
+    let usage = overrides
+        .and_then(|o| o.usage.as_ref())
+        .map_or(config.usage, |u| u.apply(config.usage));
     let model = request.model.as_ref().map_or("mock-model", |m| &m.0);
     let body = match kind {
         Kind::Embeddings => json!({

@@ -8,19 +8,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AdminState;
+use super::audit::{self, Change};
+use super::caller::Caller;
 use super::error::AdminError;
-use super::teams::find_team;
+use super::key_changes::{ListedKey, with_usage};
+use super::openapi::{ErrorBody, IssuedKeyList, KeyList, ListedKeyDoc};
 use crate::ids::KeyId;
 use crate::keys::NewKey;
 use crate::store::{KeyFilter, KeyRecord, NewKeyRecord};
 
 const MAX_KEYS_PER_CALL: u32 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueKeys {
+    /// Team id or name.
     team: String,
+    /// Experiment id, or a name within `team`.
     experiment: Option<String>,
+    /// 1..=1000, default 1.
     count: Option<u32>,
     name: Option<String>,
     allowed_models: Option<Vec<String>>,
@@ -35,8 +41,21 @@ pub struct IssuedKey {
     key: String,
 }
 
+/// Each secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys",
+    tag = "keys",
+    request_body = IssueKeys,
+    responses(
+        (status = 201, body = IssuedKeyList),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn issue_keys(
     State(state): State<AdminState>,
+    caller: Caller,
     Json(body): Json<IssueKeys>,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     let count = body.count.unwrap_or(1);
@@ -52,19 +71,10 @@ pub async fn issue_keys(
             "`allowed_models` is empty; omit it to allow every model",
         ));
     }
-    let team = find_team(&state, &body.team).await?;
+    let team = caller.team_named(&state, &body.team).await?;
     let experiment = match &body.experiment {
         None => None,
-        Some(e) => Some(
-            state
-                .store
-                .find_experiment(team.id, e)
-                .await?
-                .ok_or_else(|| {
-                    AdminError::NotFound(format!("team `{}` has no experiment `{e}`", team.name))
-                })?
-                .id,
-        ),
+        Some(e) => Some(caller.experiment_in(&state, &team, e).await?.id),
     };
     let generated: Vec<NewKey> = (0..count).map(|_| NewKey::generate()).collect();
     let records: Vec<NewKeyRecord> = generated
@@ -99,6 +109,15 @@ pub async fn issue_keys(
             }
         })
         .collect();
+    let changes = issued
+        .iter()
+        .map(|k| {
+            Change::new("key.issue", "key", k.record.id)
+                .team(k.record.team_id)
+                .after(&k.record)
+        })
+        .collect();
+    audit::record_all(&state, &caller, changes).await;
     Ok((StatusCode::CREATED, Json(json!({ "data": issued }))))
 }
 
@@ -108,23 +127,37 @@ pub struct KeyQuery {
     experiment: Option<String>,
 }
 
+/// Every key the token can see, or those of `team` / `experiment`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys",
+    tag = "keys",
+    params(
+        ("team" = Option<String>, Query, description = "team id or name"),
+        ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
+    ),
+    responses(
+        (status = 200, body = KeyList),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn list_keys(
     State(state): State<AdminState>,
+    caller: Caller,
     Query(q): Query<KeyQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let mut filter = KeyFilter::default();
-    if let Some(t) = &q.team {
-        filter.team = Some(find_team(&state, t).await?.id);
-    }
+    let mut filter = KeyFilter {
+        team: match &q.team {
+            Some(t) => Some(caller.team_named(&state, t).await?.id),
+            None => caller.team_filter(),
+        },
+        ..KeyFilter::default()
+    };
     if let Some(e) = &q.experiment {
-        let not_found = || AdminError::NotFound(format!("no experiment `{e}`"));
+        let not_found = || caller.not_found("experiment", e);
         let experiment = match (uuid::Uuid::parse_str(e), filter.team) {
-            (Ok(id), _) => {
-                state
-                    .store
-                    .get_experiment(crate::ids::ExperimentId(id))
-                    .await?
-            }
+            (Ok(_), _) => Some(caller.experiment(&state, e).await?),
             (Err(_), Some(team)) => state.store.find_experiment(team, e).await?,
             (Err(_), None) => {
                 return Err(AdminError::bad(
@@ -135,38 +168,57 @@ pub async fn list_keys(
         };
         filter.experiment = Some(experiment.ok_or_else(not_found)?.id);
     }
-    Ok(Json(json!({"data": state.store.list_keys(&filter).await?})))
+    let keys = state.store.list_keys(&filter).await?;
+    Ok(Json(json!({"data": with_usage(&state, keys).await?})))
 }
 
-fn key_id(id: &str) -> Result<KeyId, AdminError> {
-    uuid::Uuid::parse_str(id)
-        .map(KeyId)
-        .map_err(|_| AdminError::NotFound(format!("no key `{id}`")))
-}
-
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 200, body = ListedKeyDoc), (status = 404, body = ErrorBody))
+)]
 pub async fn show_key(
     State(state): State<AdminState>,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<KeyRecord>, AdminError> {
-    let not_found = AdminError::NotFound(format!("no key `{id}`"));
-    state
-        .store
-        .get_key(key_id(&id)?)
+) -> Result<Json<ListedKey>, AdminError> {
+    let record = caller.key(&state, &id).await?;
+    with_usage(&state, vec![record])
         .await?
+        .pop()
         .map(Json)
-        .ok_or(not_found)
+        .ok_or_else(|| caller.not_found("key", &id))
 }
 
+/// Idempotent: revoking a revoked key returns it unchanged.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/revoke",
+    tag = "keys",
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 200, body = KeyRecord), (status = 404, body = ErrorBody))
+)]
 pub async fn revoke_key(
     State(state): State<AdminState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<KeyRecord>, AdminError> {
-    let key = key_id(&id)?;
+    let before = caller.key(&state, &id).await?;
+    let key = before.id;
     let record = state
         .store
         .revoke_key(key)
         .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no key `{id}`")))?;
+        .ok_or_else(|| caller.not_found("key", &id))?;
     state.invalidate_key(key).await;
+    if before.revoked_at.is_none() {
+        let change = Change::new("key.revoke", "key", key)
+            .team(record.team_id)
+            .before(&before)
+            .after(&record);
+        audit::record(&state, &caller, change).await;
+    }
     Ok(Json(record))
 }

@@ -8,15 +8,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AdminState;
+use super::audit::{self, Change};
+use super::caller::Caller;
 use super::error::AdminError;
-use super::teams::find_team;
+use super::limit_caps::within_team_limits;
+use super::openapi::{ErrorBody, LimitsView};
 use crate::governance::{
     Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits,
 };
-use crate::ids::{ExperimentId, KeyId, TeamId};
+use crate::ids::TeamId;
 
 /// The body of `PUT .../limits`: the scope's complete limits (what is omitted is cleared).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
     rpm: Option<u32>,
@@ -24,20 +27,24 @@ pub struct LimitsBody {
     max_concurrent: Option<u32>,
     #[serde(default)]
     budgets: Vec<BudgetBody>,
+    /// `strict` (default) or `estimate`.
     budget_mode: Option<String>,
+    /// `closed` (default) or `open`.
     on_redis_failure: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetBody {
+    /// `total`, `daily`, `weekly` or `monthly` (UTC).
     period: String,
     /// A decimal string (or a JSON number written exactly), in USD.
+    #[schema(value_type = String, example = "500.00")]
     amount_usd: Value,
 }
 
 impl LimitsBody {
-    fn validate(self) -> Result<Limits, AdminError> {
+    pub(super) fn validate(self) -> Result<Limits, AdminError> {
         let positive = |name: &'static str, v: Option<u64>| match v {
             Some(0) => Err(AdminError::bad(
                 name,
@@ -120,37 +127,53 @@ impl LimitsBody {
     }
 }
 
-/// Resolves `/{scope}/{id}` to the scope and the team it belongs to.
+/// Resolves `/{scope}/{id}` to the scope and the team it belongs to; 404 for a scope the
+/// caller cannot see.
 async fn resolve(
     state: &AdminState,
+    caller: &Caller,
     kind: ScopeKind,
     id: &str,
 ) -> Result<(uuid::Uuid, TeamId), AdminError> {
-    let not_found = || AdminError::NotFound(format!("no {} `{id}`", kind.as_str()));
     match kind {
         ScopeKind::Team => {
-            let team = find_team(state, id).await?;
+            let team = caller.team_named(state, id).await?;
             Ok((team.id.0, team.id))
         }
         ScopeKind::Experiment => {
-            let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
-            let experiment = state
-                .store
-                .get_experiment(ExperimentId(uuid))
-                .await?
-                .ok_or_else(not_found)?;
-            Ok((uuid, experiment.team_id))
+            let experiment = caller.experiment(state, id).await?;
+            Ok((experiment.id.0, experiment.team_id))
         }
         ScopeKind::Key => {
-            let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
-            let key = state
-                .store
-                .get_key(KeyId(uuid))
-                .await?
-                .ok_or_else(not_found)?;
-            Ok((uuid, key.team_id))
+            let key = caller.key(state, id).await?;
+            Ok((key.id.0, key.team_id))
         }
     }
+}
+
+/// A team's own limits are the admin's ceiling for it: team tokens may read them, not change
+/// them. (Refused before the team is looked up, so the answer says nothing about it.)
+fn may_change(caller: &Caller, kind: ScopeKind) -> Result<(), AdminError> {
+    match kind {
+        ScopeKind::Team if !caller.is_admin() => Err(AdminError::Forbidden(
+            "a team's own limits are set by an admin; a team token may set limits on its experiments and keys",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The scope's limits as stored, for the audit log.
+async fn current(
+    state: &AdminState,
+    kind: ScopeKind,
+    id: uuid::Uuid,
+) -> Result<Option<Limits>, AdminError> {
+    Ok(state
+        .store
+        .limits_of(&[(kind, id)])
+        .await?
+        .pop()
+        .map(|s| s.limits))
 }
 
 fn scope_kind(segment: &str) -> Result<ScopeKind, AdminError> {
@@ -164,39 +187,100 @@ fn scope_kind(segment: &str) -> Result<ScopeKind, AdminError> {
     }
 }
 
+/// Replaces the scope's limits. Team tokens: experiments and keys of their team only, and
+/// never above the team's own limits.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/{scope}/{id}/limits",
+    tag = "limits",
+    params(
+        ("scope" = String, Path, description = "`teams`, `experiments` or `keys`"),
+        ("id" = String, Path, description = "the scope's id (a team also by name)"),
+    ),
+    request_body = LimitsBody,
+    responses(
+        (status = 200, body = LimitsView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn put_limits(
     State(state): State<AdminState>,
+    caller: Caller,
     Path((segment, id)): Path<(String, String)>,
     Json(body): Json<LimitsBody>,
 ) -> Result<Json<Value>, AdminError> {
     let kind = scope_kind(&segment)?;
+    may_change(&caller, kind)?;
     let limits = body.validate()?;
-    let (scope_id, team) = resolve(&state, kind, &id).await?;
+    let (scope_id, team) = resolve(&state, &caller, kind, &id).await?;
+    within_team_limits(&state, &caller, team, &limits).await?;
+    let before = current(&state, kind, scope_id).await?;
     state
         .store
         .set_limits(kind, scope_id, team, &limits)
         .await?;
     state.scope_changed(kind, scope_id).await;
+    let change = Change::new("limits.set", kind.as_str(), scope_id)
+        .team(team)
+        .before(&before)
+        .after(&limits);
+    audit::record(&state, &caller, change).await;
     show(&state, kind, scope_id, team).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/{scope}/{id}/limits",
+    tag = "limits",
+    params(
+        ("scope" = String, Path, description = "`teams`, `experiments` or `keys`"),
+        ("id" = String, Path, description = "the scope's id (a team also by name)"),
+    ),
+    responses((status = 200, body = LimitsView), (status = 404, body = ErrorBody))
+)]
 pub async fn get_limits(
     State(state): State<AdminState>,
+    caller: Caller,
     Path((segment, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     let kind = scope_kind(&segment)?;
-    let (scope_id, team) = resolve(&state, kind, &id).await?;
+    let (scope_id, team) = resolve(&state, &caller, kind, &id).await?;
     show(&state, kind, scope_id, team).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/{scope}/{id}/limits",
+    tag = "limits",
+    params(
+        ("scope" = String, Path, description = "`teams`, `experiments` or `keys`"),
+        ("id" = String, Path, description = "the scope's id (a team also by name)"),
+    ),
+    responses(
+        (status = 200, body = LimitsView),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn delete_limits(
     State(state): State<AdminState>,
+    caller: Caller,
     Path((segment, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     let kind = scope_kind(&segment)?;
-    let (scope_id, team) = resolve(&state, kind, &id).await?;
+    may_change(&caller, kind)?;
+    let (scope_id, team) = resolve(&state, &caller, kind, &id).await?;
+    let before = current(&state, kind, scope_id).await?;
     state.store.clear_limits(kind, scope_id).await?;
     state.scope_changed(kind, scope_id).await;
+    if before.is_some() {
+        let change = Change::new("limits.clear", kind.as_str(), scope_id)
+            .team(team)
+            .before(&before);
+        audit::record(&state, &caller, change).await;
+    }
     show(&state, kind, scope_id, team).await
 }
 

@@ -1,12 +1,20 @@
 //! The control plane: the admin REST API under `/admin/v1`, on its own listener with its
 //! own state type, so no data-plane handler can reach an admin write.
 
+mod audit;
 mod auth;
+mod caller;
+mod campaigns;
 mod error;
+mod jwt;
+mod key_changes;
 mod keys;
+mod limit_caps;
 mod limits;
+mod openapi;
 mod params;
 mod pricing;
+mod pricing_reload;
 mod requests;
 mod spend;
 mod teams;
@@ -17,8 +25,11 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post, put};
 
-pub use auth::{Claims, JwtVerifier, Role, mint};
+pub use auth::{Claims, Role, mint};
+pub use caller::Caller;
 pub use error::AdminError;
+pub use jwt::JwtVerifier;
+pub use openapi::AdminApiDoc;
 
 use crate::governance::{Governor, ScopeKind};
 use crate::ids::KeyId;
@@ -34,6 +45,8 @@ pub struct AdminState {
     pub invalidator: Invalidator,
     /// The live price table, the same snapshot the proxy reads.
     pub prices: Arc<arc_swap::ArcSwap<crate::pricing::PriceTable>>,
+    /// Where `prices` is reloaded from (`pricing.dir`).
+    pub pricing_dir: std::path::PathBuf,
     pub governor: Arc<Governor>,
 }
 
@@ -51,8 +64,68 @@ impl AdminState {
     }
 }
 
-/// Every route requires an admin JWT (the layer below); there is no unauthenticated route.
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// No token: the OpenAPI document only.
+    Public,
+    /// Admin tokens only. The default for a new route: team tokens get 403 until its handler
+    /// scopes what it reads and changes to the caller's team.
+    Admin,
+    /// Admin tokens, and team tokens that the handler restricts to their own team.
+    Team,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AdminRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: RouteAccess,
+}
+
+const fn route(method: &'static str, path: &'static str, access: RouteAccess) -> AdminRoute {
+    AdminRoute {
+        method,
+        path,
+        access,
+    }
+}
+
+/// Every admin route, with who may call it. The router below must serve exactly these, and
+/// the OpenAPI document must describe each (tests/openapi.rs checks both); the auth layer
+/// admits team tokens only to the `Team` ones.
+pub const ADMIN_ROUTES: &[AdminRoute] = &[
+    route("GET", "/admin/v1/openapi.json", RouteAccess::Public),
+    route("POST", "/admin/v1/teams", RouteAccess::Admin),
+    route("GET", "/admin/v1/teams", RouteAccess::Team),
+    route("GET", "/admin/v1/teams/{team}", RouteAccess::Team),
+    route("POST", "/admin/v1/experiments", RouteAccess::Team),
+    route("GET", "/admin/v1/experiments", RouteAccess::Team),
+    route("GET", "/admin/v1/experiments/{id}", RouteAccess::Team),
+    route("POST", "/admin/v1/keys", RouteAccess::Team),
+    route("GET", "/admin/v1/keys", RouteAccess::Team),
+    route("GET", "/admin/v1/keys/{id}", RouteAccess::Team),
+    route("PATCH", "/admin/v1/keys/{id}", RouteAccess::Team),
+    route("POST", "/admin/v1/keys/{id}/revoke", RouteAccess::Team),
+    route("POST", "/admin/v1/keys/{id}/rotate", RouteAccess::Team),
+    route("POST", "/admin/v1/campaigns", RouteAccess::Team),
+    route("POST", "/admin/v1/campaigns/{id}/close", RouteAccess::Team),
+    route("PUT", "/admin/v1/{scope}/{id}/limits", RouteAccess::Team),
+    route("GET", "/admin/v1/{scope}/{id}/limits", RouteAccess::Team),
+    route("DELETE", "/admin/v1/{scope}/{id}/limits", RouteAccess::Team),
+    route("GET", "/admin/v1/spend", RouteAccess::Team),
+    route("GET", "/admin/v1/spend/top", RouteAccess::Team),
+    route("GET", "/admin/v1/requests", RouteAccess::Team),
+    route("GET", "/admin/v1/pricing", RouteAccess::Team),
+    route("POST", "/admin/v1/pricing/quote", RouteAccess::Team),
+    route("POST", "/admin/v1/pricing/reload", RouteAccess::Admin),
+    route("GET", "/admin/v1/audit", RouteAccess::Team),
+];
+
+/// Every route but the public OpenAPI document requires a JWT (the layer below); team tokens
+/// reach only the routes `ADMIN_ROUTES` marks `Team`.
 pub fn router(state: AdminState) -> Router {
+    let public = Router::new().route("/admin/v1/openapi.json", get(openapi::document));
     Router::new()
         .route(
             "/admin/v1/teams",
@@ -68,8 +141,14 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/keys",
             post(keys::issue_keys).get(keys::list_keys),
         )
-        .route("/admin/v1/keys/{id}", get(keys::show_key))
+        .route(
+            "/admin/v1/keys/{id}",
+            get(keys::show_key).patch(key_changes::update_key),
+        )
         .route("/admin/v1/keys/{id}/revoke", post(keys::revoke_key))
+        .route("/admin/v1/keys/{id}/rotate", post(key_changes::rotate_key))
+        .route("/admin/v1/campaigns", post(campaigns::launch))
+        .route("/admin/v1/campaigns/{id}/close", post(campaigns::close))
         .route(
             "/admin/v1/{scope}/{id}/limits",
             put(limits::put_limits)
@@ -81,9 +160,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/requests", get(requests::list))
         .route("/admin/v1/pricing", get(pricing::list))
         .route("/admin/v1/pricing/quote", post(pricing::quote))
+        .route("/admin/v1/pricing/reload", post(pricing_reload::reload))
+        .route("/admin/v1/audit", get(audit::list))
+        // Applies to the routes above only: `public` is merged after it.
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            auth::authenticate,
         ))
+        .merge(public)
         .with_state(state)
 }

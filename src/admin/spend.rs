@@ -9,7 +9,9 @@ use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value, json};
 
 use super::AdminState;
+use super::caller::Caller;
 use super::error::AdminError;
+use super::openapi::{ErrorBody, SpendReport};
 use super::params::Params;
 use crate::store::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
@@ -27,8 +29,32 @@ const FILTERS: [&str; 7] = [
 ];
 const MAX_TOP: i64 = 1000;
 
+/// Grouped totals from the hourly rollups. Team tokens: their team only.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/spend",
+    tag = "spend",
+    params(
+        ("group_by" = Option<String>, Query, description = "comma-separated: team, experiment, key, model, provider, day, hour"),
+        ("team" = Option<String>, Query, description = "team id or name"),
+        ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
+        ("key" = Option<String>, Query, description = "key id"),
+        ("model" = Option<String>, Query),
+        ("provider" = Option<String>, Query),
+        ("from" = Option<String>, Query, description = "inclusive, a whole hour: RFC 3339 or YYYY-MM-DD"),
+        ("to" = Option<String>, Query, description = "exclusive, a whole hour"),
+        ("order" = Option<String>, Query, description = "a total or a grouped dimension, optionally .asc/.desc"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, body = SpendReport, description = "JSON, or text/csv with format=csv"),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn report(
     State(state): State<AdminState>,
+    caller: Caller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
     let params = Params::new(
@@ -36,11 +62,36 @@ pub async fn report(
         &[&FILTERS[..], &["group_by", "order", "format"]].concat(),
     )?;
     let group_by = dimensions(&params, "group_by")?;
-    run(&state, &params, group_by, None).await
+    run(&state, &caller, &params, group_by, None).await
 }
 
+/// The biggest spenders by `by`; `total` covers everything the filters select.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/spend/top",
+    tag = "spend",
+    params(
+        ("by" = String, Query, description = "comma-separated dimensions, as group_by"),
+        ("limit" = Option<i64>, Query, description = "1..=1000, default 10"),
+        ("team" = Option<String>, Query, description = "team id or name"),
+        ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
+        ("key" = Option<String>, Query, description = "key id"),
+        ("model" = Option<String>, Query),
+        ("provider" = Option<String>, Query),
+        ("from" = Option<String>, Query, description = "inclusive, a whole hour"),
+        ("to" = Option<String>, Query, description = "exclusive, a whole hour"),
+        ("order" = Option<String>, Query),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, body = SpendReport),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn top(
     State(state): State<AdminState>,
+    caller: Caller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
     let params = Params::new(
@@ -55,11 +106,12 @@ pub async fn top(
         ));
     }
     let limit = params.number("limit", 10, 1..=MAX_TOP)?;
-    run(&state, &params, by, Some(limit)).await
+    run(&state, &caller, &params, by, Some(limit)).await
 }
 
 async fn run(
     state: &AdminState,
+    caller: &Caller,
     params: &Params,
     group_by: Vec<SpendDimension>,
     limit: Option<i64>,
@@ -81,7 +133,7 @@ async fn run(
             whole_hour(param, time)?;
         }
     }
-    let scope = params.scope(state).await?;
+    let scope = params.scope(state, caller).await?;
     let filter = SpendFilter {
         team: scope.team,
         experiment: scope.experiment,
@@ -276,7 +328,7 @@ fn total_values(totals: &SpendTotals) -> [String; 9] {
     ]
 }
 
-fn to_json(group_by: &[SpendDimension], row: &SpendRow) -> Map<String, Value> {
+pub(super) fn to_json(group_by: &[SpendDimension], row: &SpendRow) -> Map<String, Value> {
     let mut object = Map::new();
     for dim in group_by {
         for (column, value) in columns(*dim).iter().zip(dimension_values(*dim, row)) {

@@ -8,23 +8,46 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AdminState;
+use super::audit::{self, Change};
+use super::caller::Caller;
 use super::error::AdminError;
-use crate::ids::ExperimentId;
+use super::openapi::{ErrorBody, ExperimentList, TeamList};
 use crate::store::{Experiment, NewExperiment, Team, is_unique_violation};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
     name: String,
 }
 
+/// Admin only.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/teams",
+    tag = "teams",
+    request_body = CreateTeam,
+    responses(
+        (status = 201, body = Team),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    )
+)]
 pub async fn create_team(
     State(state): State<AdminState>,
+    caller: Caller,
     Json(body): Json<CreateTeam>,
 ) -> Result<(StatusCode, Json<Team>), AdminError> {
+    caller.require_admin()?;
     let name = valid_name("name", &body.name)?;
     match state.store.create_team(name).await {
-        Ok(team) => Ok((StatusCode::CREATED, Json(team))),
+        Ok(team) => {
+            let change = Change::new("team.create", "team", team.id)
+                .team(team.id)
+                .after(&team);
+            audit::record(&state, &caller, change).await;
+            Ok((StatusCode::CREATED, Json(team)))
+        }
         Err(e) if is_unique_violation(&e) => Err(AdminError::Conflict(format!(
             "team `{name}` already exists"
         ))),
@@ -32,28 +55,48 @@ pub async fn create_team(
     }
 }
 
-pub async fn list_teams(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
-    Ok(Json(json!({"data": state.store.list_teams().await?})))
+/// Every team (a team token: its own).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/teams",
+    tag = "teams",
+    responses((status = 200, body = TeamList))
+)]
+pub async fn list_teams(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<Value>, AdminError> {
+    let teams = match caller.team_filter() {
+        None => state.store.list_teams().await?,
+        Some(own) => state
+            .store
+            .find_team(&own.to_string())
+            .await?
+            .into_iter()
+            .collect(),
+    };
+    Ok(Json(json!({ "data": teams })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/teams/{team}",
+    tag = "teams",
+    params(("team" = String, Path, description = "team id or name")),
+    responses((status = 200, body = Team), (status = 404, body = ErrorBody))
+)]
 pub async fn show_team(
     State(state): State<AdminState>,
+    caller: Caller,
     Path(team): Path<String>,
 ) -> Result<Json<Team>, AdminError> {
-    Ok(Json(find_team(&state, &team).await?))
+    Ok(Json(caller.team_named(&state, &team).await?))
 }
 
-pub async fn find_team(state: &AdminState, id_or_name: &str) -> Result<Team, AdminError> {
-    state
-        .store
-        .find_team(id_or_name)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no team `{id_or_name}`")))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExperiment {
+    /// Team id or name.
     team: String,
     name: String,
     #[serde(default)]
@@ -61,12 +104,25 @@ pub struct CreateExperiment {
     ends_at: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/experiments",
+    tag = "experiments",
+    request_body = CreateExperiment,
+    responses(
+        (status = 201, body = Experiment),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    )
+)]
 pub async fn create_experiment(
     State(state): State<AdminState>,
+    caller: Caller,
     Json(body): Json<CreateExperiment>,
 ) -> Result<(StatusCode, Json<Experiment>), AdminError> {
     let name = valid_name("name", &body.name)?.to_string();
-    let team = find_team(&state, &body.team).await?;
+    let team = caller.team_named(&state, &body.team).await?;
     let new = NewExperiment {
         team_id: team.id,
         name: name.clone(),
@@ -74,7 +130,13 @@ pub async fn create_experiment(
         ends_at: body.ends_at,
     };
     match state.store.create_experiment(new).await {
-        Ok(experiment) => Ok((StatusCode::CREATED, Json(experiment))),
+        Ok(experiment) => {
+            let change = Change::new("experiment.create", "experiment", experiment.id)
+                .team(experiment.team_id)
+                .after(&experiment);
+            audit::record(&state, &caller, change).await;
+            Ok((StatusCode::CREATED, Json(experiment)))
+        }
         Err(e) if is_unique_violation(&e) => Err(AdminError::Conflict(format!(
             "team `{}` already has an experiment `{name}`",
             team.name
@@ -88,34 +150,44 @@ pub struct ExperimentFilter {
     team: Option<String>,
 }
 
+/// Every experiment the token can see, or those of `team`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/experiments",
+    tag = "experiments",
+    params(("team" = Option<String>, Query, description = "team id or name")),
+    responses((status = 200, body = ExperimentList), (status = 404, body = ErrorBody))
+)]
 pub async fn list_experiments(
     State(state): State<AdminState>,
+    caller: Caller,
     Query(filter): Query<ExperimentFilter>,
 ) -> Result<Json<Value>, AdminError> {
     let team = match filter.team {
-        Some(t) => Some(find_team(&state, &t).await?.id),
-        None => None,
+        Some(t) => Some(caller.team_named(&state, &t).await?.id),
+        None => caller.team_filter(),
     };
     Ok(Json(
         json!({"data": state.store.list_experiments(team).await?}),
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/experiments/{id}",
+    tag = "experiments",
+    params(("id" = String, Path, description = "experiment id")),
+    responses((status = 200, body = Experiment), (status = 404, body = ErrorBody))
+)]
 pub async fn show_experiment(
     State(state): State<AdminState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Experiment>, AdminError> {
-    let not_found = || AdminError::NotFound(format!("no experiment `{id}`"));
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
-    state
-        .store
-        .get_experiment(ExperimentId(id))
-        .await?
-        .map(Json)
-        .ok_or_else(not_found)
+    Ok(Json(caller.experiment(&state, &id).await?))
 }
 
-fn valid_name<'a>(param: &'static str, name: &'a str) -> Result<&'a str, AdminError> {
+pub(super) fn valid_name<'a>(param: &'static str, name: &'a str) -> Result<&'a str, AdminError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(AdminError::bad(

@@ -68,10 +68,18 @@ pub struct ModelRoute {
 }
 
 impl Validator<'_> {
-    pub(super) fn deployment(&self, index: usize, raw: RawDeployment) -> Result<Deployment, ConfigError> {
+    pub(super) fn deployment(
+        &self,
+        index: usize,
+        raw: RawDeployment,
+    ) -> Result<Deployment, ConfigError> {
         let field = |name: &str| format!("deployments[{index}].{name}");
         if raw.name.trim().is_empty() {
-            return Err(self.invalid(&field("name"), "is empty", "give the deployment a name, e.g. \"openai\""));
+            return Err(self.invalid(
+                &field("name"),
+                "is empty",
+                "give the deployment a name, e.g. \"openai\"",
+            ));
         }
         let kind = match raw.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
@@ -133,7 +141,10 @@ impl Validator<'_> {
                 "list every key under api_keys",
             ));
         }
-        let entries = single.map(|env| RawApiKey { env, weight: None }).into_iter().chain(pool);
+        let entries = single
+            .map(|env| RawApiKey { env, weight: None })
+            .into_iter()
+            .chain(pool);
         entries
             .enumerate()
             .map(|(i, entry)| {
@@ -141,14 +152,23 @@ impl Validator<'_> {
                 if entry.weight == Some(0) {
                     return Err(self.invalid(&field, "weight is 0", "use a weight of at least 1"));
                 }
-                let secret = (self.env)(&entry.env).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    self.invalid(
-                        &field,
-                        format!("environment variable {} is not set", entry.env),
-                        format!("export {}=<provider key>, or remove it for a server without keys", entry.env),
-                    )
-                })?;
-                Ok(ApiKey { env: entry.env, secret: Secret::new(secret), weight: entry.weight.unwrap_or(1) })
+                let secret = (self.env)(&entry.env)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| {
+                        self.invalid(
+                            &field,
+                            format!("environment variable {} is not set", entry.env),
+                            format!(
+                                "export {}=<provider key>, or remove it for a server without keys",
+                                entry.env
+                            ),
+                        )
+                    })?;
+                Ok(ApiKey {
+                    env: entry.env,
+                    secret: Secret::new(secret),
+                    weight: entry.weight.unwrap_or(1),
+                })
             })
             .collect()
     }
@@ -171,10 +191,16 @@ fn model_routes(raw: BTreeMap<String, RawModelRoute>) -> HashMap<String, ModelRo
     raw.into_iter()
         .map(|(public, route)| {
             let route = match route {
-                RawModelRoute::Upstream(upstream) => ModelRoute { price: upstream.clone(), upstream },
+                RawModelRoute::Upstream(upstream) => ModelRoute {
+                    price: upstream.clone(),
+                    upstream,
+                },
                 RawModelRoute::Detailed(d) => {
                     let upstream = d.upstream.unwrap_or_else(|| public.clone());
-                    ModelRoute { price: d.price.unwrap_or_else(|| upstream.clone()), upstream }
+                    ModelRoute {
+                        price: d.price.unwrap_or_else(|| upstream.clone()),
+                        upstream,
+                    }
                 }
             };
             (public, route)

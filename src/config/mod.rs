@@ -266,7 +266,10 @@ impl Validator<'_> {
             },
             routing: RoutingConfig {
                 deadline: Duration::from_millis(raw.routing.deadline_ms.unwrap_or(600_000)),
-                anthropic_default_max_tokens: raw.routing.anthropic_default_max_tokens.unwrap_or(4096),
+                anthropic_default_max_tokens: raw
+                    .routing
+                    .anthropic_default_max_tokens
+                    .unwrap_or(4096),
             },
             deployments,
         })

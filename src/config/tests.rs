@@ -122,7 +122,10 @@ fn a_deployment_name_used_twice_is_refused() {
         "{MINIMAL}\n[[deployments]]\nname = \"mock\"\nkind = \"openai\"\nbase_url = \"http://x\"\nmodels = {{ \"fast\" = \"m\" }}\n"
     );
     let err = parse(&text, &env_of(&[])).unwrap_err().to_string();
-    assert!(err.contains("deployments[1].name") && err.contains("\"mock\""), "{err}");
+    assert!(
+        err.contains("deployments[1].name") && err.contains("\"mock\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,10 +138,23 @@ fn key_pools_priorities_and_anthropic() {
     let claude = &config.deployments[1];
     assert_eq!(claude.kind, ProviderKind::Anthropic);
     assert_eq!((claude.priority, claude.weight), (1, 3));
-    assert_eq!(claude.api_keys.iter().map(|k| k.weight).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(
+        claude.api_keys.iter().map(|k| k.weight).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
     assert!(!format!("{config:?}").contains("sk-1"));
     let both = text.replace("api_keys = [", "api_key_env = \"K1\"\napi_keys = [");
-    assert!(parse(&both, &env).unwrap_err().to_string().contains("api_keys"));
+    assert!(
+        parse(&both, &env)
+            .unwrap_err()
+            .to_string()
+            .contains("api_keys")
+    );
     let missing = text.replace("\"K2\"", "\"K3\"");
-    assert!(parse(&missing, &env).unwrap_err().to_string().contains("K3 is not set"));
+    assert!(
+        parse(&missing, &env)
+            .unwrap_err()
+            .to_string()
+            .contains("K3 is not set")
+    );
 }

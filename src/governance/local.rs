@@ -73,7 +73,10 @@ mod tests {
         let shield = LocalShield::new(None, Some(2));
         let key = KeyId::new();
         assert!(shield.check(key) && shield.check(key));
-        assert!(!shield.check(key), "a third request in the same instant is over 2/s");
+        assert!(
+            !shield.check(key),
+            "a third request in the same instant is over 2/s"
+        );
         for _ in 0..100 {
             assert!(shield.check(KeyId::new()));
         }

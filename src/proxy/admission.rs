@@ -34,10 +34,21 @@ pub async fn admit(
     let config = &state.governance;
     let output_cap = cap.max_tokens.unwrap_or(config.default_max_output_tokens);
     let prompt_estimate = estimate_prompt_tokens(exchange.body_len);
-    let estimate_output = cap.max_tokens.unwrap_or(u64::MAX).min(config.estimate_output_tokens);
-    let estimated_usage = Usage { input_tokens: prompt_estimate, output_tokens: estimate_output, ..Usage::default() };
+    let estimate_output = cap
+        .max_tokens
+        .unwrap_or(u64::MAX)
+        .min(config.estimate_output_tokens);
+    let estimated_usage = Usage {
+        input_tokens: prompt_estimate,
+        output_tokens: estimate_output,
+        ..Usage::default()
+    };
     let dearest = |cost: &dyn Fn(&ModelPrice) -> Decimal| {
-        prices.iter().map(|p| to_nanos_ceil(cost(p))).max().unwrap_or(0)
+        prices
+            .iter()
+            .map(|p| to_nanos_ceil(cost(p)))
+            .max()
+            .unwrap_or(0)
     };
     let admission = Admission {
         request_id: exchange.request_id,

@@ -79,9 +79,9 @@ impl ApiError {
         match self {
             ApiError::MissingKey | ApiError::UnknownKey => StatusCode::UNAUTHORIZED,
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::MalformedBody { .. } | ApiError::ModelNotPriced(_) | ApiError::OperationNotServed { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::MalformedBody { .. }
+            | ApiError::ModelNotPriced(_)
+            | ApiError::OperationNotServed { .. } => StatusCode::BAD_REQUEST,
             ApiError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnknownModel(_) | ApiError::NotFound => StatusCode::NOT_FOUND,

@@ -29,15 +29,26 @@ use crate::providers::anthropic;
 /// Upstream bodies larger than this are not passed through whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
-pub async fn forward(state: ProxyState, mut exchange: Exchange, prepared: Prepared, reply: oneshot::Sender<Response>) {
+pub async fn forward(
+    state: ProxyState,
+    mut exchange: Exchange,
+    prepared: Prepared,
+    reply: oneshot::Sender<Response>,
+) {
     let op = prepared.op;
     let Some(routes) = state.routes.get(&exchange.model) else {
         return fail(&state, &exchange, op, ApiError::Internal, reply).await;
     };
     let plan = routes.plan(op);
     let deadline = Instant::now() + state.routing.deadline;
-    let rounds = 1 + routes.serving(op).map(|c| c.upstream.retries).max().unwrap_or(0);
-    let mut last_error = ApiError::UpstreamUnreachable { deployment: exchange.deployment.clone() };
+    let rounds = 1 + routes
+        .serving(op)
+        .map(|c| c.upstream.retries)
+        .max()
+        .unwrap_or(0);
+    let mut last_error = ApiError::UpstreamUnreachable {
+        deployment: exchange.deployment.clone(),
+    };
     for round in 0..rounds {
         if round > 0 {
             // Every deployment failed: wait a little (jittered, so instances do not retry
@@ -50,7 +61,9 @@ pub async fn forward(state: ProxyState, mut exchange: Exchange, prepared: Prepar
             tokio::time::sleep(pause).await;
         }
         for attempt in &plan {
-            let Some(candidate) = routes.candidates.get(attempt.candidate) else { continue };
+            let Some(candidate) = routes.candidates.get(attempt.candidate) else {
+                continue;
+            };
             if round > candidate.upstream.retries || Instant::now() >= deadline {
                 continue;
             }
@@ -65,17 +78,23 @@ pub async fn forward(state: ProxyState, mut exchange: Exchange, prepared: Prepar
             exchange.upstream_started = Some(sent_at);
             exchange.first_upstream_started.get_or_insert(sent_at);
             let upstream = &candidate.upstream;
-            let sent = upstream.send(attempt.key, op, upstream_body, &prepared.headers, deadline).await;
+            let sent = upstream
+                .send(attempt.key, op, upstream_body, &prepared.headers, deadline)
+                .await;
             let response = match sent {
                 Ok(response) => response,
                 Err(AttemptError::Timeout) => {
                     upstream.cool_down(attempt.key, None);
-                    last_error = ApiError::UpstreamTimeout { deployment: upstream.name.clone() };
+                    last_error = ApiError::UpstreamTimeout {
+                        deployment: upstream.name.clone(),
+                    };
                     continue;
                 }
                 Err(AttemptError::Unreachable) => {
                     upstream.cool_down(attempt.key, None);
-                    last_error = ApiError::UpstreamUnreachable { deployment: upstream.name.clone() };
+                    last_error = ApiError::UpstreamUnreachable {
+                        deployment: upstream.name.clone(),
+                    };
                     continue;
                 }
             };
@@ -85,13 +104,28 @@ pub async fn forward(state: ProxyState, mut exchange: Exchange, prepared: Prepar
                 upstream.cool_down(attempt.key, retry_after);
                 tracing::warn!(deployment = %upstream.name, status = status.as_u16(), "upstream refused; trying the next deployment");
                 last_error = if status == StatusCode::TOO_MANY_REQUESTS {
-                    ApiError::UpstreamRateLimited { deployment: upstream.name.clone(), retry_after }
+                    ApiError::UpstreamRateLimited {
+                        deployment: upstream.name.clone(),
+                        retry_after,
+                    }
                 } else {
-                    ApiError::UpstreamFailed { deployment: upstream.name.clone(), status: status.as_u16() }
+                    ApiError::UpstreamFailed {
+                        deployment: upstream.name.clone(),
+                        status: status.as_u16(),
+                    }
                 };
                 continue;
             }
-            return respond(state.clone(), exchange, candidate, dialect, response, &prepared, reply).await;
+            return respond(
+                state.clone(),
+                exchange,
+                candidate,
+                dialect,
+                response,
+                &prepared,
+                reply,
+            )
+            .await;
         }
     }
     fail(&state, &exchange, op, last_error, reply).await
@@ -103,13 +137,22 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 }
 
 /// The body for one attempt, derived from the client's.
-fn upstream_body(state: &ProxyState, dialect: Dialect, candidate: &Candidate, prepared: &Prepared) -> Result<Bytes, ApiError> {
-    let rename = candidate.renames_model.then_some(candidate.upstream_model.as_str());
+fn upstream_body(
+    state: &ProxyState,
+    dialect: Dialect,
+    candidate: &Candidate,
+    prepared: &Prepared,
+) -> Result<Bytes, ApiError> {
+    let rename = candidate
+        .renames_model
+        .then_some(candidate.upstream_model.as_str());
     match dialect {
         Dialect::OpenAi => {
             // Ask an OpenAI-compatible stream for its usage; the relay keeps that chunk from
             // a client that did not ask for it.
-            let inject_usage = prepared.stream && !prepared.client_wants_usage && prepared.op != Operation::Embeddings;
+            let inject_usage = prepared.stream
+                && !prepared.client_wants_usage
+                && prepared.op != Operation::Embeddings;
             if rename.is_some() || inject_usage {
                 body::rewrite(&prepared.body, rename, inject_usage)
             } else {
@@ -126,7 +169,10 @@ fn upstream_body(state: &ProxyState, dialect: Dialect, candidate: &Candidate, pr
             state.routing.anthropic_default_max_tokens,
         )
         .map(|(body, _)| body)
-        .map_err(|e| ApiError::MalformedBody { message: e.to_string(), param: None }),
+        .map_err(|e| ApiError::MalformedBody {
+            message: e.to_string(),
+            param: None,
+        }),
     }
 }
 
@@ -156,10 +202,24 @@ async fn respond(
     let bytes = match reader.read_all(MAX_UPSTREAM_BODY).await {
         Ok(bytes) => bytes,
         Err(ChunkError::Timeout) => {
-            return fail(&state, &exchange, op, ApiError::UpstreamTimeout { deployment }, reply).await;
+            return fail(
+                &state,
+                &exchange,
+                op,
+                ApiError::UpstreamTimeout { deployment },
+                reply,
+            )
+            .await;
         }
         Err(ChunkError::Failed) => {
-            return fail(&state, &exchange, op, ApiError::UpstreamUnreachable { deployment }, reply).await;
+            return fail(
+                &state,
+                &exchange,
+                op,
+                ApiError::UpstreamUnreachable { deployment },
+                reply,
+            )
+            .await;
         }
     };
     let reported = match dialect {
@@ -172,19 +232,35 @@ async fn respond(
         None => (Usage::default(), false),
     };
     let bytes = match dialect {
-        Dialect::ChatViaAnthropic if status.is_success() => match anthropic::messages_to_chat(&bytes, &exchange.model) {
-            Ok(translated) => translated,
-            Err(e) => {
-                tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a message");
-                return fail(&state, &exchange, op, ApiError::UpstreamFailed { deployment, status: status.as_u16() }, reply)
+        Dialect::ChatViaAnthropic if status.is_success() => {
+            match anthropic::messages_to_chat(&bytes, &exchange.model) {
+                Ok(translated) => translated,
+                Err(e) => {
+                    tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a message");
+                    return fail(
+                        &state,
+                        &exchange,
+                        op,
+                        ApiError::UpstreamFailed {
+                            deployment,
+                            status: status.as_u16(),
+                        },
+                        reply,
+                    )
                     .await;
+                }
             }
-        },
+        }
         Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes).unwrap_or(bytes),
         _ => bytes,
     };
     let error_type = (!status.is_success()).then_some("upstream_client_error");
-    let event = exchange.event(Outcome { status: status.as_u16(), error_type, usage, usage_estimated: estimated });
+    let event = exchange.event(Outcome {
+        status: status.as_u16(),
+        error_type,
+        usage,
+        usage_estimated: estimated,
+    });
 
     // Upstream 4xx bodies pass through unchanged, with the upstream's status.
     let mut out = Response::new(Body::from(bytes));
@@ -208,10 +284,20 @@ async fn respond(
 /// A usage estimate for a response that reported none: the prompt from the request's size
 /// and the output from what was streamed.
 pub fn estimate(exchange: &Exchange, output_tokens: u64) -> Usage {
-    Usage { input_tokens: usage::estimate_prompt_tokens(exchange.body_len), output_tokens, ..Usage::default() }
+    Usage {
+        input_tokens: usage::estimate_prompt_tokens(exchange.body_len),
+        output_tokens,
+        ..Usage::default()
+    }
 }
 
-async fn fail(state: &ProxyState, exchange: &Exchange, op: Operation, e: ApiError, reply: oneshot::Sender<Response>) {
+async fn fail(
+    state: &ProxyState,
+    exchange: &Exchange,
+    op: Operation,
+    e: ApiError,
+    reply: oneshot::Sender<Response>,
+) {
     let event = exchange.event(Outcome::failed(e.status().as_u16(), e.code()));
     let _ = reply.send(with_request_id(e.render(op), exchange));
     record_and_settle(state, exchange, event).await;

@@ -12,13 +12,13 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::admission::{self, OutputCap};
+use super::auth;
 use super::body::{self, ChatPeek};
 use super::error::ApiError;
 use super::exchange::{Exchange, Outcome};
 use super::forward;
 use super::operation::Operation;
 use super::state::ProxyState;
-use super::auth;
 use crate::governance::to_nanos_ceil;
 use crate::ledger::LedgerEvent;
 use crate::pricing::ModelPrice;
@@ -26,15 +26,27 @@ use crate::pricing::ModelPrice;
 pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
 pub const COST_HEADER: &str = "x-tollgate-cost-usd";
 
-pub async fn chat_completions(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn chat_completions(
+    State(state): State<ProxyState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     handle(state, Operation::Chat, headers, body).await
 }
 
-pub async fn completions(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn completions(
+    State(state): State<ProxyState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     handle(state, Operation::Completions, headers, body).await
 }
 
-pub async fn embeddings(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(
+    State(state): State<ProxyState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     handle(state, Operation::Embeddings, headers, body).await
 }
 
@@ -64,13 +76,19 @@ async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body
     let prepared = match prepare_and_admit(&state, &mut exchange, op, &headers, body).await {
         Ok(prepared) => prepared,
         Err(e) => {
-            state.ledger.record(exchange.event(Outcome::failed(e.status().as_u16(), e.code())));
+            state
+                .ledger
+                .record(exchange.event(Outcome::failed(e.status().as_u16(), e.code())));
             return with_request_id(e.render(op), &exchange);
         }
     };
     let (reply, response) = oneshot::channel();
-    state.tasks.spawn(forward::forward(state.clone(), exchange, prepared, reply));
-    response.await.unwrap_or_else(|_| ApiError::Internal.render(op))
+    state
+        .tasks
+        .spawn(forward::forward(state.clone(), exchange, prepared, reply));
+    response
+        .await
+        .unwrap_or_else(|_| ApiError::Internal.render(op))
 }
 
 async fn prepare_and_admit(
@@ -89,17 +107,26 @@ async fn prepare_and_admit(
     if !exchange.policy.allows_model(peek.model()) {
         return Err(ApiError::ModelNotAllowed(exchange.model.clone()));
     }
-    let routes = state.routes.get(peek.model()).ok_or_else(|| ApiError::UnknownModel(exchange.model.clone()))?;
+    let routes = state
+        .routes
+        .get(peek.model())
+        .ok_or_else(|| ApiError::UnknownModel(exchange.model.clone()))?;
     let serving: Vec<_> = routes.serving(op).collect();
     let Some(first) = serving.first() else {
-        return Err(ApiError::OperationNotServed { model: exchange.model.clone(), endpoint: op.endpoint() });
+        return Err(ApiError::OperationNotServed {
+            model: exchange.model.clone(),
+            endpoint: op.endpoint(),
+        });
     };
     exchange.describe_candidate(first);
     // Every deployment the request may end up on must be priced, so a fallback can never
     // record spend as $0; the reservation covers the dearest of them.
     let mut prices: Vec<&ModelPrice> = Vec::with_capacity(serving.len());
     for candidate in &serving {
-        match exchange.prices.price_at(&candidate.price_name, exchange.created_at) {
+        match exchange
+            .prices
+            .price_at(&candidate.price_name, exchange.created_at)
+        {
             Some(price) => prices.push(price),
             None if state.allow_unpriced => {
                 crate::metrics::observe_unpriced(&exchange.model);
@@ -108,7 +135,9 @@ async fn prepare_and_admit(
             None => return Err(ApiError::ModelNotPriced(exchange.model.clone())),
         }
     }
-    let cap = OutputCap { max_tokens: peek.max_completion_tokens.or(peek.max_tokens) };
+    let cap = OutputCap {
+        max_tokens: peek.max_completion_tokens.or(peek.max_tokens),
+    };
     let prices: Vec<&ModelPrice> = prices.into_iter().collect();
     exchange.ticket = admission::admit(state, exchange, &cap, &prices).await?;
     let mut forwarded = HeaderMap::new();
@@ -129,7 +158,10 @@ async fn prepare_and_admit(
 /// Hands the request's event to the ledger and settles its admission (the reservation
 /// becomes the actual cost). Runs after the response is handed over, off its critical path.
 pub async fn record_and_settle(state: &ProxyState, exchange: &Exchange, event: LedgerEvent) {
-    let tokens = event.usage.input_tokens.saturating_add(event.usage.output_tokens);
+    let tokens = event
+        .usage
+        .input_tokens
+        .saturating_add(event.usage.output_tokens);
     let cost = to_nanos_ceil(event.cost_usd);
     state.ledger.record(event);
     if let Some(ticket) = &exchange.ticket {

@@ -43,14 +43,18 @@ impl Routes {
         for d in deployments {
             let upstream = Arc::new(Upstream::build(d)?);
             for (public, route) in &d.models {
-                by_model.entry(public.clone()).or_insert_with(|| ModelRoutes { candidates: Vec::new() }).candidates.push(
-                    Candidate {
+                by_model
+                    .entry(public.clone())
+                    .or_insert_with(|| ModelRoutes {
+                        candidates: Vec::new(),
+                    })
+                    .candidates
+                    .push(Candidate {
                         upstream: upstream.clone(),
                         upstream_model: route.upstream.clone(),
                         price_name: route.price.clone(),
                         renames_model: &route.upstream != public,
-                    },
-                );
+                    });
             }
         }
         for routes in by_model.values_mut() {
@@ -71,7 +75,9 @@ impl Routes {
 impl ModelRoutes {
     /// Candidates able to serve `op`.
     pub fn serving(&self, op: Operation) -> impl Iterator<Item = &Candidate> {
-        self.candidates.iter().filter(move |c| op.upstream_path(c.upstream.kind).is_some())
+        self.candidates
+            .iter()
+            .filter(move |c| op.upstream_path(c.upstream.kind).is_some())
     }
 
     /// The order to try (candidate, key) pairs in: priority by priority, healthy pairs in
@@ -86,14 +92,19 @@ impl ModelRoutes {
                 continue;
             }
             for (k, key) in c.upstream.keys.iter().enumerate() {
-                let attempt = Attempt { candidate: i, key: k };
+                let attempt = Attempt {
+                    candidate: i,
+                    key: k,
+                };
                 if !c.upstream.is_healthy(k) {
                     cooling.push((c.upstream.cool_until(k), attempt));
                     continue;
                 }
                 let weight = u64::from(c.upstream.weight) * u64::from(key.weight);
                 match healthy.last_mut() {
-                    Some((priority, group)) if *priority == c.upstream.priority => group.push((weight, attempt)),
+                    Some((priority, group)) if *priority == c.upstream.priority => {
+                        group.push((weight, attempt))
+                    }
                     _ => healthy.push((c.upstream.priority, vec![(weight, attempt)])),
                 }
             }

@@ -50,12 +50,20 @@ pub async fn relay(
     let mut out = Response::new(body);
     *out.status_mut() = StatusCode::OK;
     let headers = out.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if reply.send(with_request_id(out, &exchange)).is_err() {
         // The client left before the headers; the upstream is dropped with `response`.
         let usage = estimate(&exchange, 0);
-        let outcome = Outcome { status: 499, error_type: Some("client_disconnected"), usage, usage_estimated: true };
+        let outcome = Outcome {
+            status: 499,
+            error_type: Some("client_disconnected"),
+            usage,
+            usage_estimated: true,
+        };
         record_and_settle(&state, &exchange, exchange.event(outcome)).await;
         return;
     }
@@ -89,7 +97,9 @@ pub async fn relay(
     };
     if matches!(end, End::UpstreamTimeout | End::UpstreamFailed) {
         // Cut the client's body too, so an interrupted stream cannot look complete.
-        let _ = tx.send(Err(std::io::Error::other("upstream stream interrupted"))).await;
+        let _ = tx
+            .send(Err(std::io::Error::other("upstream stream interrupted")))
+            .await;
     }
     drop(tx);
     let (mut usage, mut usage_estimated) = match transform.usage() {
@@ -102,15 +112,27 @@ pub async fn relay(
         usage.output_tokens = transform.content_events();
         usage_estimated = true;
     }
-    let event = exchange.event(Outcome { status, error_type, usage, usage_estimated });
+    let event = exchange.event(Outcome {
+        status,
+        error_type,
+        usage,
+        usage_estimated,
+    });
     record_and_settle(&state, &exchange, event).await;
 }
 
 /// What happens to the upstream's bytes on the way to the client.
 enum Transform {
     OpenAi(OpenAiScan),
-    Anthropic { splitter: SseSplitter, usage: StreamUsage, content_events: u64 },
-    Translate { splitter: SseSplitter, translator: ChunkTranslator },
+    Anthropic {
+        splitter: SseSplitter,
+        usage: StreamUsage,
+        content_events: u64,
+    },
+    Translate {
+        splitter: SseSplitter,
+        translator: ChunkTranslator,
+    },
 }
 
 impl Transform {
@@ -120,9 +142,11 @@ impl Transform {
                 hide_usage_chunk: !exchange.client_wants_usage,
                 ..OpenAiScan::default()
             }),
-            Dialect::Anthropic => {
-                Transform::Anthropic { splitter: SseSplitter::default(), usage: StreamUsage::default(), content_events: 0 }
-            }
+            Dialect::Anthropic => Transform::Anthropic {
+                splitter: SseSplitter::default(),
+                usage: StreamUsage::default(),
+                content_events: 0,
+            },
             Dialect::ChatViaAnthropic => Transform::Translate {
                 splitter: SseSplitter::default(),
                 translator: ChunkTranslator::new(&exchange.model, exchange.client_wants_usage),
@@ -134,7 +158,11 @@ impl Transform {
     fn push(&mut self, bytes: Bytes) -> Bytes {
         match self {
             Transform::OpenAi(scan) => scan.push(bytes),
-            Transform::Anthropic { splitter, usage, content_events } => {
+            Transform::Anthropic {
+                splitter,
+                usage,
+                content_events,
+            } => {
                 for event in splitter.push(&bytes) {
                     if let Some(data) = data_of(&event) {
                         if memchr::memmem::find(&data, b"content_block_delta").is_some() {
@@ -146,7 +174,10 @@ impl Transform {
                 // Native streams pass through exactly as they arrived.
                 bytes
             }
-            Transform::Translate { splitter, translator } => {
+            Transform::Translate {
+                splitter,
+                translator,
+            } => {
                 let mut out = Vec::new();
                 for event in splitter.push(&bytes) {
                     for piece in translator.push_sse_event(&event) {
@@ -230,7 +261,10 @@ data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\
 data: [DONE]\n\n";
 
     fn run(hide: bool, cut: usize) -> (Vec<u8>, OpenAiScan) {
-        let mut scan = OpenAiScan { hide_usage_chunk: hide, ..OpenAiScan::default() };
+        let mut scan = OpenAiScan {
+            hide_usage_chunk: hide,
+            ..OpenAiScan::default()
+        };
         let mut out = scan.push(Bytes::copy_from_slice(&STREAM[..cut])).to_vec();
         out.extend_from_slice(&scan.push(Bytes::copy_from_slice(&STREAM[cut..])));
         (out, scan)
@@ -242,7 +276,11 @@ data: [DONE]\n\n";
             let (out, scan) = run(true, cut);
             let text = String::from_utf8(out).unwrap();
             assert!(!text.contains("usage"), "{text}");
-            assert!(text.contains("\"po\"") && text.contains("\"ng\"") && text.ends_with("data: [DONE]\n\n"));
+            assert!(
+                text.contains("\"po\"")
+                    && text.contains("\"ng\"")
+                    && text.ends_with("data: [DONE]\n\n")
+            );
             assert_eq!(scan.usage.unwrap().output_tokens, 2);
             assert_eq!(scan.content_chunks, 2);
         }

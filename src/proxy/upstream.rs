@@ -70,7 +70,11 @@ impl Upstream {
             })
             .collect();
         if keys.is_empty() {
-            keys.push(UpstreamKey { credential: None, weight: 1, cool_until_ms: AtomicU64::new(0) });
+            keys.push(UpstreamKey {
+                credential: None,
+                weight: 1,
+                cool_until_ms: AtomicU64::new(0),
+            });
         }
         Ok(Upstream {
             name: d.name.clone(),
@@ -94,7 +98,9 @@ impl Upstream {
 
     /// When key `key` may be used again (0 or past: now).
     pub fn cool_until(&self, key: usize) -> u64 {
-        self.keys.get(key).map_or(0, |k| k.cool_until_ms.load(Ordering::Relaxed))
+        self.keys
+            .get(key)
+            .map_or(0, |k| k.cool_until_ms.load(Ordering::Relaxed))
     }
 
     pub fn is_healthy(&self, key: usize) -> bool {
@@ -104,8 +110,12 @@ impl Upstream {
     /// Leaves a key alone for `retry_after` (the upstream's word) or the deployment's
     /// cool-down.
     pub fn cool_down(&self, key: usize, retry_after: Option<Duration>) {
-        let pause = retry_after.unwrap_or(self.cooldown).min(Duration::from_secs(300));
-        let until = self.now_ms().saturating_add(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
+        let pause = retry_after
+            .unwrap_or(self.cooldown)
+            .min(Duration::from_secs(300));
+        let until = self
+            .now_ms()
+            .saturating_add(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
         if let Some(k) = self.keys.get(key) {
             k.cool_until_ms.fetch_max(until, Ordering::Relaxed);
         }
@@ -149,7 +159,9 @@ impl Upstream {
                 }
             }
         }
-        let wait = self.first_byte_timeout.min(deadline.saturating_duration_since(Instant::now()));
+        let wait = self
+            .first_byte_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, request.send()).await {
             Err(_) => Err(AttemptError::Timeout),
             Ok(Err(e)) if e.is_timeout() => Err(AttemptError::Timeout),
@@ -175,7 +187,10 @@ pub struct BodyReader {
 
 impl BodyReader {
     pub fn new(response: reqwest::Response, read_timeout: Duration) -> BodyReader {
-        BodyReader { stream: response.bytes_stream().boxed(), read_timeout }
+        BodyReader {
+            stream: response.bytes_stream().boxed(),
+            read_timeout,
+        }
     }
 
     pub async fn next(&mut self) -> Result<Option<Bytes>, ChunkError> {

@@ -11,7 +11,7 @@ use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::{KeyHash, KeyPolicy};
 
 /// A key as the admin API shows it (no secret, no hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyRecord {
     pub id: KeyId,
     pub team_id: TeamId,
@@ -23,6 +23,8 @@ pub struct KeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// After a rotation: when the previous secret stops working.
+    pub previous_valid_until: Option<DateTime<Utc>>,
 }
 
 pub struct NewKeyRecord {
@@ -40,9 +42,10 @@ pub struct KeyFilter {
 /// The columns of [`KeyRecord`], as a literal so queries can be built with `concat!`.
 macro_rules! key_columns {
     () => {
-        "id, team_id, experiment_id, name, key_prefix, allowed_models, expires_at, revoked_at, created_at"
+        "id, team_id, experiment_id, name, key_prefix, allowed_models, expires_at, revoked_at, created_at, previous_valid_until"
     };
 }
+pub(super) use key_columns;
 
 #[derive(sqlx::FromRow)]
 struct PolicyRow {
@@ -54,6 +57,9 @@ struct PolicyRow {
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     experiment_ends_at: Option<DateTime<Utc>>,
+    /// The hash presented is the key's previous secret (it was rotated).
+    matched_previous: bool,
+    previous_valid_until: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -63,9 +69,10 @@ impl Store {
     ) -> Result<Option<Arc<KeyPolicy>>, sqlx::Error> {
         let row: Option<PolicyRow> = sqlx::query_as(
             "SELECT k.id, k.team_id, k.experiment_id, k.key_prefix, k.allowed_models, k.expires_at, \
-                    k.revoked_at, e.ends_at AS experiment_ends_at \
+                    k.revoked_at, e.ends_at AS experiment_ends_at, \
+                    k.key_hash <> $1 AS matched_previous, k.previous_valid_until \
              FROM virtual_keys k LEFT JOIN experiments e ON e.id = k.experiment_id \
-             WHERE k.key_hash = $1",
+             WHERE k.key_hash = $1 OR k.previous_key_hash = $1",
         )
         .bind(hash.as_bytes())
         .fetch_optional(self.pool())
@@ -88,6 +95,11 @@ impl Store {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             experiment_ends_at: r.experiment_ends_at,
+            // A previous secret without a deadline cannot exist (a CHECK forbids it); were
+            // it to, it would be refused rather than work for ever.
+            grace_until: r
+                .matched_previous
+                .then(|| r.previous_valid_until.unwrap_or(DateTime::<Utc>::MIN_UTC)),
             scopes,
         })))
     }
@@ -103,24 +115,15 @@ impl Store {
         expires_at: Option<DateTime<Utc>>,
         keys: &[NewKeyRecord],
     ) -> Result<Vec<KeyRecord>, sqlx::Error> {
-        let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
-        let hashes: Vec<&[u8]> = keys.iter().map(|k| k.hash.as_bytes()).collect();
-        let prefixes: Vec<&str> = keys.iter().map(|k| k.prefix.as_str()).collect();
-        sqlx::query_as(concat!(
-            "INSERT INTO virtual_keys (id, team_id, experiment_id, name, key_hash, key_prefix, allowed_models, expires_at) \
-             SELECT id, $4, $5, $6, hash, prefix, $7, $8 FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS t(id, hash, prefix) \
-             RETURNING ",
-            key_columns!()
-        ))
-        .bind(ids)
-        .bind(hashes)
-        .bind(prefixes)
-        .bind(team)
-        .bind(experiment)
-        .bind(name)
-        .bind(allowed_models)
-        .bind(expires_at)
-        .fetch_all(self.pool())
+        insert_keys_in(
+            self.pool(),
+            team,
+            experiment,
+            name,
+            allowed_models,
+            expires_at,
+            keys,
+        )
         .await
     }
 
@@ -159,4 +162,36 @@ impl Store {
         .fetch_optional(self.pool())
         .await
     }
+}
+
+/// [`Store::insert_keys`] on any executor, so it can be part of a larger transaction.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_keys_in<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    team: TeamId,
+    experiment: Option<ExperimentId>,
+    name: Option<&str>,
+    allowed_models: Option<&[String]>,
+    expires_at: Option<DateTime<Utc>>,
+    keys: &[NewKeyRecord],
+) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
+    let hashes: Vec<&[u8]> = keys.iter().map(|k| k.hash.as_bytes()).collect();
+    let prefixes: Vec<&str> = keys.iter().map(|k| k.prefix.as_str()).collect();
+    sqlx::query_as(concat!(
+        "INSERT INTO virtual_keys (id, team_id, experiment_id, name, key_hash, key_prefix, allowed_models, expires_at) \
+         SELECT id, $4, $5, $6, hash, prefix, $7, $8 FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS t(id, hash, prefix) \
+         RETURNING ",
+        key_columns!()
+    ))
+    .bind(ids)
+    .bind(hashes)
+    .bind(prefixes)
+    .bind(team)
+    .bind(experiment)
+    .bind(name)
+    .bind(allowed_models)
+    .bind(expires_at)
+    .fetch_all(db)
+    .await
 }

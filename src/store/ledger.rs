@@ -126,7 +126,12 @@ impl Store {
                     .map(|e| e.upstream_latency_ms.map(millis))
                     .collect::<Vec<Option<i32>>>(),
             )
-            .bind(events.iter().map(|e| i16::try_from(e.attempts).unwrap_or(i16::MAX)).collect::<Vec<i16>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| i16::try_from(e.attempts).unwrap_or(i16::MAX))
+                    .collect::<Vec<i16>>(),
+            )
             .execute(self.pool())
             .await
             .map(|_| ())

@@ -1,6 +1,9 @@
 //! Everything Tollgate keeps in PostgreSQL. Only the control plane, the key cache's misses
 //! and the ledger writer call it; the request path never waits on it for a cached key.
 
+mod audit;
+mod campaigns;
+mod key_changes;
 mod keys;
 mod ledger;
 mod limits;
@@ -13,6 +16,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+pub use audit::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry};
+pub use campaigns::{ClosedCampaign, NewCampaign};
+pub use key_changes::{KeyPatch, Rotation};
 pub use keys::{KeyFilter, KeyRecord, NewKeyRecord};
 pub use requests::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
 pub use spend::{

@@ -7,14 +7,14 @@ use uuid::Uuid;
 use super::Store;
 use crate::ids::{ExperimentId, TeamId};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Team {
     pub id: TeamId,
     pub name: String,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Experiment {
     pub id: ExperimentId,
     pub team_id: TeamId,
@@ -61,17 +61,7 @@ impl Store {
     }
 
     pub async fn create_experiment(&self, new: NewExperiment) -> Result<Experiment, sqlx::Error> {
-        sqlx::query_as(
-            "INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING id, team_id, name, tags, ends_at, created_at",
-        )
-        .bind(ExperimentId::new())
-        .bind(new.team_id)
-        .bind(new.name)
-        .bind(new.tags)
-        .bind(new.ends_at)
-        .fetch_one(self.pool())
-        .await
+        create_experiment_in(self.pool(), new).await
     }
 
     pub async fn list_experiments(
@@ -116,4 +106,22 @@ impl Store {
         .fetch_optional(self.pool())
         .await
     }
+}
+
+/// [`Store::create_experiment`] on any executor, so it can be part of a larger transaction.
+pub(super) async fn create_experiment_in<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    new: NewExperiment,
+) -> Result<Experiment, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id, team_id, name, tags, ends_at, created_at",
+    )
+    .bind(ExperimentId::new())
+    .bind(new.team_id)
+    .bind(new.name)
+    .bind(new.tags)
+    .bind(new.ends_at)
+    .fetch_one(db)
+    .await
 }
