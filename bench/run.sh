@@ -20,14 +20,14 @@
 # goes to 127.0.0.1 and every load run is bounded in time. See bench/README.md.
 set -euo pipefail
 
-BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd -- "$BENCH_DIR/.." && pwd)
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd -- "$SCRIPT_DIR/.." && pwd)
 
 DURATION=${BENCH_SECONDS:-15}
 WARMUP=${BENCH_WARMUP_SECONDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 RATES=${BENCH_RATES:-100 5000}
-OUT=${BENCH_OUT:-$BENCH_DIR/results/latest.md}
+OUT=${BENCH_OUT:-$SCRIPT_DIR/results/latest.md}
 BASELINE_DIR=${BENCH_BASELINE_DIR:-$REPO/../shared/tools/baseline-proxy}
 BASELINE_TARGET=${BENCH_BASELINE_TARGET_DIR:-/tmp/baseline-target}
 
@@ -36,8 +36,8 @@ PROXY_ADDR=127.0.0.1:18081
 GW_ADDR=127.0.0.1:18090
 ADMIN_ADDR=127.0.0.1:18091
 PG_BASE=postgres://tollgate:tollgate@127.0.0.1:5432
-BENCH_DB=tollgate_bench
-BENCH_DB_URL=$PG_BASE/$BENCH_DB
+DB_NAME=tollgate_bench
+DB_URL=$PG_BASE/$DB_NAME
 REDIS_URL=redis://127.0.0.1:6379
 MODEL=gpt-4o-mini
 BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}]}'
@@ -57,7 +57,10 @@ done
 
 # The exact command, with the BENCH_* variables that were set, for the results file.
 COMMAND=""
-for v in $(compgen -v | grep '^BENCH_' || true); do COMMAND+="$v=${!v} "; done
+for v in BENCH_SECONDS BENCH_WARMUP_SECONDS BENCH_CONNECTIONS BENCH_RATES BENCH_OUT BENCH_SKIP_BUILD \
+  BENCH_BASELINE_DIR BENCH_BASELINE_TARGET_DIR; do
+  [ -z "${!v+set}" ] || COMMAND+="$v=$(printf '%q' "${!v}") "
+done
 COMMAND+="bench/run.sh${*:+ $*}"
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +156,7 @@ OHA_VERSION=$("$OHA" --version | head -n 1)
 # 2. Services, database, processes.
 "$REPO/scripts/services.sh" >&2
 psql -X -q -v ON_ERROR_STOP=1 "$PG_BASE/tollgate" \
-  -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >&2
+  -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME" >&2
 
 for addr in "$MOCK_ADDR" "$GW_ADDR" "$ADMIN_ADDR"; do
   port_free "$addr" || die "$addr is already in use (another benchmark or gateway running?)"
@@ -176,7 +179,7 @@ mkdir -p "$WORK/spill"
 cat >"$WORK/tollgate.toml" <<EOF
 listen = "$GW_ADDR"
 admin_listen = "$ADMIN_ADDR"
-database_url = "$BENCH_DB_URL"
+database_url = "$DB_URL"
 redis_url = "$REDIS_URL"
 
 [admin]
@@ -271,6 +274,14 @@ scenario_name() { if [ "$1" = 0 ]; then echo "saturated (${CONNS} conns)"; else 
 
 pid_of_target() { case $1 in direct) echo "${PIDS[mock]}" ;; baseline) echo "${PIDS[proxy]}" ;; tollgate) echo "${PIDS[tollgate]}" ;; esac; }
 
+# What the machine is already doing before any load (other builds, tests, ...).
+read -r hb0 ht0 < <(host_ticks); sleep 3; read -r hb1 ht1 < <(host_ticks)
+BACKGROUND=$(awk -v b0="$hb0" -v b1="$hb1" -v t0="$ht0" -v t1="$ht1" -v n="$NPROC" 'BEGIN { printf "%.2f", (t1 > t0) ? (b1 - b0) / (t1 - t0) * n : 0 }')
+log "host CPU busy before load: $BACKGROUND of $NPROC cores"
+if awk -v b="$BACKGROUND" 'BEGIN { exit !(b > 0.25) }'; then
+  log "warning: the machine is already busy before the benchmark starts; expect noisy numbers"
+fi
+
 for s in "${SCENARIOS[@]}"; do
   for t in "${TARGETS[@]}"; do
     name="${t}-${s}"
@@ -299,6 +310,10 @@ for s in "${SCENARIOS[@]}"; do
     RES[$s:$t:cpu_mock]=$(awk -v a="$m0" -v b="$m1" -v w="$wall" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz / w }')
     RES[$s:$t:cpu_oha]=$(awk -v u="$user" -v s="$sys" -v w="$wall" 'BEGIN { printf "%.2f", (u + s) / w }')
     RES[$s:$t:cpu_host]=$(awk -v b0="$hb0" -v b1="$hb1" -v t0="$ht0" -v t1="$ht1" -v n="$NPROC" 'BEGIN { printf "%.2f", (t1 > t0) ? (b1 - b0) / (t1 - t0) * n : 0 }')
+    # Everything else on the host: PostgreSQL and Redis, and whatever else the machine is doing.
+    RES[$s:$t:cpu_rest]=$(awk -v h="${RES[$s:$t:cpu_host]}" -v tg="${RES[$s:$t:cpu_target]}" -v m="${RES[$s:$t:cpu_mock]}" \
+      -v o="${RES[$s:$t:cpu_oha]}" -v d="$([ "$t" = direct ] && echo 1 || echo 0)" \
+      'BEGIN { r = h - o - m - (d ? 0 : tg); printf "%.2f", r < 0 ? 0 : r }')
     log "  $t: $(printf '%.0f' "${RES[$s:$t:rps]}") req/s, p50 ${RES[$s:$t:p50]}s, p99 ${RES[$s:$t:p99]}s, errors $((${RES[$s:$t:non2xx]} + ${RES[$s:$t:transport]}))"
     sleep 1
   done
@@ -317,7 +332,7 @@ stop_pid tollgate "${PIDS[tollgate]}" 120
 TOLLGATE_EXIT=$STOP_RC
 unset 'PIDS[tollgate]'
 
-read -r LEDGER_ROWS LEDGER_2XX < <(psql -X -qAt -F ' ' "$BENCH_DB_URL" \
+read -r LEDGER_ROWS LEDGER_2XX < <(psql -X -qAt -F ' ' "$DB_URL" \
   -c "SELECT count(*), count(*) FILTER (WHERE status BETWEEN 200 AND 299) FROM request_log")
 SPILLED=$(find "$WORK/spill" -type f | wc -l)
 GW_LOG_LINES=$(grep -c . "$WORK/tollgate.log" || true)
@@ -335,8 +350,8 @@ MEM_TOTAL=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git -C "$REPO" status --porcelain -- . ':(exclude)bench' 2>/dev/null | wc -l)
 [ "$DIRTY" = 0 ] || COMMIT+=" (working tree with $DIRTY uncommitted/untracked paths outside bench/)"
-PG_VERSION=$(psql -X -qAt "$BENCH_DB_URL" -c 'SHOW server_version' 2>/dev/null || echo unknown)
-PG_FSYNC=$(psql -X -qAt "$BENCH_DB_URL" -c 'SHOW fsync' 2>/dev/null || echo unknown)
+PG_VERSION=$(psql -X -qAt "$DB_URL" -c 'SHOW server_version' 2>/dev/null || echo unknown)
+PG_FSYNC=$(psql -X -qAt "$DB_URL" -c 'SHOW fsync' 2>/dev/null || echo unknown)
 
 mkdir -p "$(dirname -- "$OUT")"
 {
@@ -353,23 +368,26 @@ mkdir -p "$(dirname -- "$OUT")"
     "(axum in, reqwest out, nothing checked); **tollgate** = the gateway (release build), virtual-key auth," \
     "pricing and the PostgreSQL ledger on (PostgreSQL $PG_VERSION, fsync=$PG_FSYNC; Redis)."
   [ "$BASELINE" = 1 ] || echo "- **Baseline skipped**: $BASELINE_DIR not found."
-  echo "- Everything (load generator, mock, proxy, gateway, PostgreSQL, Redis) shares the same $NPROC cores."
+  echo "- Everything (load generator, mock, proxy, gateway, PostgreSQL, Redis) shares the same $NPROC cores." \
+    "Host CPU busy in the 3 s before the load started: $BACKGROUND cores."
   echo
   echo "## Results"
   echo
   echo "Latencies in milliseconds. Fixed-rate rows use oha's latency correction (measured from when each" \
-    "request was due). CPU columns are cores used on average during the measured run (out of $NPROC)."
+    "request was due). CPU columns are cores used on average during the measured run (out of $NPROC):" \
+    "the target process (gateway or proxy), the mock, oha, the rest of the host (PostgreSQL, Redis and anything" \
+    "else running on the machine) and the whole host."
   echo
-  echo "| scenario | target | req/s | p50 (ms) | p99 (ms) | errors | target CPU | mock CPU | oha CPU | host busy |"
-  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+  echo "| scenario | target | req/s | p50 (ms) | p99 (ms) | errors | target CPU | mock CPU | oha CPU | rest of host | host busy |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
   for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
       errs=$((${RES[$s:$t:non2xx]} + ${RES[$s:$t:transport]}))
       tcpu=${RES[$s:$t:cpu_target]}
       [ "$t" != direct ] || tcpu="(= mock)"
-      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$t" \
+      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$t" \
         "${RES[$s:$t:rps]}" "$(ms "${RES[$s:$t:p50]}")" "$(ms "${RES[$s:$t:p99]}")" "$errs" \
-        "$tcpu" "${RES[$s:$t:cpu_mock]}" "${RES[$s:$t:cpu_oha]}" "${RES[$s:$t:cpu_host]}"
+        "$tcpu" "${RES[$s:$t:cpu_mock]}" "${RES[$s:$t:cpu_oha]}" "${RES[$s:$t:cpu_rest]}" "${RES[$s:$t:cpu_host]}"
     done
   done
   echo
