@@ -43,6 +43,7 @@ fn event(cost: &str) -> LedgerEvent {
         latency_ms: 1,
         upstream_latency_ms: Some(1),
         attempts: 1,
+        refused_by: None,
     }
 }
 

@@ -352,3 +352,39 @@ async fn the_gateways_own_overhead_is_observed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn governance_refusals_are_counted_by_type_and_scope() {
+    let app = TestApp::spawn().await;
+    let (key, record) = app.issue_key(json!({})).await;
+    let experiment = record["experiment_id"].as_str().unwrap();
+    let (status, body) = app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/experiments/{experiment}/limits"),
+            Some(json!({"budgets": [{"period": "total", "amount_usd": "0"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let count = |text: &str| {
+        samples(text)
+            .into_iter()
+            .filter(|s| {
+                s.name == "tollgate_errors_total"
+                    && s.label("type") == Some("budget_exceeded")
+                    && s.label("scope") == Some("experiment")
+            })
+            .map(|s| s.value)
+            .sum::<Decimal>()
+    };
+    let before = count(&scrape(&app).await);
+    assert_eq!(app.chat(&key, chat_body("test-model")).await.status(), 402);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while count(&scrape(&app).await) < before + Decimal::ONE {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal was not counted with its scope"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

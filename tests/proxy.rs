@@ -398,3 +398,28 @@ async fn unreachable_upstream_is_502() {
         "no internals in errors"
     );
 }
+
+#[tokio::test]
+async fn a_deployments_total_timeout_cuts_a_stream_that_runs_too_long() {
+    let app = TestApp::spawn_with(Options {
+        deployment_extra: "total_timeout_ms = 600".into(),
+        ..Options::default()
+    })
+    .await;
+    let key = app.key().await;
+    let mut body = chat_body("test-model");
+    body["stream"] = json!(true);
+    body["mock"] = json!({"chunks": 10, "chunk_delay_ms": 200});
+    let response = app.chat(&key, body).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.bytes().await.is_err(),
+        "the cut stream must not look complete"
+    );
+    let row = &app.ledger_rows(1).await[0];
+    assert_eq!(
+        (row.status, row.error_type.as_deref()),
+        (504, Some("upstream_timeout"))
+    );
+    assert!(row.usage_estimated && row.output_tokens >= 1);
+}

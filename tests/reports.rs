@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
-use common::{TestApp, dec};
+use common::{TestApp, dec, tollctl};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -130,6 +130,7 @@ async fn fixture(n: usize) -> Fixture {
                 latency_ms: 5 + (i as u32 % 50),
                 upstream_latency_ms: Some(4),
                 attempts: 1,
+                refused_by: None,
             }
         })
         .collect();
@@ -842,41 +843,6 @@ async fn pricing_lists_history_and_quotes_exactly() {
     assert_eq!(status, 400);
 }
 
-fn tollctl() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join("tollctl");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace (cargo test --workspace)",
-        path.display()
-    );
-    path
-}
-
-async fn run_tollctl(app: &TestApp, args: &[&str]) -> String {
-    let (url, token) = (app.admin_url.clone(), app.admin_token.clone());
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(tollctl())
-            .args(&args)
-            .env("TOLLGATE_ADMIN_URL", url)
-            .env("TOLLGATE_ADMIN_TOKEN", token)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tollctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn tollctl_prints_reports_requests_and_quotes() {
     let f = fixture(150).await;
@@ -890,7 +856,7 @@ async fn tollctl_prints_reports_requests_and_quotes() {
         },
     )
     .await;
-    let table = run_tollctl(
+    let table = tollctl::run(
         &f.app,
         &[
             "spend",
@@ -927,14 +893,14 @@ async fn tollctl_prints_reports_requests_and_quotes() {
     let cost_end = lines[0].len();
     assert!(lines.iter().all(|l| l.len() == cost_end), "{table}");
 
-    let csv = run_tollctl(
+    let csv = tollctl::run(
         &f.app,
         &["spend", "report", "--by", "model", "--format", "csv"],
     )
     .await;
     assert!(csv.starts_with("model,requests,errors,"), "{csv}");
     let json: Value = serde_json::from_str(
-        &run_tollctl(
+        &tollctl::run(
             &f.app,
             &[
                 "spend",
@@ -952,14 +918,14 @@ async fn tollctl_prints_reports_requests_and_quotes() {
     .unwrap();
     assert_eq!(json["data"].as_array().unwrap().len(), 1);
 
-    let tail = run_tollctl(
+    let tail = tollctl::run(
         &f.app,
         &["requests", "tail", "--team", "alpha", "--limit", "5"],
     )
     .await;
     assert_eq!(tail.lines().count(), 6, "{tail}");
     assert!(tail.starts_with("TIME"));
-    let quote = run_tollctl(
+    let quote = tollctl::run(
         &f.app,
         &[
             "pricing",
@@ -984,9 +950,9 @@ async fn tollctl_prints_reports_requests_and_quotes() {
         quote.lines().last().unwrap().ends_with("2.9564275"),
         "{quote}"
     );
-    let list = run_tollctl(&f.app, &["pricing", "list"]).await;
+    let list = tollctl::run(&f.app, &["pricing", "list"]).await;
     println!("{list}");
-    let top = run_tollctl(&f.app, &["spend", "top", "--by", "key", "--limit", "3"]).await;
+    let top = tollctl::run(&f.app, &["spend", "top", "--by", "key", "--limit", "3"]).await;
     println!("{top}\n{tail}");
     assert!(
         list.contains("test-model") && list.contains("gpt-4o-mini"),
@@ -1159,15 +1125,13 @@ fn id_of(line: Option<String>) -> Uuid {
 #[tokio::test]
 async fn tollctl_tail_follow_prints_new_and_late_rows() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     let f = fixture(12).await;
-    let mut child = Command::new(tollctl())
+    let mut child = tollctl::command(&f.app.admin_url, &f.app.admin_token)
         .args([
             "requests", "tail", "--follow", "--limit", "3", "--format", "json",
         ])
-        .env("TOLLGATE_ADMIN_URL", &f.app.admin_url)
-        .env("TOLLGATE_ADMIN_TOKEN", &f.app.admin_token)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -50,6 +50,9 @@ pub struct Deployment {
     pub first_byte_timeout: Duration,
     /// Longest silence between two pieces of a response body.
     pub read_timeout: Duration,
+    /// Longest a whole attempt may take, response body included (unset: no limit, since a
+    /// long generation streams for as long as it needs).
+    pub total_timeout: Option<Duration>,
     /// Extra rounds over the model's deployments after every one of them failed.
     pub retries: u32,
     /// How long a key that answered 429/5xx or timed out is left alone (unless the upstream
@@ -122,6 +125,7 @@ impl Validator<'_> {
             connect_timeout: ms(raw.connect_timeout_ms, 5_000),
             first_byte_timeout: ms(raw.first_byte_timeout_ms, 600_000),
             read_timeout: ms(raw.read_timeout_ms, 120_000),
+            total_timeout: raw.total_timeout_ms.map(Duration::from_millis),
             retries: raw.retries.unwrap_or(1),
             cooldown: ms(raw.cooldown_ms, 10_000),
             models: model_routes(raw.models),

@@ -106,6 +106,7 @@ pub struct RawDeployment {
     pub connect_timeout_ms: Option<u64>,
     pub first_byte_timeout_ms: Option<u64>,
     pub read_timeout_ms: Option<u64>,
+    pub total_timeout_ms: Option<u64>,
     pub retries: Option<u32>,
     pub cooldown_ms: Option<u64>,
     #[serde(default)]

@@ -46,6 +46,10 @@ pub struct LedgerEvent {
     /// Upstream attempts (fallbacks and retries included); `deployment` answered.
     #[serde(default = "one")]
     pub attempts: u16,
+    /// The scope (`key`, `experiment`, `team`) whose limit refused the request, for metrics.
+    /// Not stored in PostgreSQL: the error type and the scope's own records say the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<String>,
 }
 
 /// Spill files written before `attempts` existed describe single attempts.

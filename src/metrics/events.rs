@@ -19,10 +19,10 @@ pub fn observe_event(event: &LedgerEvent, key_labels: bool) {
     metrics::counter!(REQUESTS, labels).increment(1);
 
     if let Some(kind) = error_kind(event) {
-        // The ledger event does not say which scope (key, experiment, team) refused a
-        // governance check, and its shape is a spill-file format, so scope is "none" until the
-        // proxy reports refusals itself (docs/operations.md).
-        metrics::counter!(ERRORS, "type" => kind, "scope" => NONE).increment(1);
+        // The scope (key, experiment, team) whose limit refused the request; "none" for
+        // errors that are not governance refusals.
+        let scope = event.refused_by.clone().unwrap_or_else(|| NONE.to_string());
+        metrics::counter!(ERRORS, "type" => kind, "scope" => scope).increment(1);
     }
 
     let usage = &event.usage;

@@ -229,6 +229,16 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The scope whose limit refused the request, for governance refusals.
+    pub fn scope(&self) -> Option<ScopeKind> {
+        match self {
+            ApiError::BudgetExceeded { scope, .. }
+            | ApiError::RateLimited { scope, .. }
+            | ApiError::ConcurrencyLimited { scope, .. } => Some(*scope),
+            _ => None,
+        }
+    }
+
     /// The answer in the calling endpoint's dialect: Anthropic's error shape on
     /// `/v1/messages` (what the `anthropic` SDK parses), OpenAI's everywhere else.
     pub fn render(self, op: Operation) -> Response {

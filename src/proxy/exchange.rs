@@ -6,8 +6,9 @@ use std::time::Instant;
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 
+use super::error::ApiError;
 use super::routing::Candidate;
-use crate::governance::Ticket;
+use crate::governance::{ScopeKind, Ticket};
 use crate::ids::RequestId;
 use crate::keys::KeyPolicy;
 use crate::ledger::LedgerEvent;
@@ -44,15 +45,19 @@ pub struct Outcome {
     pub error_type: Option<&'static str>,
     pub usage: Usage,
     pub usage_estimated: bool,
+    /// The scope whose limit refused the request, if one did.
+    pub refused_by: Option<&'static str>,
 }
 
 impl Outcome {
-    pub fn failed(status: u16, error_type: &'static str) -> Outcome {
+    /// A request that ended with `error` (no usage to charge).
+    pub fn failed(error: &ApiError) -> Outcome {
         Outcome {
-            status,
-            error_type: Some(error_type),
+            status: error.status().as_u16(),
+            error_type: Some(error.code()),
             usage: Usage::default(),
             usage_estimated: false,
+            refused_by: error.scope().map(ScopeKind::as_str),
         }
     }
 }
@@ -126,6 +131,7 @@ impl Exchange {
             latency_ms: millis(self.started),
             upstream_latency_ms: self.upstream_started.map(millis),
             attempts: self.attempts.max(1),
+            refused_by: outcome.refused_by.map(str::to_string),
         }
     }
 }

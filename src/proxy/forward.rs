@@ -21,7 +21,7 @@ use super::operation::{Dialect, Operation};
 use super::routing::Candidate;
 use super::state::ProxyState;
 use super::stream;
-use super::upstream::{AttemptError, BodyReader, ChunkError};
+use super::upstream::{AttemptError, ChunkError};
 use super::usage;
 use crate::pricing::Usage;
 use crate::providers::anthropic;
@@ -192,12 +192,12 @@ async fn respond(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let read_timeout = candidate.upstream.read_timeout;
-    if status.is_success() && prepared.stream && is_event_stream {
-        return stream::relay(state, exchange, response, read_timeout, dialect, reply).await;
-    }
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let mut reader = BodyReader::new(response, read_timeout);
+    let sent_at = exchange.upstream_started.unwrap_or_else(Instant::now);
+    let mut reader = candidate.upstream.reader(response, sent_at);
+    if status.is_success() && prepared.stream && is_event_stream {
+        return stream::relay(state, exchange, reader, dialect, reply).await;
+    }
     let deployment = exchange.deployment.clone();
     let bytes = match reader.read_all(MAX_UPSTREAM_BODY).await {
         Ok(bytes) => bytes,
@@ -260,6 +260,7 @@ async fn respond(
         error_type,
         usage,
         usage_estimated: estimated,
+        refused_by: None,
     });
 
     // Upstream 4xx bodies pass through unchanged, with the upstream's status.
@@ -298,7 +299,7 @@ async fn fail(
     e: ApiError,
     reply: oneshot::Sender<Response>,
 ) {
-    let event = exchange.event(Outcome::failed(e.status().as_u16(), e.code()));
+    let event = exchange.event(Outcome::failed(&e));
     let _ = reply.send(with_request_id(e.render(op), exchange));
     record_and_settle(state, exchange, event).await;
 }

@@ -76,9 +76,7 @@ async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body
     let prepared = match prepare_and_admit(&state, &mut exchange, op, &headers, body).await {
         Ok(prepared) => prepared,
         Err(e) => {
-            state
-                .ledger
-                .record(exchange.event(Outcome::failed(e.status().as_u16(), e.code())));
+            state.ledger.record(exchange.event(Outcome::failed(&e)));
             return with_request_id(e.render(op), &exchange);
         }
     };

@@ -4,8 +4,6 @@
 //! gateway asked for on a client's behalf), Anthropic streams pass through, and Anthropic
 //! streams behind the OpenAI chat endpoint are translated event by event.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -38,8 +36,7 @@ enum End {
 pub async fn relay(
     state: ProxyState,
     exchange: Exchange,
-    response: reqwest::Response,
-    read_timeout: Duration,
+    mut reader: BodyReader,
     dialect: Dialect,
     reply: oneshot::Sender<Response>,
 ) {
@@ -63,12 +60,12 @@ pub async fn relay(
             error_type: Some("client_disconnected"),
             usage,
             usage_estimated: true,
+            refused_by: None,
         };
         record_and_settle(&state, &exchange, exchange.event(outcome)).await;
         return;
     }
 
-    let mut reader = BodyReader::new(response, read_timeout);
     let mut transform = Transform::new(dialect, &exchange);
     let end = loop {
         let piece = tokio::select! {
@@ -117,6 +114,7 @@ pub async fn relay(
         error_type,
         usage,
         usage_estimated,
+        refused_by: None,
     });
     record_and_settle(&state, &exchange, event).await;
 }

@@ -23,7 +23,9 @@ pub struct Upstream {
     pub weight: u32,
     pub priority: u32,
     first_byte_timeout: Duration,
-    pub read_timeout: Duration,
+    read_timeout: Duration,
+    /// Longest a whole exchange may take, answer body included (none by default).
+    total_timeout: Option<Duration>,
     pub retries: u32,
     cooldown: Duration,
     /// Cool-down deadlines are kept as milliseconds since this instant, in atomics.
@@ -86,6 +88,7 @@ impl Upstream {
             priority: d.priority,
             first_byte_timeout: d.first_byte_timeout,
             read_timeout: d.read_timeout,
+            total_timeout: d.total_timeout,
             retries: d.retries,
             cooldown: d.cooldown,
             epoch: Instant::now(),
@@ -94,6 +97,16 @@ impl Upstream {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A reader for a response to an attempt sent at `sent_at`, with this deployment's
+    /// read and total timeouts.
+    pub fn reader(&self, response: reqwest::Response, sent_at: Instant) -> BodyReader {
+        BodyReader {
+            stream: response.bytes_stream().boxed(),
+            read_timeout: self.read_timeout,
+            deadline: self.total_timeout.map(|total| sent_at + total),
+        }
     }
 
     /// When key `key` may be used again (0 or past: now).
@@ -179,22 +192,23 @@ pub enum ChunkError {
     Failed,
 }
 
-/// A response body read piece by piece, each piece within the read timeout.
+/// A response body read piece by piece, each piece within the read timeout and all of it
+/// before the deployment's total deadline, if it has one.
 pub struct BodyReader {
     stream: BoxStream<'static, reqwest::Result<Bytes>>,
     read_timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl BodyReader {
-    pub fn new(response: reqwest::Response, read_timeout: Duration) -> BodyReader {
-        BodyReader {
-            stream: response.bytes_stream().boxed(),
-            read_timeout,
-        }
-    }
-
     pub async fn next(&mut self) -> Result<Option<Bytes>, ChunkError> {
-        match tokio::time::timeout(self.read_timeout, self.stream.next()).await {
+        let wait = match self.deadline {
+            Some(deadline) => self
+                .read_timeout
+                .min(deadline.saturating_duration_since(Instant::now())),
+            None => self.read_timeout,
+        };
+        match tokio::time::timeout(wait, self.stream.next()).await {
             Err(_) => Err(ChunkError::Timeout),
             Ok(None) => Ok(None),
             Ok(Some(Ok(bytes))) => Ok(Some(bytes)),
