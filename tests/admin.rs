@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{JWT_SECRET, Options, TestApp};
+use common::{JWT_SECRET, Options, TestApp, tollctl, two_instances};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -142,12 +142,7 @@ async fn teams_experiments_and_keys() {
 
 #[tokio::test]
 async fn revocation_on_one_instance_stops_the_key_on_another_within_a_second() {
-    let a = TestApp::spawn().await;
-    let b = TestApp::spawn_with(Options {
-        database_url: Some(a.database_url.clone()),
-        ..Options::default()
-    })
-    .await;
+    let (a, b) = two_instances(Options::default).await;
     let (key, record) = a.issue_key(json!({})).await;
     let body = json!({"model": "test-model", "messages": []});
     // B has the key cached now.
@@ -173,34 +168,14 @@ async fn revocation_on_one_instance_stops_the_key_on_another_within_a_second() {
     }
 }
 
-fn tollctl() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join("tollctl");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace (cargo test --workspace)",
-        path.display()
-    );
-    path
-}
-
+/// `tollctl` that can also mint tokens with the gateway's secret (`token mint`).
 fn run(app: &TestApp, args: &[&str]) -> String {
-    let out = std::process::Command::new(tollctl())
-        .args(args)
-        .env("TOLLGATE_ADMIN_URL", &app.admin_url)
-        .env("TOLLGATE_ADMIN_TOKEN", &app.admin_token)
+    let out = tollctl::command(&app.admin_url, &app.admin_token)
         .env("TOLLGATE_ADMIN_JWT_SECRET", JWT_SECRET)
+        .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "tollctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    tollctl::stdout_of(args, out)
 }
 
 #[tokio::test]
@@ -222,20 +197,7 @@ async fn tollctl_bootstraps_a_campaign_end_to_end() {
     let out = tokio::task::spawn_blocking({
         let app_admin = (admin_url, token);
         move || {
-            let cmd = |args: &[&str]| {
-                let out = std::process::Command::new(tollctl())
-                    .args(args)
-                    .env("TOLLGATE_ADMIN_URL", &app_admin.0)
-                    .env("TOLLGATE_ADMIN_TOKEN", &app_admin.1)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "tollctl {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8(out.stdout).unwrap()
-            };
+            let cmd = |args: &[&str]| tollctl::run_blocking(&app_admin.0, &app_admin.1, args);
             cmd(&["teams", "create", "research"]);
             cmd(&[
                 "campaigns",

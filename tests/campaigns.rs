@@ -8,31 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, dec};
+use common::requests::exact_request;
+use common::{TestApp, dec, tollctl};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-
-/// A gpt-4o-mini request whose budget reservation equals its actual cost ($0.15 input,
-/// $0.60 output per 1M): the mock reports as many prompt tokens as the body has bytes (the
-/// reservation's upper bound) and exactly `max_tokens` completion tokens.
-fn exact_request() -> (Value, Decimal) {
-    let make = |prompt: usize| {
-        json!({
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "count the sheep"}],
-            "max_tokens": 20,
-            "mock": {"usage": {"prompt_tokens": prompt, "completion_tokens": 20}},
-        })
-    };
-    // The prompt count has three digits either way, so the body length is a fixed point.
-    let len = serde_json::to_vec(&make(100)).unwrap().len();
-    let body = make(len);
-    assert_eq!(serde_json::to_vec(&body).unwrap().len(), len);
-    let cost = (Decimal::from(len) * dec("0.15") + Decimal::from(20) * dec("0.60"))
-        / Decimal::from(1_000_000);
-    (body, cost)
-}
 
 async fn team(app: &TestApp) -> String {
     let name = format!("team-{}", uuid::Uuid::new_v4().simple());
@@ -56,30 +36,13 @@ async fn error_code(response: reqwest::Response) -> (u16, String) {
     )
 }
 
-/// Waits until the ledger holds `n` rows and returns (rows, total cost).
-async fn ledger(app: &TestApp, n: i64) -> (i64, Decimal) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (rows, total): (i64, Option<Decimal>) =
-            sqlx::query_as("SELECT count(*), sum(cost_usd) FROM request_log")
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-        if rows >= n || tokio::time::Instant::now() > deadline {
-            assert_eq!(rows, n, "ledger rows");
-            return (rows, total.unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_launched_campaign_serves_its_workers_holds_its_budget_and_closes_with_the_ledgers_total()
 {
     const K: usize = 5;
     let app = TestApp::spawn().await;
     let team = team(&app).await;
-    let (body, cost) = exact_request();
+    let (body, cost) = exact_request(false);
     let budget = cost * Decimal::from(K);
     let (status, launched) = app
         .admin(
@@ -141,7 +104,8 @@ async fn a_launched_campaign_serves_its_workers_holds_its_budget_and_closes_with
     )
     .await;
     assert_eq!((status, code.as_str()), (403, "model_not_allowed"));
-    let (rows, total) = ledger(&app, K as i64 + 2).await;
+    let rows = K + 2;
+    let total = app.ledger_cost(rows).await;
     assert_eq!(total, budget);
 
     // Closing by name revokes every key and reports exactly what the ledger holds.
@@ -329,48 +293,11 @@ async fn a_campaign_past_its_end_answers_experiment_ended() {
     assert_eq!((status, code.as_str()), (403, "experiment_ended"));
 }
 
-fn tollctl_path() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
-        .parent()
-        .unwrap()
-        .join("tollctl");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace (cargo test --workspace)",
-        path.display()
-    );
-    path
-}
-
-/// Runs `tollctl` against the app (off the runtime's thread: the app answers on it).
-async fn tollctl(app: &TestApp, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let (url, token) = (app.admin_url.clone(), app.admin_token.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(tollctl_path())
-            .args(&args)
-            .env("TOLLGATE_ADMIN_URL", url)
-            .env("TOLLGATE_ADMIN_TOKEN", token)
-            .output()
-            .map(|out| (args, out))
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let (args, out) = out;
-    assert!(
-        out.status.success(),
-        "tollctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn tollctl_launches_a_campaign_for_workers_and_closes_it() {
     let app = TestApp::spawn().await;
     let team = team(&app).await;
-    let env = tollctl(
+    let env = tollctl::run(
         &app,
         &[
             "campaigns",
@@ -412,7 +339,7 @@ async fn tollctl_launches_a_campaign_for_workers_and_closes_it() {
 
     // The budget and limits are on the experiment, which `limits show` finds by name.
     let shown: Value = serde_json::from_str(
-        &tollctl(
+        &tollctl::run(
             &app,
             &[
                 "limits",
@@ -439,8 +366,8 @@ async fn tollctl_launches_a_campaign_for_workers_and_closes_it() {
         .await;
     assert!(listed["data"][0]["ends_at"].is_string());
 
-    ledger(&app, 4).await;
-    let report = tollctl(&app, &["campaigns", "close", "gsm8k", "--team", &team]).await;
+    app.ledger_rows(4).await;
+    let report = tollctl::run(&app, &["campaigns", "close", "gsm8k", "--team", &team]).await;
     let total = report.lines().last().unwrap();
     assert!(total.starts_with("TOTAL"), "{report}");
     assert!(
@@ -471,7 +398,7 @@ async fn tollctl_limits_set_show_and_clear_round_trip() {
     };
     let key_limits = format!("/keys/{id}/limits");
 
-    tollctl(
+    tollctl::run(
         &app,
         &[
             "limits",
@@ -493,7 +420,7 @@ async fn tollctl_limits_set_show_and_clear_round_trip() {
     );
 
     // `set` changes only what it names.
-    tollctl(
+    tollctl::run(
         &app,
         &[
             "limits",
@@ -519,7 +446,7 @@ async fn tollctl_limits_set_show_and_clear_round_trip() {
         ),
         (&json!(5), &json!(1000), &json!("estimate"), Some(2))
     );
-    let table = tollctl(&app, &["limits", "show", "key", id]).await;
+    let table = tollctl::run(&app, &["limits", "show", "key", id]).await;
     assert!(table.contains("BUDGET MODE       estimate"), "{table}");
     let rpm_line = table.lines().find(|l| l.starts_with("rpm")).unwrap();
     assert_eq!(
@@ -534,7 +461,7 @@ async fn tollctl_limits_set_show_and_clear_round_trip() {
         "{table}"
     );
 
-    tollctl(&app, &["limits", "set", "key", id, "--unset", "rpm,daily"]).await;
+    tollctl::run(&app, &["limits", "set", "key", id, "--unset", "rpm,daily"]).await;
     let limits = api(key_limits.clone()).await;
     assert_eq!(limits["rpm"], Value::Null);
     assert_eq!(
@@ -542,7 +469,7 @@ async fn tollctl_limits_set_show_and_clear_round_trip() {
         json!([{"period": "total", "amount_usd": "10"}])
     );
 
-    tollctl(
+    tollctl::run(
         &app,
         &["limits", "set", "key", id, "--replace", "--rpm", "7"],
     )
@@ -551,12 +478,12 @@ async fn tollctl_limits_set_show_and_clear_round_trip() {
     assert_eq!((&limits["rpm"], &limits["tpm"]), (&json!(7), &Value::Null));
     assert_eq!(limits["budgets"], json!([]));
 
-    let cleared = tollctl(&app, &["limits", "clear", "key", id]).await;
+    let cleared = tollctl::run(&app, &["limits", "clear", "key", id]).await;
     assert_eq!(cleared, format!("No limits on key {id}.\n"));
     assert_eq!(api(key_limits).await, Value::Null);
 
     // A team by its id, as well as by name; the table says so when there is nothing.
-    tollctl(
+    tollctl::run(
         &app,
         &["limits", "set", "team", team, "--max-concurrent", "3"],
     )

@@ -9,22 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{Options, TestApp, dec};
+use common::requests::{exact_request, exact_request_with};
+use common::{Options, TestApp, dec, two_instances};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tollgate::governance::Clock;
-
-/// Two gateway instances sharing one PostgreSQL and one Redis.
-async fn two_instances(options: impl Fn() -> Options) -> (TestApp, TestApp) {
-    let a = TestApp::spawn_with(options()).await;
-    let b = TestApp::spawn_with(Options {
-        database_url: Some(a.database_url.clone()),
-        ..options()
-    })
-    .await;
-    (a, b)
-}
 
 async fn put_limits(app: &TestApp, path: &str, limits: Value) -> Value {
     let (status, body) = app
@@ -32,39 +22,6 @@ async fn put_limits(app: &TestApp, path: &str, limits: Value) -> Value {
         .await;
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// A request whose budget reservation equals its actual cost on gpt-4o-mini ($0.15 input,
-/// $0.60 output per 1M): the mock reports as many prompt tokens as the body has bytes (the
-/// reservation's upper bound) and exactly `max_tokens` completion tokens.
-fn exact_request(stream: bool) -> (Value, Decimal) {
-    exact_request_with(stream, json!({}))
-}
-
-/// [`exact_request`] with more `mock` directives (e.g. a delay).
-fn exact_request_with(stream: bool, mock: Value) -> (Value, Decimal) {
-    let make = |prompt: usize| {
-        let mut body = json!({
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "count the sheep"}],
-            "max_tokens": 20,
-            "mock": {"usage": {"prompt_tokens": prompt, "completion_tokens": 20}},
-        });
-        for (k, v) in mock.as_object().cloned().unwrap_or_default() {
-            body["mock"][k] = v;
-        }
-        if stream {
-            body["stream"] = json!(true);
-        }
-        body
-    };
-    // The prompt count has three digits either way, so the body length is a fixed point.
-    let len = serde_json::to_vec(&make(100)).unwrap().len();
-    let body = make(len);
-    assert_eq!(serde_json::to_vec(&body).unwrap().len(), len);
-    let cost = (Decimal::from(len) * dec("0.15") + Decimal::from(20) * dec("0.60"))
-        / Decimal::from(1_000_000);
-    (body, cost)
 }
 
 async fn burst(apps: [&TestApp; 2], key: &str, body: &Value, n: usize) -> Vec<u16> {

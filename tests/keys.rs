@@ -7,22 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp};
+use common::{Options, TestApp, tollctl, two_instances};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-/// Two gateway instances sharing one PostgreSQL and one Redis.
-async fn two_instances() -> (TestApp, TestApp) {
-    let a = TestApp::spawn().await;
-    let b = TestApp::spawn_with(Options {
-        database_url: Some(a.database_url.clone()),
-        ..Options::default()
-    })
-    .await;
-    (a, b)
-}
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
@@ -50,26 +39,10 @@ async fn within_a_second(app: &TestApp, key: &str, model: &str, want: u16, what:
     }
 }
 
-/// Waits until the ledger holds `n` rows.
-async fn ledger_rows(app: &TestApp, n: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM request_log")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        if rows >= n || tokio::time::Instant::now() > deadline {
-            assert_eq!(rows, n, "ledger rows");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_rotated_key_keeps_its_id_and_its_old_secret_works_only_during_the_grace() {
     const GRACE_SECS: i64 = 2;
-    let (a, b) = two_instances().await;
+    let (a, b) = two_instances(Options::default).await;
     let (old, record) = a.issue_key(json!({})).await;
     let id = record["id"].as_str().unwrap().to_owned();
     // Both instances have the old secret cached.
@@ -113,7 +86,7 @@ async fn a_rotated_key_keeps_its_id_and_its_old_secret_works_only_during_the_gra
 
     // Attribution carried on: every request, old secret or new, is the same key's (refusals
     // at authentication are not recorded: 6 before the grace ended, 2 after).
-    ledger_rows(&a, 8).await;
+    a.ledger_rows(8).await;
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT DISTINCT key_id FROM request_log")
         .fetch_all(&a.db)
         .await
@@ -200,7 +173,7 @@ async fn rotating_again_ends_the_earlier_secret_and_revoked_keys_do_not_rotate()
 
 #[tokio::test]
 async fn key_updates_reach_every_instance_within_a_second() {
-    let (a, b) = two_instances().await;
+    let (a, b) = two_instances(Options::default).await;
     let (key, record) = a
         .issue_key(json!({"allowed_models": ["test-model", "gpt-4o-mini"]}))
         .await;
@@ -315,7 +288,7 @@ async fn listings_show_spend_equal_to_the_ledger_and_never_a_secret() {
             sent += 1;
         }
     }
-    ledger_rows(&app, sent).await;
+    app.ledger_rows(sent).await;
 
     let experiment = record["experiment_id"].as_str().unwrap();
     let (status, listed) = app
@@ -367,42 +340,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn tollctl_path() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_BIN_EXE_tollgate"))
-        .parent()
-        .unwrap()
-        .join("tollctl");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace (cargo test --workspace)",
-        path.display()
-    );
-    path
-}
-
-/// Runs `tollctl` against the app (off the runtime's thread: the app answers on it).
-async fn tollctl(app: &TestApp, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let (url, token) = (app.admin_url.clone(), app.admin_token.clone());
-    let (args, out) = tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(tollctl_path())
-            .args(&args)
-            .env("TOLLGATE_ADMIN_URL", url)
-            .env("TOLLGATE_ADMIN_TOKEN", token)
-            .output()
-            .unwrap();
-        (args, out)
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "tollctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn tollctl_rotates_updates_and_lists_keys_with_spend() {
     let app = TestApp::spawn().await;
@@ -411,7 +348,7 @@ async fn tollctl_rotates_updates_and_lists_keys_with_spend() {
     let team = record["team_id"].as_str().unwrap();
     assert_eq!(outcome(&app, &old, "test-model").await.0, 200);
 
-    let env = tollctl(
+    let env = tollctl::run(
         &app,
         &["keys", "rotate", id, "--grace", "1h", "--format", "env"],
     )
@@ -429,7 +366,7 @@ async fn tollctl_rotates_updates_and_lists_keys_with_spend() {
         "in its grace"
     );
 
-    let shown = tollctl(
+    let shown = tollctl::run(
         &app,
         &[
             "keys",
@@ -452,15 +389,15 @@ async fn tollctl_rotates_updates_and_lists_keys_with_spend() {
         outcome(&app, &new, "test-model").await,
         (403, "model_not_allowed".to_owned())
     );
-    tollctl(&app, &["keys", "update", id, "--all-models", "--no-expiry"]).await;
+    tollctl::run(&app, &["keys", "update", id, "--all-models", "--no-expiry"]).await;
     assert_eq!(outcome(&app, &new, "test-model").await.0, 200);
 
-    ledger_rows(&app, 5).await;
+    app.ledger_rows(5).await;
     let spend: Decimal = sqlx::query_scalar("SELECT sum(cost_usd) FROM request_log")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let table = tollctl(&app, &["keys", "list", "--team", team]).await;
+    let table = tollctl::run(&app, &["keys", "list", "--team", team]).await;
     assert!(
         table.lines().next().unwrap().ends_with("SPEND USD"),
         "{table}"

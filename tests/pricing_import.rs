@@ -2,27 +2,16 @@
 //! with every figure converted exactly, and reports what it could not convert.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
+use common::tollctl;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tollgate::pricing::{PriceTable, Usage};
-
-fn tollctl() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_tollgate"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join("tollctl");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace (cargo test --workspace)",
-        path.display()
-    );
-    path
-}
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/litellm_prices.json")
@@ -37,7 +26,7 @@ fn dec(s: &str) -> Decimal {
 }
 
 fn import(args: &[&str]) -> std::process::Output {
-    Command::new(tollctl())
+    Command::new(tollctl::path())
         .args(["pricing", "import-litellm"])
         .args(args)
         .env_remove("TOLLGATE_ADMIN_TOKEN")

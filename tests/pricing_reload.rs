@@ -149,9 +149,6 @@ async fn admin_reload_applies_new_prices_from_their_effective_date() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_prices_and_keeps_serving() {
-    use tollgate::admin::{Claims, Role, mint};
-    use tollgate::config::Secret;
-
     let dir = pricing_dir();
     let mock = mock_provider::spawn(Default::default()).await.unwrap();
     let database_url = common::create_database().await;
@@ -217,18 +214,7 @@ models = {{ "test-model" = "test-model" }}
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let now = chrono::Utc::now().timestamp() as u64;
-    let token = mint(
-        &Secret::new(JWT_SECRET.to_string()),
-        &Claims {
-            sub: "test".into(),
-            role: Role::Admin,
-            team: None,
-            iat: now,
-            exp: now + 3600,
-        },
-    )
-    .unwrap();
+    let token = common::admin_token();
     let admin_post = |path: &str, body: Value| {
         http.post(format!("{admin_url}/admin/v1{path}"))
             .bearer_auth(&token)

@@ -2,20 +2,13 @@
 
 //! `/v1/messages` over real sockets.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use mock_provider::{MockConfig, MockServer, MockUsage, spawn};
+use common::{client, server};
+use mock_provider::{MockConfig, MockServer, MockUsage};
 use serde_json::{Value, json};
-
-async fn server(config: MockConfig) -> MockServer {
-    spawn(config).await.unwrap()
-}
-
-fn client() -> reqwest::Client {
-    // Ignored error: another test already installed it.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
 
 async fn post(server: &MockServer, body: impl Into<reqwest::Body>) -> reqwest::Response {
     client()

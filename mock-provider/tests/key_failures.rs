@@ -2,16 +2,13 @@
 
 //! Per-key scripted failures and per-key counts, on both endpoints, over real sockets.
 
+mod common;
+
 use std::collections::HashMap;
 
+use common::client;
 use mock_provider::{MockConfig, MockServer, spawn};
 use serde_json::{Value, json};
-
-fn client() -> reqwest::Client {
-    // Ignored error: another test already installed it.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
 
 async fn server(scripts: &[(&str, &[u16])]) -> MockServer {
     let key_failures: HashMap<String, Vec<u16>> = scripts

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::AdminState;
 use super::caller::Caller;
 use super::error::AdminError;
-use super::params::Params;
+use super::params::{Params, cut_page};
 use crate::ids::TeamId;
 use crate::store::{ActionFilter, AuditCursor, AuditFilter, NewAuditEntry};
 
@@ -159,16 +159,9 @@ pub async fn list(
     };
     // One more than asked, to know whether there is a next page.
     let mut entries = state.store.list_audit(&filter, before, limit + 1).await?;
-    let page = usize::try_from(limit).unwrap_or(usize::MAX);
-    let more = entries.len() > page;
-    entries.truncate(page);
-    let next = if more {
-        entries
-            .last()
-            .map(|e| encode_cursor(&AuditCursor { at: e.at, id: e.id }))
-    } else {
-        None
-    };
+    let next = cut_page(&mut entries, limit, |e| {
+        encode_cursor(&AuditCursor { at: e.at, id: e.id })
+    });
     Ok(Json(json!({"data": entries, "next": next})))
 }
 

@@ -168,6 +168,19 @@ impl Params {
     }
 }
 
+/// Cuts rows fetched with one more than `limit` (the extra one tells whether another page
+/// follows) back to `limit`, and returns the cursor of the last row kept when one does.
+pub fn cut_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    cursor: impl FnOnce(&T) -> String,
+) -> Option<String> {
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    rows.truncate(page);
+    if more { rows.last().map(cursor) } else { None }
+}
+
 /// `from` (inclusive) and `to` (exclusive), each optional.
 pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
@@ -230,6 +243,18 @@ mod tests {
         ] {
             assert_eq!(at(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_is_cut_to_its_limit_with_a_cursor_only_when_more_follow() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(
+            cut_page(&mut rows, 2, |r| r.to_string()).as_deref(),
+            Some("2")
+        );
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(cut_page(&mut rows, 2, |r| r.to_string()), None);
+        assert_eq!(rows, [1, 2]);
     }
 
     #[test]

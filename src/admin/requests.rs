@@ -9,7 +9,7 @@ use super::AdminState;
 use super::caller::Caller;
 use super::error::AdminError;
 use super::openapi::{ErrorBody, RequestPageDoc};
-use super::params::Params;
+use super::params::{Params, cut_page};
 use crate::ids::RequestId;
 use crate::store::{RequestCursor, RequestFilter, RequestPage, StatusFilter};
 
@@ -117,13 +117,7 @@ pub async fn list(
         limit: limit + 1,
     };
     let mut rows = state.store.list_requests(&page).await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = if more {
-        rows.last().map(|row| encode_cursor(&row.cursor()))
-    } else {
-        None
-    };
+    let next = cut_page(&mut rows, limit, |row| encode_cursor(&row.cursor()));
     Ok(Json(json!({"data": rows, "next": next})))
 }
 

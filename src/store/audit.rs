@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::Store;
+use super::filters::push_time_range;
 use crate::ids::TeamId;
 
 /// One change to record.
@@ -139,12 +140,7 @@ impl Store {
         if let Some(target) = &filter.target_id {
             sql.push(" AND target_id = ").push_bind(target.clone());
         }
-        if let Some(from) = filter.from {
-            sql.push(" AND at >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to {
-            sql.push(" AND at < ").push_bind(to);
-        }
+        push_time_range(&mut sql, "at", filter.from, filter.to);
         if let Some(cursor) = before {
             sql.push(" AND (at, id) < (")
                 .push_bind(cursor.at)

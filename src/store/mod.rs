@@ -3,6 +3,7 @@
 
 mod audit;
 mod campaigns;
+mod filters;
 mod key_changes;
 mod keys;
 mod ledger;

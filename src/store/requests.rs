@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::Store;
+use super::filters::{push_owner_and_model, push_time_range};
 use crate::ids::{ExperimentId, KeyId, RequestId, TeamId};
 
 /// Which HTTP statuses to keep.
@@ -107,18 +108,14 @@ impl Store {
              FROM (SELECT * FROM request_log l WHERE TRUE",
         );
         let filter = &page.filter;
-        if let Some(team) = filter.team {
-            sql.push(" AND l.team_id = ").push_bind(team);
-        }
-        if let Some(experiment) = filter.experiment {
-            sql.push(" AND l.experiment_id = ").push_bind(experiment);
-        }
-        if let Some(key) = filter.key {
-            sql.push(" AND l.key_id = ").push_bind(key);
-        }
-        if let Some(model) = &filter.model {
-            sql.push(" AND l.model = ").push_bind(model.clone());
-        }
+        push_owner_and_model(
+            &mut sql,
+            "l",
+            filter.team,
+            filter.experiment,
+            filter.key,
+            filter.model.as_deref(),
+        );
         match filter.status {
             None => {}
             Some(StatusFilter::Exact(status)) => {
@@ -134,12 +131,7 @@ impl Store {
                 sql.push(" AND l.status < 400");
             }
         }
-        if let Some(from) = filter.from {
-            sql.push(" AND l.created_at >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to {
-            sql.push(" AND l.created_at < ").push_bind(to);
-        }
+        push_time_range(&mut sql, "l.created_at", filter.from, filter.to);
         if let Some(cursor) = page.cursor {
             sql.push(if page.ascending {
                 " AND (l.created_at, l.request_id) > ("

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::Store;
+use super::filters::{push_owner_and_model, push_time_range};
 use crate::ids::{ExperimentId, KeyId, TeamId};
 
 /// What a report can be grouped (and filtered) by.
@@ -388,25 +389,16 @@ impl Store {
 
 fn push_filter(sql: &mut QueryBuilder<'_, Postgres>, filter: &SpendFilter) {
     sql.push(" WHERE TRUE");
-    if let Some(team) = filter.team {
-        sql.push(" AND s.team_id = ").push_bind(team);
-    }
-    if let Some(experiment) = filter.experiment {
-        sql.push(" AND s.experiment_id = ").push_bind(experiment);
-    }
-    if let Some(key) = filter.key {
-        sql.push(" AND s.key_id = ").push_bind(key);
-    }
-    if let Some(model) = &filter.model {
-        sql.push(" AND s.model = ").push_bind(model.clone());
-    }
+    push_owner_and_model(
+        sql,
+        "s",
+        filter.team,
+        filter.experiment,
+        filter.key,
+        filter.model.as_deref(),
+    );
     if let Some(provider) = &filter.provider {
         sql.push(" AND s.provider = ").push_bind(provider.clone());
     }
-    if let Some(from) = filter.from {
-        sql.push(" AND s.hour >= ").push_bind(from);
-    }
-    if let Some(to) = filter.to {
-        sql.push(" AND s.hour < ").push_bind(to);
-    }
+    push_time_range(sql, "s.hour", filter.from, filter.to);
 }

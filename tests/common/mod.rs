@@ -2,6 +2,9 @@
 //! in-repo mock upstream and the gateway itself, all over real sockets on 127.0.0.1.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod requests;
+pub mod tollctl;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +45,33 @@ pub async fn create_database() -> String {
     admin.close().await;
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     format!("{base}/{name}")
+}
+
+/// An admin token for `sub` "test", signed with [`JWT_SECRET`] and valid for an hour.
+pub fn admin_token() -> String {
+    let now = chrono::Utc::now().timestamp() as u64;
+    mint(
+        &Secret::new(JWT_SECRET.to_string()),
+        &Claims {
+            sub: "test".into(),
+            role: Role::Admin,
+            team: None,
+            iat: now,
+            exp: now + 3600,
+        },
+    )
+    .unwrap()
+}
+
+/// Two gateway instances sharing one PostgreSQL (the first one's) and one Redis.
+pub async fn two_instances(options: impl Fn() -> Options) -> (TestApp, TestApp) {
+    let a = TestApp::spawn_with(options()).await;
+    let b = TestApp::spawn_with(Options {
+        database_url: Some(a.database_url.clone()),
+        ..options()
+    })
+    .await;
+    (a, b)
 }
 
 #[derive(Default)]
@@ -159,25 +189,13 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
         let server = tokio::spawn(app.run(data, admin, async move {
             let _ = stopped.await;
         }));
-        let now = chrono::Utc::now().timestamp() as u64;
-        let admin_token = mint(
-            &Secret::new(JWT_SECRET.to_string()),
-            &Claims {
-                sub: "test".into(),
-                role: Role::Admin,
-                team: None,
-                iat: now,
-                exp: now + 3600,
-            },
-        )
-        .unwrap();
         TestApp {
             data_url,
             admin_url,
             mock,
             db: PgPool::connect(&database_url).await.unwrap(),
             database_url,
-            admin_token,
+            admin_token: admin_token(),
             http: reqwest::Client::new(),
             spill_dir,
             stop: Some(stop),
@@ -264,6 +282,11 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until the ledger holds `n` rows, then returns their total cost.
+    pub async fn ledger_cost(&self, n: usize) -> Decimal {
+        self.ledger_rows(n).await.iter().map(|r| r.cost_usd).sum()
     }
 
     pub async fn all_ledger_rows(&self) -> Vec<LedgerRow> {
