@@ -86,7 +86,7 @@ impl App {
         let keys = Arc::new(KeyCache::new(store.clone(), config.key_cache.clone()));
         let governance = &config.governance;
         let governor = Arc::new(Governor::new(
-            redis.clone(),
+            connect_redis_multiplexed(config.redis_url.expose(), governance.redis_timeout).await?,
             GovernorConfig {
                 redis_prefix: governance.redis_prefix.clone(),
                 reservation_ttl: governance.reservation_ttl,
@@ -251,4 +251,20 @@ async fn prune_local_limits(governor: Arc<Governor>) {
         tick.tick().await;
         governor.local().prune();
     }
+}
+
+/// The multiplexed Redis connection the request path uses for admission and settlement.
+pub async fn connect_redis_multiplexed(
+    url: &str,
+    timeout: Duration,
+) -> Result<redis::aio::ConnectionManager, StartError> {
+    let client = redis::Client::open(url).map_err(|e| StartError::Redis(e.to_string()))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // Reconnection is retried on the next calls; a call never waits through many attempts.
+        .set_number_of_retries(1);
+    redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|e| StartError::Redis(e.to_string()))
 }

@@ -158,13 +158,17 @@ async fn sighup_reloads_prices_and_keeps_serving() {
             .local_addr()
             .unwrap()
     };
-    let (data, admin) = (free_port(), free_port());
-    let spill = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
-    let config = dir.join("tollgate.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = "{data}"
+    // Ports picked this way are free when picked, but another test may take one before the
+    // gateway binds it: the gateway then exits, and we try again with new ports.
+    let mut started = None;
+    for _ in 0..5 {
+        let (data, admin) = (free_port(), free_port());
+        let spill = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
+        let config = dir.join("tollgate.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen = "{data}"
 admin_listen = "{admin}"
 database_url = "{database_url}"
 redis_url = "{redis}"
@@ -180,39 +184,49 @@ kind = "openai"
 base_url = "{base_url}"
 models = {{ "test-model" = "test-model" }}
 "#,
-            redis = common::redis_url(),
-            pricing = dir.display(),
-            spill = spill.display(),
-            base_url = mock.base_url(),
-        ),
-    )
-    .unwrap();
-    let mut child = Gateway(
-        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+                redis = common::redis_url(),
+                pricing = dir.display(),
+                spill = spill.display(),
+                base_url = mock.base_url(),
+            ),
+        )
+        .unwrap();
+        let mut child = Gateway(
+            std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+                .arg("--config")
+                .arg(&config)
+                .arg("serve")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        // "tollgate serving" is logged once both listeners are bound by this process.
+        let stdout = child.0.stdout.take().unwrap();
+        let serving = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let found = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|line| line.contains("tollgate serving"));
+            // Keep draining so the gateway never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            found
+        });
+        if tokio::time::timeout(Duration::from_secs(60), serving)
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            started = Some((child, data, admin, spill));
+            break;
+        }
+    }
+    let (mut child, data, admin, spill) = started.expect("the gateway did not start");
     let http = reqwest::Client::new();
     let data_url = format!("http://{data}");
     let admin_url = format!("http://{admin}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while http
-        .get(format!("{data_url}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gateway did not start"
-        );
-        assert!(child.0.try_wait().unwrap().is_none(), "gateway exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(child.0.try_wait().unwrap().is_none(), "gateway exited");
 
     let token = common::admin_token();
     let admin_post = |path: &str, body: Value| {

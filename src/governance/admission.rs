@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use redis::Script;
+use redis::aio::ConnectionManager;
 
 use super::keys::ScopeKeys;
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
@@ -98,7 +99,10 @@ struct TicketScope {
 }
 
 pub struct Governor {
-    redis: deadpool_redis::Pool,
+    /// One multiplexed connection: every request pipelines its script call on it, with no
+    /// pool checkout (deadpool-redis pings a connection on every checkout, which would be a
+    /// second round trip per admission).
+    redis: ConnectionManager,
     admit: Script,
     settle: Script,
     config: GovernorConfig,
@@ -110,7 +114,7 @@ pub struct Governor {
 
 impl Governor {
     pub fn new(
-        redis: deadpool_redis::Pool,
+        redis: ConnectionManager,
         config: GovernorConfig,
         clock: Arc<dyn Clock>,
         store: Store,
@@ -370,11 +374,10 @@ impl Governor {
         }
     }
 
-    /// A pooled connection. The pool's own timeouts apply: a short one to connect (so an
-    /// unreachable Redis is noticed at once) and a longer one to wait for a free connection
-    /// (so a burst queues instead of failing).
-    pub(super) async fn connection(&self) -> Result<deadpool_redis::Connection, String> {
-        self.redis.get().await.map_err(|e| e.to_string())
+    /// The shared multiplexed connection (a cheap handle). It reconnects by itself after
+    /// Redis comes back; until then calls fail fast and the failure policy applies.
+    pub(super) async fn connection(&self) -> Result<ConnectionManager, String> {
+        Ok(self.redis.clone())
     }
 }
 

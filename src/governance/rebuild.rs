@@ -10,7 +10,7 @@ use crate::store::Store;
 
 pub async fn budget_counter(
     store: &Store,
-    conn: &mut deadpool_redis::Connection,
+    conn: &mut redis::aio::ConnectionManager,
     budget_key: &str,
     kind: ScopeKind,
     id: uuid::Uuid,

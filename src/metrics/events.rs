@@ -14,7 +14,9 @@ pub(super) const NONE: &str = "none";
 /// (`metrics.key_labels`).
 pub fn observe_event(event: &LedgerEvent, key_labels: bool) {
     let attribution = Attribution::of(event, key_labels);
-    let mut labels = attribution.labels();
+    // Built once and cloned per series: label values are shared strings, so a clone is cheap.
+    let base = attribution.labels();
+    let mut labels = base.clone();
     labels.push(Label::new("status_class", status_class(event.status)));
     metrics::counter!(REQUESTS, labels).increment(1);
 
@@ -40,7 +42,7 @@ pub fn observe_event(event: &LedgerEvent, key_labels: bool) {
     ];
     for (kind, count) in tokens {
         if count > 0 {
-            let mut labels = attribution.labels();
+            let mut labels = base.clone();
             labels.push(Label::new("kind", kind));
             metrics::counter!(TOKENS, labels).increment(count);
         }

@@ -84,6 +84,18 @@ impl ModelRoutes {
     /// a weighted random order (weight = deployment weight × key weight); then the pairs
     /// cooling down, soonest available first.
     pub fn plan(&self, op: Operation) -> Vec<Attempt> {
+        // The common case, one deployment with one key, needs no weighing.
+        if let [only] = self.candidates.as_slice()
+            && only.upstream.keys.len() == 1
+        {
+            return match op.upstream_path(only.upstream.kind) {
+                Some(_) => vec![Attempt {
+                    candidate: 0,
+                    key: 0,
+                }],
+                None => Vec::new(),
+            };
+        }
         let mut rng = rand::rng();
         let mut healthy: Vec<(u32, Vec<(u64, Attempt)>)> = Vec::new();
         let mut cooling: Vec<(u64, Attempt)> = Vec::new();
