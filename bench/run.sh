@@ -211,21 +211,38 @@ export TOLLGATE_ADMIN_TOKEN
 "$BIN/tollctl" teams create bench >/dev/null
 "$BIN/tollctl" experiments create --team bench run1 >/dev/null
 KEY=$("$BIN/tollctl" keys issue --team bench --experiment run1 --format json 2>/dev/null | jq -er '.[0].key')
+# A second campaign set up as users run one: the experiment carries requests- and
+# tokens-per-minute limits and a total budget (`campaigns launch`), and its team a monthly
+# budget; all far above what the load reaches, so nothing is refused. Every request through
+# it takes one admission round trip to Redis (both scopes at once) and settles after its
+# answer. BENCH_GOVERNED_KEY_LIMITS=1 adds limits and two budgets on the key itself too.
+"$BIN/tollctl" teams create bench-governed >/dev/null
+GOVERNED=$("$BIN/tollctl" campaigns launch --team bench-governed run1 --keys 1 --budget 1000000 --period total \
+  --rpm 100000000 --tpm 100000000000 --format json 2>/dev/null)
+KEY_GOVERNED=$(jq -er '.keys[0].key' <<<"$GOVERNED")
+"$BIN/tollctl" limits set team bench-governed --budget monthly=1000000 >/dev/null
+if [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ]; then
+  "$BIN/tollctl" limits set key "$(jq -er '.keys[0].id' <<<"$GOVERNED")" --rpm 100000000 --tpm 100000000000 \
+    --max-concurrent 100000 --budget total=1000000 --budget daily=1000000 >/dev/null
+fi
 unset TOLLGATE_ADMIN_TOKEN TOLLGATE_ADMIN_JWT_SECRET
 
 # Smoke test through every target before loading them.
 declare -A URL=([direct]="http://$MOCK_ADDR/v1/chat/completions"
   [baseline]="http://$PROXY_ADDR/v1/chat/completions"
-  [tollgate]="http://$GW_ADDR/v1/chat/completions")
+  [tollgate]="http://$GW_ADDR/v1/chat/completions"
+  [governed]="http://$GW_ADDR/v1/chat/completions")
+declare -A KEY_OF=([direct]=$KEY [baseline]=$KEY [tollgate]=$KEY [governed]=$KEY_GOVERNED)
 TARGETS=(direct)
 [ "$BASELINE" = 0 ] || TARGETS+=(baseline)
-TARGETS+=(tollgate)
+TARGETS+=(tollgate governed)
+is_gateway() { [ "$1" = tollgate ] || [ "$1" = governed ]; }
 for t in "${TARGETS[@]}"; do
   code=$(curl -sS -o "$WORK/smoke-$t.json" -w '%{http_code}' --max-time 5 -X POST \
-    -H "Authorization: Bearer $KEY" -H 'content-type: application/json' -d "$BODY" "${URL[$t]}")
+    -H "Authorization: Bearer ${KEY_OF[$t]}" -H 'content-type: application/json' -d "$BODY" "${URL[$t]}")
   [ "$code" = 200 ] || { cat "$WORK/smoke-$t.json" >&2; die "smoke request to $t answered $code"; }
 done
-TOLLGATE_OK=1 # the smoke request; every 2xx the load generator gets from tollgate is added
+TOLLGATE_OK=2 # the smoke requests; every 2xx the load generator gets from the gateway is added
 
 # ---------------------------------------------------------------------------------------------
 # 3-4. Load.
@@ -246,17 +263,17 @@ host_ticks() { # "busy total" from /proc/stat
 # deadline finish, so every request sent is counted. Fixed rates use --latency-correction:
 # latency is measured from when a request was due, not from when it could be sent, so a target
 # that falls behind shows it in its percentiles (no coordinated omission).
-oha_args() { # seconds rate(0 = saturated) url
+oha_args() { # seconds rate(0 = saturated) url key
   local args=(-z "${1}s" -c "$CONNS" --no-tui --output-format json
     --wait-ongoing-requests-after-deadline -m POST
-    -H "Authorization: Bearer $KEY" -H 'content-type: application/json' -d "$BODY")
+    -H "Authorization: Bearer $4" -H 'content-type: application/json' -d "$BODY")
   [ "$2" = 0 ] || args+=(-q "$2" --latency-correction)
   printf '%s\0' "${args[@]}" "$3"
 }
 
-run_oha() { # name seconds rate url -> $WORK/name.json (+ .time, .err)
+run_oha() { # name seconds rate url key -> $WORK/name.json (+ .time, .err)
   local name=$1 args
-  mapfile -d '' args < <(oha_args "$2" "$3" "$4")
+  mapfile -d '' args < <(oha_args "$2" "$3" "$4" "$5")
   local TIMEFORMAT='%R %U %S'
   if ! { time "$OHA" "${args[@]}" >"$WORK/$name.json" 2>"$WORK/$name.err"; } 2>"$WORK/$name.time"; then
     cat "$WORK/$name.err" >&2
@@ -272,7 +289,7 @@ for r in $RATES; do SCENARIOS+=("$r"); done
 SCENARIOS+=(0)
 scenario_name() { if [ "$1" = 0 ]; then echo "saturated (${CONNS} conns)"; else echo "fixed ${1} req/s"; fi; }
 
-pid_of_target() { case $1 in direct) echo "${PIDS[mock]}" ;; baseline) echo "${PIDS[proxy]}" ;; tollgate) echo "${PIDS[tollgate]}" ;; esac; }
+pid_of_target() { case $1 in direct) echo "${PIDS[mock]}" ;; baseline) echo "${PIDS[proxy]}" ;; tollgate | governed) echo "${PIDS[tollgate]}" ;; esac; }
 
 # What the machine is already doing before any load (other builds, tests, ...).
 read -r hb0 ht0 < <(host_ticks); sleep 3; read -r hb1 ht1 < <(host_ticks)
@@ -286,19 +303,19 @@ for s in "${SCENARIOS[@]}"; do
   for t in "${TARGETS[@]}"; do
     name="${t}-${s}"
     log "$(scenario_name "$s") -> $t: warm-up ${WARMUP}s, then ${DURATION}s"
-    run_oha "warmup-$name" "$WARMUP" "$s" "${URL[$t]}"
-    [ "$t" != tollgate ] || TOLLGATE_OK=$((TOLLGATE_OK + $(ok_count "$WORK/warmup-$name.json")))
+    run_oha "warmup-$name" "$WARMUP" "$s" "${URL[$t]}" "${KEY_OF[$t]}"
+    ! is_gateway "$t" || TOLLGATE_OK=$((TOLLGATE_OK + $(ok_count "$WORK/warmup-$name.json")))
     sleep 1
 
     tpid=$(pid_of_target "$t")
     t0=$(proc_ticks "$tpid"); m0=$(proc_ticks "${PIDS[mock]}"); read -r hb0 ht0 < <(host_ticks)
-    run_oha "$name" "$DURATION" "$s" "${URL[$t]}"
+    run_oha "$name" "$DURATION" "$s" "${URL[$t]}" "${KEY_OF[$t]}"
     t1=$(proc_ticks "$tpid"); m1=$(proc_ticks "${PIDS[mock]}"); read -r hb1 ht1 < <(host_ticks)
     read -r wall user sys <"$WORK/$name.time"
 
     f="$WORK/$name.json"
     ok=$(ok_count "$f")
-    [ "$t" != tollgate ] || TOLLGATE_OK=$((TOLLGATE_OK + ok))
+    ! is_gateway "$t" || TOLLGATE_OK=$((TOLLGATE_OK + ok))
     RES[$s:$t:ok]=$ok
     RES[$s:$t:non2xx]=$(jq '[.statusCodeDistribution // {} | to_entries[] | select(.key | test("^2") | not) | .value] | add // 0' "$f")
     RES[$s:$t:transport]=$(jq '[.errorDistribution // {} | .[]] | add // 0' "$f")
@@ -366,7 +383,11 @@ mkdir -p "$(dirname -- "$OUT")"
   echo "- Upstream for every target: the in-repo \`mock-provider\` (instant answers, usage 10/20)."
   echo "  Targets: **direct** = the mock itself; **baseline** = \`shared/tools/baseline-proxy\` \`proxy\`" \
     "(axum in, reqwest out, nothing checked); **tollgate** = the gateway (release build), virtual-key auth," \
-    "pricing and the PostgreSQL ledger on (PostgreSQL $PG_VERSION, fsync=$PG_FSYNC; Redis)."
+    "pricing and the PostgreSQL ledger on (PostgreSQL $PG_VERSION, fsync=$PG_FSYNC; Redis);" \
+    "**governed** = the same gateway with a campaign key: its experiment carries requests- and" \
+    "tokens-per-minute limits and a total budget, its team a monthly budget$( [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ] && echo ", and the key itself rate, token, concurrency limits and two budgets")" \
+    "(one Redis admission round trip for all scopes and one settlement per request; limits far above" \
+    "the load, so nothing is refused)."
   [ "$BASELINE" = 1 ] || echo "- **Baseline skipped**: $BASELINE_DIR not found."
   echo "- Everything (load generator, mock, proxy, gateway, PostgreSQL, Redis) shares the same $NPROC cores." \
     "Host CPU busy in the 3 s before the load started: $BACKGROUND cores."
@@ -397,20 +418,22 @@ mkdir -p "$(dirname -- "$OUT")"
     "overhead is the floor a Rust proxy pays, so \`tollgate − baseline\` is the cost of governance." \
     "Under saturation latency is set by throughput (64 connections / req/s), so compare req/s there."
   echo
-  echo "| scenario | tollgate − direct p50 | tollgate − direct p99 | tollgate − baseline p50 | baseline − direct p50 | tollgate req/s / direct | tollgate req/s / baseline |"
-  echo "|---|--:|--:|--:|--:|--:|--:|"
+  echo "| scenario | gateway | − direct p50 | − direct p99 | − baseline p50 | baseline − direct p50 | req/s / direct | req/s / baseline |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|"
   for s in "${SCENARIOS[@]}"; do
-    if [ "$BASELINE" = 1 ]; then
-      vb=$(dms "${RES[$s:tollgate:p50]}" "${RES[$s:baseline:p50]}")
-      bd=$(dms "${RES[$s:baseline:p50]}" "${RES[$s:direct:p50]}")
-      rb=$(awk -v a="${RES[$s:tollgate:rps]}" -v b="${RES[$s:baseline:rps]}" 'BEGIN { printf "%.2f", a / b }')
-    else
-      vb="-"; bd="-"; rb="-"
-    fi
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(scenario_name "$s")" \
-      "$(dms "${RES[$s:tollgate:p50]}" "${RES[$s:direct:p50]}")" \
-      "$(dms "${RES[$s:tollgate:p99]}" "${RES[$s:direct:p99]}")" "$vb" "$bd" \
-      "$(awk -v a="${RES[$s:tollgate:rps]}" -v b="${RES[$s:direct:rps]}" 'BEGIN { printf "%.2f", a / b }')" "$rb"
+    for g in tollgate governed; do
+      if [ "$BASELINE" = 1 ]; then
+        vb=$(dms "${RES[$s:$g:p50]}" "${RES[$s:baseline:p50]}")
+        bd=$(dms "${RES[$s:baseline:p50]}" "${RES[$s:direct:p50]}")
+        rb=$(awk -v a="${RES[$s:$g:rps]}" -v b="${RES[$s:baseline:rps]}" 'BEGIN { printf "%.2f", a / b }')
+      else
+        vb="-"; bd="-"; rb="-"
+      fi
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$g" \
+        "$(dms "${RES[$s:$g:p50]}" "${RES[$s:direct:p50]}")" \
+        "$(dms "${RES[$s:$g:p99]}" "${RES[$s:direct:p99]}")" "$vb" "$bd" \
+        "$(awk -v a="${RES[$s:$g:rps]}" -v b="${RES[$s:direct:rps]}" 'BEGIN { printf "%.2f", a / b }')" "$rb"
+    done
   done
   echo
   echo "### Memory and ledger"

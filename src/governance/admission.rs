@@ -12,15 +12,12 @@ use super::keys::ScopeKeys;
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
-use super::rebuild;
+use super::rebuild::{self, BUDGET_KEY_GRACE_SECS};
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
 
 const ADMIT: &str = include_str!("lua/admit.lua");
 const SETTLE: &str = include_str!("lua/settle.lua");
-
-/// Budget keys live a week past their period, for inspection; then Redis forgets them.
-const BUDGET_KEY_GRACE_SECS: i64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct GovernorConfig {

@@ -6,6 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::limits::{ScopeKind, to_nanos_ceil};
 use super::period::Period;
+
+/// How long a budget counter is kept after its period ends.
+pub const BUDGET_KEY_GRACE_SECS: i64 = 7 * 24 * 3600;
 use crate::store::Store;
 
 pub async fn budget_counter(
@@ -36,9 +39,19 @@ pub async fn budget_counter(
         .arg(budget_key)
         .arg("spent")
         .arg(to_nanos_ceil(spent))
-        .query_async::<i64>(conn)
+        .query_async::<i64>(&mut *conn)
         .await
         .map_err(|e| e.to_string())?;
+    // The counter outlives its period by a grace week (for inspection), then Redis forgets it.
+    if let Some(end) = end {
+        let ttl = (end - now).num_seconds().max(1) + BUDGET_KEY_GRACE_SECS;
+        redis::cmd("EXPIRE")
+            .arg(budget_key)
+            .arg(ttl)
+            .query_async::<i64>(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     tracing::info!(scope = kind.as_str(), %id, period = period.as_str(), "budget counter rebuilt from the ledger");
     Ok(())
 }

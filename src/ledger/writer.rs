@@ -83,21 +83,18 @@ impl LedgerWriter {
                     None => break,
                 },
             }
-            // Give the batch a moment to fill, so a burst becomes a few large writes.
-            let deadline = Instant::now() + self.config.flush_interval;
-            let mut stopping = false;
-            while self.pending.len() < self.config.batch_size {
-                tokio::select! {
-                    biased;
-                    _ = stop.changed() => {
-                        stopping = true;
-                        break;
-                    }
-                    event = self.rx.recv() => match event {
-                        Some(event) => self.pending.push_back(event),
-                        None => break,
-                    },
-                    _ = sleep_until(deadline) => break,
+            // Give the batch a moment to fill, so a burst becomes a few large writes. The
+            // writer sleeps through it rather than waking for every event (a wake-up per
+            // request would cost the request path CPU), then takes what has arrived.
+            let stopping = tokio::select! {
+                biased;
+                _ = stop.changed() => true,
+                _ = sleep_until(Instant::now() + self.config.flush_interval) => false,
+            };
+            while self.pending.len() < self.config.max_in_memory {
+                match self.rx.try_recv() {
+                    Ok(event) => self.pending.push_back(event),
+                    Err(_) => break,
                 }
             }
             if stopping {

@@ -1,4 +1,4 @@
--- tollgate admit v1
+-- tollgate admit v2
 -- Checks and takes, for every scope of a request at once, all or nothing: one request from
 -- the requests-per-minute bucket, the estimated tokens from the tokens-per-minute bucket, a
 -- concurrency slot, and a budget reservation. Money is integer nano-USD.
@@ -67,13 +67,12 @@ for s = 1, n_scopes do
 
   for b, budget in ipairs(scope.budgets) do
     purge_reservations(budget.b_key, budget.ra_key, budget.rz_key)
-    local spent = redis.call('HGET', budget.b_key, 'spent')
-    if not spent then
+    local counters = redis.call('HMGET', budget.b_key, 'spent', 'reserved')
+    if not counters[1] then
       table.insert(needs_init, s)
       table.insert(needs_init, b)
     else
-      local reserved = tonumber(redis.call('HGET', budget.b_key, 'reserved') or '0')
-      local committed = tonumber(spent) + reserved
+      local committed = tonumber(counters[1]) + (tonumber(counters[2]) or 0)
       if committed + budget.reserve > budget.limit then
         return {'refused', s, 'budget', b, committed, budget.limit}
       end
@@ -134,9 +133,10 @@ for _, scope in ipairs(scopes) do
   for _, budget in ipairs(scope.budgets) do
     redis.call('HINCRBY', budget.b_key, 'reserved', budget.reserve)
     redis.call('HSET', budget.ra_key, request_id, budget.reserve)
-    redis.call('ZADD', budget.rz_key, expires, request_id)
-    if budget.key_ttl > 0 then
-      redis.call('EXPIRE', budget.b_key, budget.key_ttl)
+    -- The budget hash got its expiry when it was rebuilt; the reservation sets get theirs
+    -- when they are (re)created, and vanish by themselves whenever they empty.
+    if redis.call('ZADD', budget.rz_key, expires, request_id) == 1
+        and budget.key_ttl > 0 and redis.call('ZCARD', budget.rz_key) == 1 then
       redis.call('EXPIRE', budget.ra_key, budget.key_ttl)
       redis.call('EXPIRE', budget.rz_key, budget.key_ttl)
     end
