@@ -423,3 +423,28 @@ async fn a_deployments_total_timeout_cuts_a_stream_that_runs_too_long() {
     );
     assert!(row.usage_estimated && row.output_tokens >= 1);
 }
+
+#[tokio::test]
+async fn a_non_streaming_request_whose_client_hangs_up_is_still_completed_and_recorded() {
+    let app = TestApp::spawn().await;
+    let key = app.key().await;
+    let mut body = chat_body("test-model");
+    body["mock"] = json!({"delay_ms": 400});
+    let impatient = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.data_url))
+        .bearer_auth(&key)
+        .json(&body)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(impatient.is_err(), "the client gave up before the answer");
+    // The upstream still answered (and will bill for it): the ledger has the real usage.
+    let row = &app.ledger_rows(1).await[0];
+    assert_eq!(
+        (row.status, row.input_tokens, row.output_tokens),
+        (200, 10, 20)
+    );
+    assert!(!row.usage_estimated);
+    assert_eq!(row.cost_usd, dec("0.000225"));
+}

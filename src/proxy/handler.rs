@@ -9,7 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use super::admission::{self, OutputCap};
 use super::auth;
@@ -81,12 +84,60 @@ async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body
         }
     };
     let (reply, response) = oneshot::channel();
-    state
-        .tasks
-        .spawn(forward::forward(state.clone(), exchange, prepared, reply));
-    response
+    let work = forward::forward(state.clone(), exchange, prepared, reply);
+    Detachable::new(Box::pin(work), state.tasks.clone())
+        .until_reply(response)
         .await
-        .unwrap_or_else(|_| ApiError::Internal.render(op))
+        .unwrap_or_else(|| ApiError::Internal.render(op))
+}
+
+/// The forwarding work of one request, run on the client's connection task until the answer
+/// is ready (no task hand-off on the common path). Whatever is left after that (recording,
+/// settlement, relaying a stream) — or everything, if the client hangs up first and the
+/// handler is dropped — moves to a tracked task, so it always completes and shutdown waits
+/// for it.
+struct Detachable {
+    work: Option<BoxFuture<'static, ()>>,
+    tasks: TaskTracker,
+}
+
+impl Detachable {
+    fn new(work: BoxFuture<'static, ()>, tasks: TaskTracker) -> Detachable {
+        Detachable {
+            work: Some(work),
+            tasks,
+        }
+    }
+
+    async fn until_reply(mut self, mut reply: oneshot::Receiver<Response>) -> Option<Response> {
+        if let Some(work) = self.work.as_mut() {
+            tokio::select! {
+                biased;
+                response = &mut reply => return self.finish(response.ok()),
+                () = work => self.work = None,
+            }
+        }
+        reply.await.ok()
+    }
+
+    /// Completes the rest of the work now if it needs no waiting; otherwise (on drop)
+    /// detaches it.
+    fn finish(&mut self, response: Option<Response>) -> Option<Response> {
+        if let Some(work) = self.work.as_mut()
+            && work.now_or_never().is_some()
+        {
+            self.work = None;
+        }
+        response
+    }
+}
+
+impl Drop for Detachable {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            self.tasks.spawn(work);
+        }
+    }
 }
 
 async fn prepare_and_admit(
