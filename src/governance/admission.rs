@@ -92,6 +92,8 @@ struct TicketScope {
     kind: ScopeKind,
     id: uuid::Uuid,
     tpm: u64,
+    /// What admission reserved on each of this scope's budgets (nano-USD).
+    reserve: i64,
     budget_labels: Vec<String>,
 }
 
@@ -237,16 +239,17 @@ impl Governor {
                 .key(keys.rpm())
                 .key(keys.tpm())
                 .key(keys.concurrency());
+            let reserve = match limits.budget_mode {
+                BudgetMode::Strict => request.max_cost_nanos,
+                BudgetMode::Estimate => request.estimated_cost_nanos,
+            };
             invocation
                 .arg(limits.rpm.unwrap_or(0))
                 .arg(limits.tpm.unwrap_or(0))
                 .arg(request.tokens_estimate)
                 .arg(limits.max_concurrent.unwrap_or(0))
+                .arg(reserve)
                 .arg(limits.budgets.len());
-            let reserve = match limits.budget_mode {
-                BudgetMode::Strict => request.max_cost_nanos,
-                BudgetMode::Estimate => request.estimated_cost_nanos,
-            };
             let mut labels = Vec::with_capacity(limits.budgets.len());
             for budget in &limits.budgets {
                 let label = budget.period.label(now);
@@ -257,13 +260,14 @@ impl Governor {
                     Some(end) => (end - now).num_seconds().max(1) + BUDGET_KEY_GRACE_SECS,
                     None => 0,
                 };
-                invocation.arg(budget.limit_nanos()).arg(reserve).arg(ttl);
+                invocation.arg(budget.limit_nanos()).arg(ttl);
                 labels.push(label);
             }
             ticket_scopes.push(TicketScope {
                 kind: scope.kind,
                 id: scope.id,
                 tpm: limits.tpm.unwrap_or(0),
+                reserve,
                 budget_labels: labels,
             });
         }
@@ -340,6 +344,7 @@ impl Governor {
             invocation
                 .arg(scope.tpm)
                 .arg(delta.to_string())
+                .arg(scope.reserve)
                 .arg(scope.budget_labels.len());
             for label in &scope.budget_labels {
                 for key in keys.budget(label) {

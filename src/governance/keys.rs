@@ -27,10 +27,11 @@ impl ScopeKeys {
         format!("{}:conc", self.base)
     }
 
-    /// The budget hash (`spent`, `reserved`), its reservation amounts and its reservation
-    /// expiries, for one period window (`label`).
-    pub fn budget(&self, label: &str) -> [String; 3] {
+    /// The budget hash (`spent`, `reserved`) and its reservations (a sorted set scored by
+    /// expiry whose members are `request_id:amount`), for one period window (`label`).
+    pub fn budget(&self, label: &str) -> [String; 2] {
         let b = format!("{}:b:{label}", self.base);
-        [b.clone(), format!("{b}:ra"), format!("{b}:rz")]
+        let reservations = format!("{b}:rz");
+        [b, reservations]
     }
 }

@@ -1,16 +1,18 @@
--- tollgate admit v2
+-- tollgate admit v3
 -- Checks and takes, for every scope of a request at once, all or nothing: one request from
 -- the requests-per-minute bucket, the estimated tokens from the tokens-per-minute bucket, a
 -- concurrency slot, and a budget reservation. Money is integer nano-USD.
 --
 -- ARGV: request_id, reservation_ttl_ms, n_scopes, then per scope:
---   rpm, tpm, tokens, max_concurrent, n_budgets, then per budget: limit, reserve, key_ttl_s
+--   rpm, tpm, tokens, max_concurrent, reserve, n_budgets, then per budget: limit, key_ttl_s
 -- KEYS per scope: rpm bucket, tpm bucket, concurrency zset, then per budget:
---   budget hash (spent, reserved), reservation amounts hash, reservation expiry zset
+--   budget hash (spent, reserved), reservations zset (member "request_id:amount", score =
+--   expiry in ms)
 -- Buckets hold 1/60000-token units: a limit of L per minute refills L units per ms, so all
 -- arithmetic stays in integers.
 --
--- Returns {"ok"} | {"refused", scope, kind, a, b, c} | {"init", scope, budget, ...}
+-- Returns {"ok", rpm_left, tpm_left, ...} | {"refused", scope, kind, a, b, c} |
+--   {"init", scope, budget, ...}
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -31,16 +33,16 @@ local function bucket_level(key, limit)
   return refilled
 end
 
-local function purge_reservations(b_key, ra_key, rz_key)
+-- Releases reservations whose instance never settled them (it died): their expiry passed.
+local function purge_reservations(b_key, rz_key)
   local expired = redis.call('ZRANGEBYSCORE', rz_key, '-inf', now)
-  for _, id in ipairs(expired) do
-    local amount = tonumber(redis.call('HGET', ra_key, id))
-    if amount then
-      redis.call('HINCRBY', b_key, 'reserved', -amount)
-      redis.call('HDEL', ra_key, id)
-    end
-    redis.call('ZREM', rz_key, id)
+  if #expired == 0 then return end
+  local total = 0
+  for _, member in ipairs(expired) do
+    total = total + (tonumber(string.match(member, ':(%-?%d+)$')) or 0)
   end
+  redis.call('ZREMRANGEBYSCORE', rz_key, '-inf', now)
+  redis.call('HINCRBY', b_key, 'reserved', -total)
 end
 
 -- Phase 1: check everything, take nothing.
@@ -50,30 +52,27 @@ local a, k = 4, 1
 for s = 1, n_scopes do
   local scope = {
     rpm = tonumber(ARGV[a]), tpm = tonumber(ARGV[a + 1]), tokens = tonumber(ARGV[a + 2]),
-    conc = tonumber(ARGV[a + 3]), n_budgets = tonumber(ARGV[a + 4]),
+    conc = tonumber(ARGV[a + 3]), reserve = tonumber(ARGV[a + 4]), n_budgets = tonumber(ARGV[a + 5]),
     rpm_key = KEYS[k], tpm_key = KEYS[k + 1], conc_key = KEYS[k + 2], budgets = {}
   }
-  a = a + 5
+  a = a + 6
   k = k + 3
   for b = 1, scope.n_budgets do
-    scope.budgets[b] = {
-      limit = tonumber(ARGV[a]), reserve = tonumber(ARGV[a + 1]), key_ttl = tonumber(ARGV[a + 2]),
-      b_key = KEYS[k], ra_key = KEYS[k + 1], rz_key = KEYS[k + 2]
-    }
-    a = a + 3
-    k = k + 3
+    scope.budgets[b] = { limit = tonumber(ARGV[a]), key_ttl = tonumber(ARGV[a + 1]), b_key = KEYS[k], rz_key = KEYS[k + 1] }
+    a = a + 2
+    k = k + 2
   end
   scopes[s] = scope
 
   for b, budget in ipairs(scope.budgets) do
-    purge_reservations(budget.b_key, budget.ra_key, budget.rz_key)
+    purge_reservations(budget.b_key, budget.rz_key)
     local counters = redis.call('HMGET', budget.b_key, 'spent', 'reserved')
     if not counters[1] then
       table.insert(needs_init, s)
       table.insert(needs_init, b)
     else
       local committed = tonumber(counters[1]) + (tonumber(counters[2]) or 0)
-      if committed + budget.reserve > budget.limit then
+      if committed + scope.reserve > budget.limit then
         return {'refused', s, 'budget', b, committed, budget.limit}
       end
     end
@@ -130,15 +129,14 @@ for _, scope in ipairs(scopes) do
     redis.call('ZADD', scope.conc_key, expires, request_id)
     redis.call('PEXPIRE', scope.conc_key, ttl_ms + 60000)
   end
+  local member = request_id .. ':' .. scope.reserve
   for _, budget in ipairs(scope.budgets) do
-    redis.call('HINCRBY', budget.b_key, 'reserved', budget.reserve)
-    redis.call('HSET', budget.ra_key, request_id, budget.reserve)
-    -- The budget hash got its expiry when it was rebuilt; the reservation sets get theirs
-    -- when they are (re)created, and vanish by themselves whenever they empty.
-    if redis.call('ZADD', budget.rz_key, expires, request_id) == 1
-        and budget.key_ttl > 0 and redis.call('ZCARD', budget.rz_key) == 1 then
-      redis.call('EXPIRE', budget.ra_key, budget.key_ttl)
-      redis.call('EXPIRE', budget.rz_key, budget.key_ttl)
+    redis.call('HINCRBY', budget.b_key, 'reserved', scope.reserve)
+    redis.call('ZADD', budget.rz_key, expires, member)
+    -- The budget hash got its expiry when it was rebuilt; the reservation set gets one when
+    -- it is created (NX), and vanishes by itself whenever it empties.
+    if budget.key_ttl > 0 then
+      redis.call('EXPIRE', budget.rz_key, budget.key_ttl, 'NX')
     end
   end
 end

@@ -1,13 +1,14 @@
--- tollgate settle v1
+-- tollgate settle v3
 -- Replaces a request's reservations by what it actually used, on every scope at once:
 -- the budget reservation becomes the actual cost, the token estimate becomes the actual
 -- tokens, and the concurrency slot is freed. A reservation that already expired (and was
 -- released by admit's purge) is not released twice.
 --
 -- ARGV: request_id, n_scopes, then per scope: tpm, token_delta (actual - estimate),
---   n_budgets, then per budget: actual cost (nano-USD)
--- KEYS per scope: tpm bucket, concurrency zset, then per budget: budget hash,
---   reservation amounts hash, reservation expiry zset
+--   reserved (what admission reserved on this scope's budgets), n_budgets, then per budget:
+--   actual cost (nano-USD)
+-- KEYS per scope: tpm bucket, concurrency zset, then per budget: budget hash, reservations
+--   zset
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -17,9 +18,10 @@ local a, k = 3, 1
 for s = 1, n_scopes do
   local tpm = tonumber(ARGV[a])
   local delta = tonumber(ARGV[a + 1])
-  local n_budgets = tonumber(ARGV[a + 2])
+  local reserved = tonumber(ARGV[a + 2])
+  local n_budgets = tonumber(ARGV[a + 3])
   local tpm_key, conc_key = KEYS[k], KEYS[k + 1]
-  a = a + 3
+  a = a + 4
   k = k + 2
   if tpm > 0 and delta ~= 0 then
     local state = redis.call('HMGET', tpm_key, 't', 'ts')
@@ -32,19 +34,18 @@ for s = 1, n_scopes do
     redis.call('PEXPIRE', tpm_key, 120000)
   end
   redis.call('ZREM', conc_key, request_id)
+  local member = request_id .. ':' .. reserved
   for _ = 1, n_budgets do
     local actual = tonumber(ARGV[a])
-    local b_key, ra_key, rz_key = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+    local b_key, rz_key = KEYS[k], KEYS[k + 1]
     a = a + 1
-    k = k + 3
-    local reserved = tonumber(redis.call('HGET', ra_key, request_id))
-    if reserved then
-      redis.call('HDEL', ra_key, request_id)
+    k = k + 2
+    if redis.call('ZREM', rz_key, member) == 1 then
       redis.call('HINCRBY', b_key, 'reserved', -reserved)
-    end
-    redis.call('ZREM', rz_key, request_id)
-    -- A counter that Redis lost is rebuilt from the ledger, which has this request.
-    if redis.call('HEXISTS', b_key, 'spent') == 1 then
+      redis.call('HINCRBY', b_key, 'spent', actual)
+    elseif redis.call('HEXISTS', b_key, 'spent') == 1 then
+      -- The reservation expired first; the spend still counts. A counter that Redis lost is
+      -- rebuilt from the ledger, which has this request, so it is not created here.
       redis.call('HINCRBY', b_key, 'spent', actual)
     end
   end
