@@ -206,12 +206,12 @@ async fn readyz(State(admin): State<AdminState>) -> (StatusCode, &'static str) {
     (StatusCode::OK, "ready")
 }
 
+/// The pool the control plane uses (invalidation messages). The request path does not use
+/// it: see [`connect_redis_multiplexed`].
 pub async fn connect_redis(url: &str) -> Result<deadpool_redis::Pool, StartError> {
     let mut config = deadpool_redis::Config::from_url(url);
     config.pool = Some(deadpool_redis::PoolConfig {
-        // Admission holds a connection for one script call; a burst of hundreds of
-        // concurrent requests queues here briefly rather than failing.
-        max_size: 256,
+        max_size: 16,
         timeouts: deadpool_redis::Timeouts {
             wait: Some(Duration::from_secs(2)),
             create: Some(Duration::from_secs(1)),
