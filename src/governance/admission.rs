@@ -12,7 +12,7 @@ use super::keys::ScopeKeys;
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
-use super::rebuild::{self, BUDGET_KEY_GRACE_SECS};
+use super::rebuild;
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
 
@@ -92,6 +92,8 @@ struct TicketScope {
     kind: ScopeKind,
     id: uuid::Uuid,
     tpm: u64,
+    /// Admission took a concurrency slot that settlement must free.
+    holds_slot: bool,
     /// What admission reserved on each of this scope's budgets (nano-USD).
     reserve: i64,
     budget_labels: Vec<String>,
@@ -235,10 +237,7 @@ impl Governor {
                 scope.id,
             );
             let limits = &scope.limits;
-            invocation
-                .key(keys.rpm())
-                .key(keys.tpm())
-                .key(keys.concurrency());
+            invocation.key(keys.rates()).key(keys.concurrency());
             let reserve = match limits.budget_mode {
                 BudgetMode::Strict => request.max_cost_nanos,
                 BudgetMode::Estimate => request.estimated_cost_nanos,
@@ -256,17 +255,14 @@ impl Governor {
                 for key in keys.budget(&label) {
                     invocation.key(key);
                 }
-                let ttl = match budget.period.window(now).1 {
-                    Some(end) => (end - now).num_seconds().max(1) + BUDGET_KEY_GRACE_SECS,
-                    None => 0,
-                };
-                invocation.arg(budget.limit_nanos()).arg(ttl);
+                invocation.arg(budget.limit_nanos());
                 labels.push(label);
             }
             ticket_scopes.push(TicketScope {
                 kind: scope.kind,
                 id: scope.id,
                 tpm: limits.tpm.unwrap_or(0),
+                holds_slot: limits.max_concurrent.is_some(),
                 reserve,
                 budget_labels: labels,
             });
@@ -340,10 +336,11 @@ impl Governor {
             .arg(ticket.scopes.len());
         for scope in &ticket.scopes {
             let keys = ScopeKeys::new(&self.config.redis_prefix, ticket.team, scope.kind, scope.id);
-            invocation.key(keys.tpm()).key(keys.concurrency());
+            invocation.key(keys.rates()).key(keys.concurrency());
             invocation
                 .arg(scope.tpm)
                 .arg(delta.to_string())
+                .arg(u8::from(scope.holds_slot))
                 .arg(scope.reserve)
                 .arg(scope.budget_labels.len());
             for label in &scope.budget_labels {

@@ -15,12 +15,10 @@ impl ScopeKeys {
         }
     }
 
-    pub fn rpm(&self) -> String {
-        format!("{}:rpm", self.base)
-    }
-
-    pub fn tpm(&self) -> String {
-        format!("{}:tpm", self.base)
+    /// The scope's rate buckets: requests (`r`, `rts`) and tokens (`t`, `tts`) in one hash,
+    /// so one read and one write serve both.
+    pub fn rates(&self) -> String {
+        format!("{}:rate", self.base)
     }
 
     pub fn concurrency(&self) -> String {

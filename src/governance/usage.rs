@@ -53,12 +53,12 @@ impl Governor {
         let now_ms = secs * 1000 + micros / 1000;
         let limits = &scope.limits;
         let mut bucket =
-            async |key: String, limit: Option<u64>| -> Result<Option<RateUsage>, String> {
+            async |fields: [&str; 2], limit: Option<u64>| -> Result<Option<RateUsage>, String> {
                 let Some(limit) = limit else { return Ok(None) };
                 let (level, ts): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
-                    .arg(key)
-                    .arg("t")
-                    .arg("ts")
+                    .arg(keys.rates())
+                    .arg(fields[0])
+                    .arg(fields[1])
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -76,8 +76,8 @@ impl Governor {
                     remaining: u64::try_from(level / 60_000).unwrap_or(0),
                 }))
             };
-        let rpm = bucket(keys.rpm(), limits.rpm.map(u64::from)).await?;
-        let tpm = bucket(keys.tpm(), limits.tpm).await?;
+        let rpm = bucket(["r", "rts"], limits.rpm.map(u64::from)).await?;
+        let tpm = bucket(["t", "tts"], limits.tpm).await?;
         let concurrency = match limits.max_concurrent {
             None => None,
             Some(limit) => {

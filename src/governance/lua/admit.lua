@@ -1,13 +1,13 @@
--- tollgate admit v3
+-- tollgate admit v4
 -- Checks and takes, for every scope of a request at once, all or nothing: one request from
 -- the requests-per-minute bucket, the estimated tokens from the tokens-per-minute bucket, a
 -- concurrency slot, and a budget reservation. Money is integer nano-USD.
 --
 -- ARGV: request_id, reservation_ttl_ms, n_scopes, then per scope:
---   rpm, tpm, tokens, max_concurrent, reserve, n_budgets, then per budget: limit, key_ttl_s
--- KEYS per scope: rpm bucket, tpm bucket, concurrency zset, then per budget:
---   budget hash (spent, reserved), reservations zset (member "request_id:amount", score =
---   expiry in ms)
+--   rpm, tpm, tokens, max_concurrent, reserve, n_budgets, then per budget: limit
+-- KEYS per scope: rate buckets hash (r, rts: requests; t, tts: tokens), concurrency zset,
+--   then per budget: budget hash (spent, reserved), reservations zset (member
+--   "request_id:amount", score = expiry in ms)
 -- Buckets hold 1/60000-token units: a limit of L per minute refills L units per ms, so all
 -- arithmetic stays in integers.
 --
@@ -20,16 +20,14 @@ local request_id = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 local n_scopes = tonumber(ARGV[3])
 
-local function bucket_level(key, limit)
-  local state = redis.call('HMGET', key, 't', 'ts')
+-- The bucket's level now, from its stored level and time (a missing bucket is full).
+local function refill(level, ts, limit)
   local capacity = limit * 60000
-  local level = tonumber(state[1])
-  local ts = tonumber(state[2])
-  if level == nil or ts == nil then
-    return capacity
-  end
+  level = tonumber(level)
+  ts = tonumber(ts)
+  if level == nil or ts == nil then return capacity end
   local refilled = level + (now - ts) * limit
-  if refilled > capacity then refilled = capacity end
+  if refilled > capacity then return capacity end
   return refilled
 end
 
@@ -53,13 +51,13 @@ for s = 1, n_scopes do
   local scope = {
     rpm = tonumber(ARGV[a]), tpm = tonumber(ARGV[a + 1]), tokens = tonumber(ARGV[a + 2]),
     conc = tonumber(ARGV[a + 3]), reserve = tonumber(ARGV[a + 4]), n_budgets = tonumber(ARGV[a + 5]),
-    rpm_key = KEYS[k], tpm_key = KEYS[k + 1], conc_key = KEYS[k + 2], budgets = {}
+    rate_key = KEYS[k], conc_key = KEYS[k + 1], budgets = {}
   }
   a = a + 6
-  k = k + 3
+  k = k + 2
   for b = 1, scope.n_budgets do
-    scope.budgets[b] = { limit = tonumber(ARGV[a]), key_ttl = tonumber(ARGV[a + 1]), b_key = KEYS[k], rz_key = KEYS[k + 1] }
-    a = a + 2
+    scope.budgets[b] = { limit = tonumber(ARGV[a]), b_key = KEYS[k], rz_key = KEYS[k + 1] }
+    a = a + 1
     k = k + 2
   end
   scopes[s] = scope
@@ -77,20 +75,22 @@ for s = 1, n_scopes do
       end
     end
   end
-  if scope.rpm > 0 then
-    scope.rpm_level = bucket_level(scope.rpm_key, scope.rpm)
-    if scope.rpm_level < 60000 then
-      local wait = math.ceil((60000 - scope.rpm_level) / scope.rpm)
-      return {'refused', s, 'rpm', scope.rpm, 0, wait}
+  if scope.rpm > 0 or scope.tpm > 0 then
+    local state = redis.call('HMGET', scope.rate_key, 'r', 'rts', 't', 'tts')
+    if scope.rpm > 0 then
+      scope.rpm_level = refill(state[1], state[2], scope.rpm)
+      if scope.rpm_level < 60000 then
+        local wait = math.ceil((60000 - scope.rpm_level) / scope.rpm)
+        return {'refused', s, 'rpm', scope.rpm, 0, wait}
+      end
     end
-  end
-  if scope.tpm > 0 then
-    local need = math.min(scope.tokens, scope.tpm) * 60000
-    scope.tpm_need = need
-    scope.tpm_level = bucket_level(scope.tpm_key, scope.tpm)
-    if scope.tpm_level < need then
-      local wait = math.ceil((need - scope.tpm_level) / scope.tpm)
-      return {'refused', s, 'tpm', scope.tpm, math.floor(scope.tpm_level / 60000), wait}
+    if scope.tpm > 0 then
+      scope.tpm_need = math.min(scope.tokens, scope.tpm) * 60000
+      scope.tpm_level = refill(state[3], state[4], scope.tpm)
+      if scope.tpm_level < scope.tpm_need then
+        local wait = math.ceil((scope.tpm_need - scope.tpm_level) / scope.tpm)
+        return {'refused', s, 'tpm', scope.tpm, math.floor(scope.tpm_level / 60000), wait}
+      end
     end
   end
   if scope.conc > 0 then
@@ -111,33 +111,33 @@ end
 local expires = now + ttl_ms
 local reply = {'ok'}
 for _, scope in ipairs(scopes) do
-  if scope.rpm > 0 then
-    redis.call('HSET', scope.rpm_key, 't', scope.rpm_level - 60000, 'ts', now)
-    redis.call('PEXPIRE', scope.rpm_key, 120000)
-    table.insert(reply, math.floor((scope.rpm_level - 60000) / 60000))
-  else
-    table.insert(reply, -1)
+  local rpm_left, tpm_left = -1, -1
+  if scope.rpm > 0 and scope.tpm > 0 then
+    redis.call('HSET', scope.rate_key, 'r', scope.rpm_level - 60000, 'rts', now,
+      't', scope.tpm_level - scope.tpm_need, 'tts', now)
+  elseif scope.rpm > 0 then
+    redis.call('HSET', scope.rate_key, 'r', scope.rpm_level - 60000, 'rts', now)
+  elseif scope.tpm > 0 then
+    redis.call('HSET', scope.rate_key, 't', scope.tpm_level - scope.tpm_need, 'tts', now)
   end
-  if scope.tpm > 0 then
-    redis.call('HSET', scope.tpm_key, 't', scope.tpm_level - scope.tpm_need, 'ts', now)
-    redis.call('PEXPIRE', scope.tpm_key, 120000)
-    table.insert(reply, math.floor((scope.tpm_level - scope.tpm_need) / 60000))
-  else
-    table.insert(reply, -1)
+  if scope.rpm > 0 or scope.tpm > 0 then
+    -- A bucket idle for a minute is full again, which is what a missing one means.
+    redis.call('PEXPIRE', scope.rate_key, 120000)
   end
+  if scope.rpm > 0 then rpm_left = math.floor((scope.rpm_level - 60000) / 60000) end
+  if scope.tpm > 0 then tpm_left = math.floor((scope.tpm_level - scope.tpm_need) / 60000) end
+  table.insert(reply, rpm_left)
+  table.insert(reply, tpm_left)
   if scope.conc > 0 then
     redis.call('ZADD', scope.conc_key, expires, request_id)
     redis.call('PEXPIRE', scope.conc_key, ttl_ms + 60000)
   end
   local member = request_id .. ':' .. scope.reserve
   for _, budget in ipairs(scope.budgets) do
+    -- The budget hash got its expiry when it was rebuilt. The reservation set empties
+    -- itself as requests settle (and expired entries are purged above), so it needs none.
     redis.call('HINCRBY', budget.b_key, 'reserved', scope.reserve)
     redis.call('ZADD', budget.rz_key, expires, member)
-    -- The budget hash got its expiry when it was rebuilt; the reservation set gets one when
-    -- it is created (NX), and vanishes by itself whenever it empties.
-    if budget.key_ttl > 0 then
-      redis.call('EXPIRE', budget.rz_key, budget.key_ttl, 'NX')
-    end
   end
 end
 return reply
