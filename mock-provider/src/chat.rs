@@ -15,7 +15,7 @@ use crate::Shared;
 use crate::body::{Bodies, DEFAULT_MODEL, DONE_EVENT};
 use crate::config::MockOverrides;
 use crate::exchange::{
-    Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type,
+    Flavor, error, forced_status, parse_body, receive, retry_after, sleep_ms, with_content_type,
 };
 use crate::sse::{self, Script};
 
@@ -49,18 +49,11 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Requ
     };
     let config = &shared.config;
 
-    let request: ChatRequest<'_> = match serde_json::from_slice(&incoming.body) {
-        Ok(request) => request,
-        Err(e) => {
-            sleep_ms(config.delay_ms).await;
-            return error(
-                Flavor::OpenAi,
-                StatusCode::BAD_REQUEST,
-                &format!("mock: invalid request body: {e}"),
-                None,
-            );
-        }
-    };
+    let request: ChatRequest<'_> =
+        match parse_body(&incoming.body, Flavor::OpenAi, config.delay_ms).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
     let overrides = request.mock.as_ref();
     let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
         overrides.and_then(f).unwrap_or(default)

@@ -106,6 +106,23 @@ pub(crate) async fn sleep_ms(ms: u64) {
     }
 }
 
+/// Parses a request body, or answers 400 in the endpoint's flavor (after the configured
+/// delay, like every other answer).
+pub(crate) async fn parse_body<'a, T: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    flavor: Flavor,
+    delay_ms: u64,
+) -> Result<T, Response> {
+    match serde_json::from_slice(body) {
+        Ok(request) => Ok(request),
+        Err(e) => {
+            sleep_ms(delay_ms).await;
+            let message = format!("mock: invalid request body: {e}");
+            Err(error(flavor, StatusCode::BAD_REQUEST, &message, None))
+        }
+    }
+}
+
 pub(crate) fn error(
     flavor: Flavor,
     status: StatusCode,

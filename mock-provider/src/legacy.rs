@@ -14,7 +14,7 @@ use crate::Shared;
 use crate::chat::Model;
 use crate::config::MockOverrides;
 use crate::exchange::{
-    Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type,
+    Flavor, error, forced_status, parse_body, receive, retry_after, sleep_ms, with_content_type,
 };
 
 #[derive(Deserialize)]
@@ -44,13 +44,11 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request, kind: Kind)
         Err(response) => return response,
     };
     let config = &shared.config;
-    let request: LegacyRequest<'_> = match serde_json::from_slice(&incoming.body) {
-        Ok(request) => request,
-        Err(e) => {
-            let message = format!("mock: invalid request body: {e}");
-            return error(Flavor::OpenAi, StatusCode::BAD_REQUEST, &message, None);
-        }
-    };
+    let request: LegacyRequest<'_> =
+        match parse_body(&incoming.body, Flavor::OpenAi, config.delay_ms).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
     let overrides = request.mock.as_ref();
     let forced = match forced_status(
         overrides.and_then(|o| o.status),

@@ -17,7 +17,7 @@ use crate::body::DEFAULT_MODEL;
 use crate::chat::Model;
 use crate::config::{AnthropicUsage, AnthropicUsageOverride, MockOverrides};
 use crate::exchange::{
-    Flavor, error, forced_status, receive, retry_after, sleep_ms, with_content_type,
+    Flavor, error, forced_status, parse_body, receive, retry_after, sleep_ms, with_content_type,
 };
 use crate::sse::{self, Script};
 
@@ -43,18 +43,11 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request
     };
     let config = &shared.config;
 
-    let request: MessagesRequest<'_> = match serde_json::from_slice(&incoming.body) {
-        Ok(request) => request,
-        Err(e) => {
-            sleep_ms(config.delay_ms).await;
-            return error(
-                Flavor::Anthropic,
-                StatusCode::BAD_REQUEST,
-                &format!("mock: invalid request body: {e}"),
-                None,
-            );
-        }
-    };
+    let request: MessagesRequest<'_> =
+        match parse_body(&incoming.body, Flavor::Anthropic, config.delay_ms).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
     let overrides = request.mock.as_ref();
     let get =
         |f: fn(&Overrides) -> Option<u64>, default: u64| overrides.and_then(f).unwrap_or(default);

@@ -267,7 +267,7 @@ impl Governor {
                 budget_labels: labels,
             });
         }
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection();
         let reply: Vec<redis::Value> = tokio::time::timeout(
             self.config.redis_timeout,
             invocation.invoke_async(&mut conn),
@@ -285,7 +285,7 @@ impl Governor {
         missing: &[(usize, usize)],
         now: DateTime<Utc>,
     ) -> Result<(), String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection();
         for &(s, b) in missing {
             let (Some(scope), Some(budget)) = (
                 scopes.get(s),
@@ -352,14 +352,7 @@ impl Governor {
         }
         let mut backoff = Duration::from_millis(50);
         for attempt in 1..=5 {
-            let result = async {
-                let mut conn = self.connection().await?;
-                invocation
-                    .invoke_async::<i64>(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
+            let result = invocation.invoke_async::<i64>(&mut self.connection()).await;
             match result {
                 Ok(_) => return,
                 Err(e) if attempt == 5 => {
@@ -375,8 +368,8 @@ impl Governor {
 
     /// The shared multiplexed connection (a cheap handle). It reconnects by itself after
     /// Redis comes back; until then calls fail fast and the failure policy applies.
-    pub(super) async fn connection(&self) -> Result<ConnectionManager, String> {
-        Ok(self.redis.clone())
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.redis.clone()
     }
 }
 

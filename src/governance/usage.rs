@@ -45,7 +45,7 @@ impl Governor {
     pub async fn usage(&self, team: TeamId, scope: &ScopeLimits) -> Result<ScopeUsage, String> {
         let now = self.clock().now();
         let keys = ScopeKeys::new(self.prefix(), team, scope.kind, scope.id);
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection();
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
             .query_async(&mut conn)
             .await

@@ -187,7 +187,6 @@ async fn prepare_and_admit(
     let cap = OutputCap {
         max_tokens: peek.max_completion_tokens.or(peek.max_tokens),
     };
-    let prices: Vec<&ModelPrice> = prices.into_iter().collect();
     exchange.ticket = admission::admit(state, exchange, &cap, &prices).await?;
     let mut forwarded = HeaderMap::new();
     for name in ["anthropic-version", "anthropic-beta"] {
