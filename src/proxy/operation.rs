@@ -15,6 +15,13 @@ pub enum Operation {
 }
 
 impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::Chat,
+        Operation::Completions,
+        Operation::Embeddings,
+        Operation::Messages,
+    ];
+
     pub fn endpoint(self) -> &'static str {
         match self {
             Operation::Chat => "/v1/chat/completions",

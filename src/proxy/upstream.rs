@@ -18,6 +18,8 @@ pub struct Upstream {
     pub name: String,
     pub kind: ProviderKind,
     base_url: String,
+    /// `base_url` joined with each upstream path, parsed once rather than on every request.
+    urls: Vec<(&'static str, reqwest::Url)>,
     pub keys: Vec<UpstreamKey>,
     client: reqwest::Client,
     pub weight: u32,
@@ -78,10 +80,19 @@ impl Upstream {
                 cool_until_ms: AtomicU64::new(0),
             });
         }
+        let urls = Operation::ALL
+            .iter()
+            .filter_map(|op| op.upstream_path(d.kind))
+            .filter_map(|path| {
+                let url = reqwest::Url::parse(&format!("{}{path}", d.base_url)).ok()?;
+                Some((path, url))
+            })
+            .collect();
         Ok(Upstream {
             name: d.name.clone(),
             kind: d.kind,
             base_url: d.base_url.clone(),
+            urls,
             keys,
             client,
             weight: d.weight,
@@ -146,11 +157,12 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<reqwest::Response, AttemptError> {
         let path = op.upstream_path(self.kind).unwrap_or("/");
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut request = match self.urls.iter().find(|(p, _)| *p == path) {
+            Some((_, url)) => self.client.post(url.clone()),
+            None => self.client.post(format!("{}{path}", self.base_url)),
+        }
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
         let credential = self.keys.get(key).and_then(|k| k.credential.clone());
         match self.kind {
             ProviderKind::OpenAi => {
