@@ -603,3 +603,73 @@ async fn redis_down_fails_closed_or_open_per_scope_and_nothing_is_charged_twice(
         "4 before the return + 1 after, each once"
     );
 }
+
+#[tokio::test]
+async fn a_burst_shares_script_calls_and_settles_every_request_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start(port);
+    let app = TestApp::spawn_with(Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    })
+    .await;
+    let (key, record) = app.issue_key(json!({})).await;
+    let path = format!("/keys/{}", record["id"].as_str().unwrap());
+    put_limits(
+        &app,
+        &path,
+        json!({"rpm": 100000, "budgets": [{"period": "total", "amount_usd": "100"}]}),
+    )
+    .await;
+    let (body, cost) = exact_request(false);
+    let requests = 300;
+    let statuses = burst([&app, &app], &key, &body, requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    // Every request settled exactly once: its reservation is gone and its cost counted.
+    let expected = cost * Decimal::from(requests);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, shown) = app
+            .admin(Method::GET, &format!("{path}/limits"), None)
+            .await;
+        let budget = &shown["usage"]["budgets"][0];
+        let spent = dec(budget["spent_usd"].as_str().unwrap());
+        let reserved = dec(budget["reserved_usd"].as_str().unwrap());
+        if spent == expected && reserved.is_zero() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spent {spent}, reserved {reserved}; expected {expected} spent, nothing reserved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 300 admissions and 300 settlements went to Redis in batches: fewer script calls than
+    // jobs (about 230 here; one call per job would be 600).
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let calls: usize = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        calls > 0 && calls < 2 * requests,
+        "{calls} script calls for {requests} admissions and {requests} settlements"
+    );
+}

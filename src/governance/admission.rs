@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use redis::Script;
 use redis::aio::ConnectionManager;
 
+use super::batch::{Batcher, Call};
 use super::keys::ScopeKeys;
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
@@ -15,9 +15,6 @@ use super::period::{Clock, Period};
 use super::rebuild;
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
-
-const ADMIT: &str = include_str!("lua/admit.lua");
-const SETTLE: &str = include_str!("lua/settle.lua");
 
 #[derive(Debug, Clone)]
 pub struct GovernorConfig {
@@ -83,6 +80,8 @@ pub struct Ticket {
     tokens_estimate: u64,
     /// Admitted under the in-process limiter while Redis was down: nothing to settle there.
     local: bool,
+    /// The budget hash field holding this request's reservations (named by their expiry).
+    reservation_field: String,
     /// Remaining requests/tokens on the first scope with such a limit, for response headers.
     pub remaining: Option<(RateKind, u64, u64)>,
 }
@@ -100,12 +99,11 @@ struct TicketScope {
 }
 
 pub struct Governor {
-    /// One multiplexed connection: every request pipelines its script call on it, with no
-    /// pool checkout (deadpool-redis pings a connection on every checkout, which would be a
-    /// second round trip per admission).
+    /// One multiplexed connection: batches of script calls and the occasional counter
+    /// rebuild are pipelined on it, with no pool checkout (deadpool-redis pings a connection
+    /// on every checkout, which would be a second round trip per admission).
     redis: ConnectionManager,
-    admit: Script,
-    settle: Script,
+    batcher: Batcher,
     config: GovernorConfig,
     clock: Arc<dyn Clock>,
     store: Store,
@@ -121,10 +119,10 @@ impl Governor {
         store: Store,
         local: LocalShield,
     ) -> Governor {
+        let ttl_ms = u64::try_from(config.reservation_ttl.as_millis()).unwrap_or(u64::MAX);
         Governor {
+            batcher: Batcher::start(redis.clone(), ttl_ms),
             redis,
-            admit: Script::new(ADMIT),
-            settle: Script::new(SETTLE),
             config,
             clock,
             store,
@@ -213,6 +211,7 @@ impl Governor {
             scopes: Vec::new(),
             tokens_estimate: request.tokens_estimate,
             local: true,
+            reservation_field: String::new(),
             remaining: None,
         }))
     }
@@ -223,11 +222,8 @@ impl Governor {
         scopes: &[&ScopeLimits],
         now: DateTime<Utc>,
     ) -> Result<AdmitReply, String> {
-        let mut invocation = self.admit.prepare_invoke();
-        invocation
-            .arg(request.request_id.to_string())
-            .arg(u64::try_from(self.config.reservation_ttl.as_millis()).unwrap_or(u64::MAX))
-            .arg(scopes.len());
+        let mut call = Call::default();
+        call.text(request.request_id.to_string()).int(scopes.len());
         let mut ticket_scopes = Vec::with_capacity(scopes.len());
         for scope in scopes {
             let keys = ScopeKeys::new(
@@ -237,25 +233,23 @@ impl Governor {
                 scope.id,
             );
             let limits = &scope.limits;
-            invocation.key(keys.rates()).key(keys.concurrency());
             let reserve = match limits.budget_mode {
                 BudgetMode::Strict => request.max_cost_nanos,
                 BudgetMode::Estimate => request.estimated_cost_nanos,
             };
-            invocation
-                .arg(limits.rpm.unwrap_or(0))
-                .arg(limits.tpm.unwrap_or(0))
-                .arg(request.tokens_estimate)
-                .arg(limits.max_concurrent.unwrap_or(0))
-                .arg(reserve)
-                .arg(limits.budgets.len());
+            let rated = limits.rpm.is_some() || limits.tpm.is_some();
+            call.key_if(rated, || keys.rates())
+                .key_if(limits.max_concurrent.is_some(), || keys.concurrency())
+                .int(limits.rpm.unwrap_or(0))
+                .int(limits.tpm.unwrap_or(0))
+                .int(request.tokens_estimate)
+                .int(limits.max_concurrent.unwrap_or(0))
+                .int(reserve)
+                .int(limits.budgets.len());
             let mut labels = Vec::with_capacity(limits.budgets.len());
             for budget in &limits.budgets {
                 let label = budget.period.label(now);
-                for key in keys.budget(&label) {
-                    invocation.key(key);
-                }
-                invocation.arg(budget.limit_nanos());
+                call.key(keys.budget(&label)).int(budget.limit_nanos());
                 labels.push(label);
             }
             ticket_scopes.push(TicketScope {
@@ -267,14 +261,9 @@ impl Governor {
                 budget_labels: labels,
             });
         }
-        let mut conn = self.connection();
-        let reply: Vec<redis::Value> = tokio::time::timeout(
-            self.config.redis_timeout,
-            invocation.invoke_async(&mut conn),
-        )
-        .await
-        .map_err(|_| "redis timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(self.config.redis_timeout, self.batcher.admit(call))
+            .await
+            .map_err(|_| "redis timed out".to_string())??;
         parse_admit_reply(&reply, scopes, request, ticket_scopes)
     }
 
@@ -294,7 +283,7 @@ impl Governor {
                 continue;
             };
             let keys = ScopeKeys::new(&self.config.redis_prefix, team, scope.kind, scope.id);
-            let [budget_key, ..] = keys.budget(&budget.period.label(now));
+            let budget_key = keys.budget(&budget.period.label(now));
             // One rebuild per counter at a time: a burst that finds the counter missing
             // waits for the first request's ledger query instead of repeating it.
             let lock = self
@@ -329,32 +318,21 @@ impl Governor {
         if ticket.local {
             return;
         }
-        let mut invocation = self.settle.prepare_invoke();
         let delta = i128::from(actual_tokens) - i128::from(ticket.tokens_estimate);
-        invocation
-            .arg(ticket.request_id.to_string())
-            .arg(ticket.scopes.len());
-        for scope in &ticket.scopes {
-            let keys = ScopeKeys::new(&self.config.redis_prefix, ticket.team, scope.kind, scope.id);
-            invocation.key(keys.rates()).key(keys.concurrency());
-            invocation
-                .arg(scope.tpm)
-                .arg(delta.to_string())
-                .arg(u8::from(scope.holds_slot))
-                .arg(scope.reserve)
-                .arg(scope.budget_labels.len());
-            for label in &scope.budget_labels {
-                for key in keys.budget(label) {
-                    invocation.key(key);
-                }
-                invocation.arg(actual_cost_nanos);
-            }
-        }
+        let delta = i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
         let mut backoff = Duration::from_millis(50);
         for attempt in 1..=5 {
-            let result = invocation.invoke_async::<i64>(&mut self.connection()).await;
-            match result {
-                Ok(_) => return,
+            match self
+                .batcher
+                .settle(settle_call(
+                    &self.config.redis_prefix,
+                    ticket,
+                    delta,
+                    actual_cost_nanos,
+                ))
+                .await
+            {
+                Ok(()) => return,
                 Err(e) if attempt == 5 => {
                     tracing::error!(request_id = %ticket.request_id, error = %e, "settlement failed; the reservation will expire");
                 }
@@ -371,6 +349,29 @@ impl Governor {
     pub(super) fn connection(&self) -> ConnectionManager {
         self.redis.clone()
     }
+}
+
+/// The settlement script's arguments for one ticket (see `lua/govern.lua`).
+fn settle_call(prefix: &str, ticket: &Ticket, token_delta: i64, actual_cost_nanos: i64) -> Call {
+    let mut call = Call::default();
+    call.text(ticket.request_id.to_string())
+        .int(ticket.scopes.len());
+    for scope in &ticket.scopes {
+        let keys = ScopeKeys::new(prefix, ticket.team, scope.kind, scope.id);
+        call.key_if(scope.tpm > 0, || keys.rates())
+            .key_if(scope.holds_slot, || keys.concurrency())
+            .int(scope.tpm)
+            .int(token_delta)
+            .int(u8::from(scope.holds_slot))
+            .int(scope.reserve)
+            .int(scope.budget_labels.len());
+        for label in &scope.budget_labels {
+            call.key(keys.budget(label))
+                .text(ticket.reservation_field.clone())
+                .int(actual_cost_nanos);
+        }
+    }
+    call
 }
 
 enum AdmitReply {
@@ -413,7 +414,7 @@ fn parse_admit_reply(
         "ok" => {
             let mut remaining = None;
             for (i, scope) in scopes.iter().enumerate() {
-                let (rpm_left, tpm_left) = (int(reply.get(1 + 2 * i)), int(reply.get(2 + 2 * i)));
+                let (rpm_left, tpm_left) = (int(reply.get(2 + 2 * i)), int(reply.get(3 + 2 * i)));
                 if remaining.is_none() {
                     if let Some(rpm) = scope.limits.rpm {
                         remaining =
@@ -429,6 +430,7 @@ fn parse_admit_reply(
                 scopes: ticket_scopes,
                 tokens_estimate: request.tokens_estimate,
                 local: false,
+                reservation_field: text(reply.get(1)).to_string(),
                 remaining,
             }))
         }

@@ -25,11 +25,9 @@ impl ScopeKeys {
         format!("{}:conc", self.base)
     }
 
-    /// The budget hash (`spent`, `reserved`) and its reservations (a sorted set scored by
-    /// expiry whose members are `request_id:amount`), for one period window (`label`).
-    pub fn budget(&self, label: &str) -> [String; 2] {
-        let b = format!("{}:b:{label}", self.base);
-        let reservations = format!("{b}:rz");
-        [b, reservations]
+    /// The budget hash for one period window (`label`): `spent`, and the reservations of
+    /// requests not settled yet as `r:<expiry ms>` fields (see `lua/govern.lua`).
+    pub fn budget(&self, label: &str) -> String {
+        format!("{}:b:{label}", self.base)
     }
 }

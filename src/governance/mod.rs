@@ -2,11 +2,13 @@
 //! to (key, experiment, team), enforced in Redis so they hold across every gateway instance.
 //!
 //! Admission is one Lua script call that checks and takes everything for all scopes at once
-//! (all or nothing); settlement is one more that replaces the reservation by the actual cost
-//! and tokens. Reservations and concurrency slots carry an expiry, so an instance that dies
-//! cannot pin a budget. See docs/governance.md for the guarantees and their bounds.
+//! (all or nothing); settlement replaces the reservation by the actual cost and tokens. Both
+//! travel in batches (`batch`): one call carries what the instance queued since its last.
+//! Reservations and concurrency slots carry an expiry, so an instance that dies cannot pin a
+//! budget. See docs/governance.md for the guarantees and their bounds.
 
 mod admission;
+mod batch;
 mod keys;
 mod limits;
 mod local;

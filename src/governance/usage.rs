@@ -96,14 +96,12 @@ impl Governor {
         };
         let mut budgets = Vec::new();
         for budget in &limits.budgets {
-            let [budget_key, ..] = keys.budget(&budget.period.label(now));
-            let (spent, reserved): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
-                .arg(budget_key)
-                .arg("spent")
-                .arg("reserved")
+            let fields: Vec<(String, i64)> = redis::cmd("HGETALL")
+                .arg(keys.budget(&budget.period.label(now)))
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?;
+            let (spent, reserved) = budget_counters(&fields, now_ms);
             let spent = match spent {
                 Some(spent) => nanos_to_usd(spent),
                 // Not in Redis (never used this period, or lost): the ledger knows.
@@ -115,7 +113,7 @@ impl Governor {
                         .map_err(|e| e.to_string())?
                 }
             };
-            let reserved = nanos_to_usd(reserved.unwrap_or(0));
+            let reserved = nanos_to_usd(reserved);
             let (start, end) = budget.period.window(now);
             budgets.push(BudgetUsage {
                 period: budget.period.as_str(),
@@ -136,5 +134,40 @@ impl Governor {
             concurrency,
             budgets,
         })
+    }
+}
+
+/// A budget hash's spent counter (if Redis has it) and what its live reservations hold:
+/// `r:<expiry ms>` fields whose expiry has not passed.
+fn budget_counters(fields: &[(String, i64)], now_ms: i64) -> (Option<i64>, i64) {
+    let mut spent = None;
+    let mut reserved = 0i64;
+    for (field, value) in fields {
+        if field == "spent" {
+            spent = Some(*value);
+        } else if let Some(expiry) = field.strip_prefix("r:").and_then(|e| e.parse::<i64>().ok())
+            && expiry > now_ms
+        {
+            reserved = reserved.saturating_add(*value);
+        }
+    }
+    (spent, reserved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_counters;
+
+    #[test]
+    fn live_reservations_count_and_expired_ones_do_not() {
+        let fields = vec![
+            ("spent".to_string(), 500),
+            ("r:2000".to_string(), 30),
+            ("r:1000".to_string(), 7),
+            ("reserved".to_string(), 99),
+        ];
+        assert_eq!(budget_counters(&fields, 1500), (Some(500), 30));
+        assert_eq!(budget_counters(&fields, 2000), (Some(500), 0));
+        assert_eq!(budget_counters(&fields[1..], 0), (None, 37));
     }
 }

@@ -1,0 +1,245 @@
+//! Admissions and settlements go to Redis in batches: one script call carries whatever the
+//! instance queued since its last call. Each admission still takes exactly one round trip,
+//! but under load many share it, and the script reads and writes each key once per batch
+//! instead of once per request, which is what bounds a governed gateway's throughput.
+//!
+//! Order is kept: jobs leave in the order they were queued, batches go out in order on one
+//! multiplexed connection, and the script applies a batch's settlements before its
+//! admissions, so a slot freed by a finished request is free for the next one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use tokio::sync::{mpsc, oneshot};
+
+const GOVERN: &str = include_str!("lua/govern.lua");
+
+/// Most jobs in one script call: bounds the time Redis spends in one call.
+const MAX_BATCH: usize = 128;
+/// Batches on the wire at once: the next batch is sent while Redis runs the previous one,
+/// and jobs queue (and batch) only when this many are waiting for Redis already.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// One request's part of a batch: its script arguments, with keys kept apart so a batch
+/// sends each key once and the script names it by index.
+#[derive(Default)]
+pub(super) struct Call {
+    parts: Vec<Part>,
+}
+
+enum Part {
+    Key(String),
+    /// A key this request does not use: index 0 (nil in the script).
+    NoKey,
+    Int(i64),
+    Text(String),
+}
+
+impl Call {
+    pub fn key(&mut self, key: String) -> &mut Call {
+        self.parts.push(Part::Key(key));
+        self
+    }
+
+    pub fn key_if(&mut self, used: bool, key: impl FnOnce() -> String) -> &mut Call {
+        self.parts
+            .push(if used { Part::Key(key()) } else { Part::NoKey });
+        self
+    }
+
+    pub fn int(&mut self, value: impl TryInto<i64>) -> &mut Call {
+        self.parts
+            .push(Part::Int(value.try_into().unwrap_or(i64::MAX)));
+        self
+    }
+
+    pub fn text(&mut self, value: String) -> &mut Call {
+        self.parts.push(Part::Text(value));
+        self
+    }
+}
+
+type AdmitReply = Result<Vec<Value>, String>;
+
+enum Job {
+    Admit(Call, oneshot::Sender<AdmitReply>),
+    Settle(Call, oneshot::Sender<Result<(), String>>),
+}
+
+/// The queue in front of the batch sender task; the task ends when the last handle is
+/// dropped, after the batches in flight have answered.
+pub(super) struct Batcher {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl Batcher {
+    pub fn start(redis: ConnectionManager, reservation_ttl_ms: u64) -> Batcher {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let timing = Timing {
+            ttl_ms: reservation_ttl_ms,
+            bucket_ms: reservation_bucket_ms(reservation_ttl_ms),
+        };
+        tokio::spawn(send_batches(jobs, redis, timing));
+        Batcher { queue }
+    }
+
+    /// The admission script's reply for this request (its own array).
+    pub async fn admit(&self, call: Call) -> AdmitReply {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Admit(call, reply))
+            .map_err(|_| STOPPED.to_string())?;
+        answer.await.map_err(|_| STOPPED.to_string())?
+    }
+
+    pub async fn settle(&self, call: Call) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Settle(call, reply))
+            .map_err(|_| STOPPED.to_string())?;
+        answer.await.map_err(|_| STOPPED.to_string())?
+    }
+}
+
+const STOPPED: &str = "the governance batch sender stopped";
+
+/// Reservations are grouped by when they were taken into buckets of a quarter of their
+/// expiry (at least a second) that expire together: a reservation whose instance died is
+/// released between `ttl` and `ttl` plus one bucket after it was taken.
+pub(super) fn reservation_bucket_ms(ttl_ms: u64) -> u64 {
+    (ttl_ms / 4).max(1000)
+}
+
+#[derive(Clone, Copy)]
+struct Timing {
+    ttl_ms: u64,
+    bucket_ms: u64,
+}
+
+async fn send_batches(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    redis: ConnectionManager,
+    timing: Timing,
+) {
+    let script = Arc::new(Script::new(GOVERN));
+    let mut in_flight = FuturesUnordered::new();
+    // Settlements are off every request's critical path: while a batch is on the wire they
+    // wait to ride with the next one (an admission applies them before it looks); when
+    // nothing is, they go at once.
+    let mut settlements: Vec<Job> = Vec::new();
+    let mut open = true;
+    while open || !settlements.is_empty() || !in_flight.is_empty() {
+        let mut admissions = Vec::new();
+        tokio::select! {
+            // Answers first: a free slot lets the queue go out as one bigger batch.
+            biased;
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            job = jobs.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                let mut next = job;
+                if next.is_none() {
+                    open = false;
+                }
+                while let Some(job) = next.take() {
+                    match job {
+                        Job::Settle(..) => settlements.push(job),
+                        Job::Admit(..) => admissions.push(job),
+                    }
+                    if settlements.len() + admissions.len() < MAX_BATCH {
+                        next = jobs.try_recv().ok();
+                    }
+                }
+            }
+        }
+        let settlements_due =
+            !settlements.is_empty() && (in_flight.is_empty() || settlements.len() >= MAX_BATCH);
+        if !admissions.is_empty() || settlements_due {
+            let batch = std::mem::take(&mut settlements);
+            in_flight.push(send(
+                batch,
+                admissions,
+                redis.clone(),
+                script.clone(),
+                timing,
+            ));
+        }
+    }
+}
+
+async fn send(
+    settlements: Vec<Job>,
+    admissions: Vec<Job>,
+    mut redis: ConnectionManager,
+    script: Arc<Script>,
+    timing: Timing,
+) {
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .arg(timing.ttl_ms)
+        .arg(timing.bucket_ms)
+        .arg(settlements.len())
+        .arg(admissions.len());
+    let mut key_index: HashMap<&str, usize> = HashMap::new();
+    for job in settlements.iter().chain(&admissions) {
+        let (Job::Admit(call, _) | Job::Settle(call, _)) = job;
+        for part in &call.parts {
+            match part {
+                Part::Key(key) => {
+                    let next = key_index.len() + 1;
+                    let index = *key_index.entry(key.as_str()).or_insert_with(|| {
+                        invocation.key(key.as_str());
+                        next
+                    });
+                    invocation.arg(index);
+                }
+                Part::NoKey => {
+                    invocation.arg(0);
+                }
+                Part::Int(value) => {
+                    invocation.arg(*value);
+                }
+                Part::Text(value) => {
+                    invocation.arg(value.as_str());
+                }
+            }
+        }
+    }
+    let result: Result<Vec<Value>, String> = invocation
+        .invoke_async(&mut redis)
+        .await
+        .map_err(|e| e.to_string());
+    match result {
+        Ok(replies) => {
+            let mut replies = replies.into_iter();
+            for job in admissions {
+                if let Job::Admit(_, reply) = job {
+                    let answer = match replies.next() {
+                        Some(Value::Array(values)) => Ok(values),
+                        other => Err(format!("admission script answered {other:?}")),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            for job in settlements {
+                if let Job::Settle(_, done) = job {
+                    let _ = done.send(Ok(()));
+                }
+            }
+        }
+        Err(e) => {
+            for job in settlements.into_iter().chain(admissions) {
+                match job {
+                    Job::Admit(_, reply) => {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    Job::Settle(_, done) => {
+                        let _ = done.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
