@@ -388,3 +388,30 @@ async fn governance_refusals_are_counted_by_type_and_scope() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn admission_round_trips_are_timed() {
+    let app = TestApp::spawn().await;
+    let (key, record) = app.issue_key(json!({})).await;
+    let id = record["id"].as_str().unwrap();
+    let (status, body) = app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/keys/{id}/limits"),
+            Some(json!({"rpm": 1000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let count = |text: &str| {
+        samples(text)
+            .into_iter()
+            .find(|s| s.name == "tollgate_admission_seconds_count")
+            .map_or(Decimal::ZERO, |s| s.value)
+    };
+    let before = count(&scrape(&app).await);
+    for _ in 0..3 {
+        assert_eq!(app.chat(&key, chat_body("test-model")).await.status(), 200);
+    }
+    // Process-wide like the overhead histogram: it grew by at least our three admissions.
+    assert!(count(&scrape(&app).await) >= before + Decimal::from(3));
+}

@@ -159,19 +159,31 @@ impl Governor {
             return Ok(None);
         }
         let now = self.clock.now();
+        let started = std::time::Instant::now();
+        let admitted = self.admit_scopes(request, &scopes, now).await;
+        crate::metrics::observe_admission(started.elapsed());
+        admitted
+    }
+
+    async fn admit_scopes(
+        &self,
+        request: &Admission<'_>,
+        scopes: &[&ScopeLimits],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Ticket>, Refusal> {
         // A budget counter Redis does not have is rebuilt from the ledger, then admission is
         // tried again; two rounds are enough unless Redis is being flushed continuously.
         for _ in 0..3 {
-            match self.try_admit(request, &scopes, now).await {
+            match self.try_admit(request, scopes, now).await {
                 Ok(AdmitReply::Admitted(ticket)) => return Ok(Some(ticket)),
                 Ok(AdmitReply::Refused(refusal)) => return Err(refusal),
                 Ok(AdmitReply::NeedsInit(missing)) => {
-                    if let Err(e) = self.rebuild(request.team, &scopes, &missing, now).await {
+                    if let Err(e) = self.rebuild(request.team, scopes, &missing, now).await {
                         tracing::error!(error = %e, "budget counter rebuild failed");
                         return Err(Refusal::Unavailable);
                     }
                 }
-                Err(e) => return self.redis_failed(request, &scopes, &e),
+                Err(e) => return self.redis_failed(request, scopes, &e),
             }
         }
         Err(Refusal::Unavailable)

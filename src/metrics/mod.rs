@@ -41,6 +41,7 @@ pub const COST_NANOUSD: &str = "tollgate_cost_nanousd_total";
 pub const COST_USD: &str = "tollgate_cost_usd_total";
 pub const UPSTREAM_LATENCY: &str = "tollgate_upstream_latency_seconds";
 pub const GATEWAY_OVERHEAD: &str = "tollgate_gateway_overhead_seconds";
+pub const ADMISSION_LATENCY: &str = "tollgate_admission_seconds";
 pub const UNPRICED: &str = "tollgate_unpriced_requests_total";
 pub const LEDGER_QUEUE_DEPTH: &str = "tollgate_ledger_queue_depth";
 pub const LEDGER_WRITTEN: &str = "tollgate_ledger_written_total";
@@ -108,6 +109,11 @@ fn describe() {
         metrics::Unit::Seconds,
         "The gateway's own time per request: total latency minus upstream latency."
     );
+    describe_histogram!(
+        ADMISSION_LATENCY,
+        metrics::Unit::Seconds,
+        "Time a request with limits waited for its admission: the Redis round trip, batching included."
+    );
 }
 
 /// Records the gateway's own time for one request: `total` (from the request's arrival to the
@@ -116,6 +122,11 @@ fn describe() {
 pub fn observe_overhead(total: Duration, upstream: Duration) {
     let overhead = total.saturating_sub(upstream);
     metrics::histogram!(GATEWAY_OVERHEAD).record(overhead.as_secs_f64());
+}
+
+/// Records how long one admission took in Redis, as the request saw it.
+pub fn observe_admission(waited: Duration) {
+    metrics::histogram!(ADMISSION_LATENCY).record(waited.as_secs_f64());
 }
 
 /// Counts one request for a model without a price, served at zero cost. `model` is the
