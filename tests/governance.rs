@@ -673,3 +673,65 @@ async fn a_burst_shares_script_calls_and_settles_every_request_once() {
         "{calls} script calls for {requests} admissions and {requests} settlements"
     );
 }
+
+#[tokio::test]
+async fn a_reservation_that_expired_is_not_released_twice_and_its_spend_counts() {
+    let app = TestApp::spawn_with(Options {
+        governance_extra: "reservation_ttl_secs = 1".into(),
+        ..Options::default()
+    })
+    .await;
+    let (key, record) = app.issue_key(json!({})).await;
+    let path = format!("/keys/{}", record["id"].as_str().unwrap());
+    // Each request reserves exactly its cost: the budget holds one request, not two.
+    let (slow, slow_cost) = exact_request_with(false, json!({"delay_ms": 3_000}));
+    let (fast, fast_cost) = exact_request(false);
+    let budget = slow_cost * dec("1.5");
+    put_limits(
+        &app,
+        &path,
+        json!({"budgets": [{"period": "total", "amount_usd": budget.to_string()}]}),
+    )
+    .await;
+
+    // A request outlives its reservation (1 s, in buckets of 1 s: gone within 2 s).
+    let slow_request = {
+        let request = app
+            .http
+            .post(format!("{}/v1/chat/completions", app.data_url))
+            .bearer_auth(&key)
+            .json(&slow);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.chat(&key, fast.clone()).await.status(), 402);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(
+        app.chat(&key, fast.clone()).await.status(),
+        200,
+        "the expired reservation was released"
+    );
+    assert_eq!(slow_request.await.unwrap(), 200);
+
+    // The slow request's settlement found its reservation gone: it added its cost and
+    // released nothing more, so both requests are spent and nothing is reserved.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, shown) = app
+            .admin(Method::GET, &format!("{path}/limits"), None)
+            .await;
+        let budget = &shown["usage"]["budgets"][0];
+        let spent = dec(budget["spent_usd"].as_str().unwrap());
+        let reserved = dec(budget["reserved_usd"].as_str().unwrap());
+        if spent == slow_cost + fast_cost {
+            assert!(reserved.is_zero(), "{reserved} still reserved");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spent {spent}; expected both requests"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.chat(&key, fast).await.status(), 402);
+}

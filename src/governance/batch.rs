@@ -3,9 +3,10 @@
 //! but under load many share it, and the script reads and writes each key once per batch
 //! instead of once per request, which is what bounds a governed gateway's throughput.
 //!
-//! Order is kept: jobs leave in the order they were queued, batches go out in order on one
-//! multiplexed connection, and the script applies a batch's settlements before its
-//! admissions, so a slot freed by a finished request is free for the next one.
+//! Order is kept where it matters: a settlement queued before an admission goes in the same
+//! batch or an earlier one, batches go out in order on one multiplexed connection, and the
+//! script applies a batch's settlements before its admissions, so a slot freed by a finished
+//! request is free for the next one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ const STOPPED: &str = "the governance batch sender stopped";
 /// Reservations are grouped by when they were taken into buckets of a quarter of their
 /// expiry (at least a second) that expire together: a reservation whose instance died is
 /// released between `ttl` and `ttl` plus one bucket after it was taken.
-pub(super) fn reservation_bucket_ms(ttl_ms: u64) -> u64 {
+fn reservation_bucket_ms(ttl_ms: u64) -> u64 {
     (ttl_ms / 4).max(1000)
 }
 
