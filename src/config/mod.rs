@@ -292,10 +292,18 @@ impl Validator<'_> {
                 "set it above the longest request you expect (default 900)",
             ));
         }
+        let redis_timeout = Duration::from_millis(raw.redis_timeout_ms.unwrap_or(1000));
+        if redis_timeout.is_zero() {
+            return Err(self.invalid(
+                "governance.redis_timeout_ms",
+                "must be greater than 0",
+                "set how long a request may wait for Redis (default 1000)",
+            ));
+        }
         Ok(GovernanceConfig {
             redis_prefix: prefix,
             reservation_ttl,
-            redis_timeout: Duration::from_millis(raw.redis_timeout_ms.unwrap_or(1000)),
+            redis_timeout,
             default_max_output_tokens: raw.default_max_output_tokens.unwrap_or(16_384),
             estimate_output_tokens: raw.estimate_output_tokens.unwrap_or(1_024),
             instance_rps: raw.instance_rps,

@@ -158,3 +158,15 @@ fn key_pools_priorities_and_anthropic() {
             .contains("K3 is not set")
     );
 }
+
+#[test]
+fn zero_governance_durations_are_refused() {
+    for field in ["reservation_ttl_secs", "redis_timeout_ms"] {
+        let text = format!("{MINIMAL}\n[governance]\n{field} = 0\n");
+        let err = parse(&text, &env_of(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("governance.{field}")) && err.contains("greater than 0"),
+            "{err}"
+        );
+    }
+}
