@@ -323,9 +323,11 @@ impl Governor {
         Ok(())
     }
 
-    /// Replaces the reservations by the actual tokens and cost. Retries a few times: a
-    /// failure leaves the reservation to expire and the spend uncounted in Redis until the
-    /// counter is next rebuilt from the ledger.
+    /// Replaces the reservations by the actual tokens and cost. Retries a few times when the
+    /// call surely did not run (Redis unreachable), never when it may have (a timeout): a
+    /// settlement applied twice would release other requests' reservations. A settlement
+    /// that did not go through leaves the reservation to expire and the spend uncounted in
+    /// Redis until the counter is next rebuilt from the ledger.
     pub async fn settle(&self, ticket: &Ticket, actual_tokens: u64, actual_cost_nanos: i64) {
         if ticket.local {
             return;
@@ -345,8 +347,9 @@ impl Governor {
                 .await
             {
                 Ok(()) => return,
-                Err(e) if attempt == 5 => {
-                    tracing::error!(request_id = %ticket.request_id, error = %e, "settlement failed; the reservation will expire");
+                Err(e) if attempt == 5 || e.maybe_applied => {
+                    tracing::error!(request_id = %ticket.request_id, error = %e.message, maybe_applied = e.maybe_applied, "settlement failed; the reservation will expire");
+                    return;
                 }
                 Err(_) => {
                     tokio::time::sleep(backoff).await;

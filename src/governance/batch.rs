@@ -66,9 +66,17 @@ impl Call {
 
 type AdmitReply = Result<Vec<Value>, String>;
 
+/// Why a settlement did not go through, and whether sending it again is safe.
+pub(super) struct SettleError {
+    pub message: String,
+    /// The call may have run before the failure (a timeout, or the connection dropped after
+    /// sending): sending it again could count the request twice.
+    pub maybe_applied: bool,
+}
+
 enum Job {
     Admit(Call, oneshot::Sender<AdmitReply>),
-    Settle(Call, oneshot::Sender<Result<(), String>>),
+    Settle(Call, oneshot::Sender<Result<(), SettleError>>),
 }
 
 /// The queue in front of the batch sender task; the task ends when the last handle is
@@ -97,12 +105,16 @@ impl Batcher {
         answer.await.map_err(|_| STOPPED.to_string())?
     }
 
-    pub async fn settle(&self, call: Call) -> Result<(), String> {
+    pub async fn settle(&self, call: Call) -> Result<(), SettleError> {
+        let stopped = || SettleError {
+            message: STOPPED.to_string(),
+            maybe_applied: false,
+        };
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job::Settle(call, reply))
-            .map_err(|_| STOPPED.to_string())?;
-        answer.await.map_err(|_| STOPPED.to_string())?
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -208,10 +220,7 @@ async fn send(
             }
         }
     }
-    let result: Result<Vec<Value>, String> = invocation
-        .invoke_async(&mut redis)
-        .await
-        .map_err(|e| e.to_string());
+    let result: redis::RedisResult<Vec<Value>> = invocation.invoke_async(&mut redis).await;
     match result {
         Ok(replies) => {
             let mut replies = replies.into_iter();
@@ -231,16 +240,43 @@ async fn send(
             }
         }
         Err(e) => {
+            let maybe_applied = may_have_run(&e);
+            let message = e.to_string();
             for job in settlements.into_iter().chain(admissions) {
                 match job {
                     Job::Admit(_, reply) => {
-                        let _ = reply.send(Err(e.clone()));
+                        let _ = reply.send(Err(message.clone()));
                     }
                     Job::Settle(_, done) => {
-                        let _ = done.send(Err(e.clone()));
+                        let _ = done.send(Err(SettleError {
+                            message: message.clone(),
+                            maybe_applied,
+                        }));
                     }
                 }
             }
         }
+    }
+}
+
+/// Whether a failed call may still have run in Redis: a refused connection never carried it;
+/// a timeout, or a connection lost after sending, may have.
+fn may_have_run(e: &redis::RedisError) -> bool {
+    e.is_timeout() || (e.is_connection_dropped() && !e.is_connection_refusal())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::may_have_run;
+
+    #[test]
+    fn only_a_call_that_surely_did_not_run_is_safe_to_send_again() {
+        let failed = |kind| redis::RedisError::from(io::Error::new(kind, "test"));
+        assert!(!may_have_run(&failed(io::ErrorKind::ConnectionRefused)));
+        assert!(may_have_run(&failed(io::ErrorKind::TimedOut)));
+        assert!(may_have_run(&failed(io::ErrorKind::ConnectionReset)));
+        assert!(may_have_run(&failed(io::ErrorKind::UnexpectedEof)));
     }
 }
