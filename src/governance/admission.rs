@@ -234,7 +234,7 @@ impl Governor {
         scopes: &[&ScopeLimits],
         now: DateTime<Utc>,
     ) -> Result<AdmitReply, String> {
-        let mut call = Call::default();
+        let mut call = Call::new(request.team);
         call.text(request.request_id.to_string()).int(scopes.len());
         let mut ticket_scopes = Vec::with_capacity(scopes.len());
         for scope in scopes {
@@ -368,7 +368,7 @@ impl Governor {
 
 /// The settlement script's arguments for one ticket (see `lua/govern.lua`).
 fn settle_call(prefix: &str, ticket: &Ticket, token_delta: i64, actual_cost_nanos: i64) -> Call {
-    let mut call = Call::default();
+    let mut call = Call::new(ticket.team);
     call.text(ticket.request_id.to_string())
         .int(ticket.scopes.len());
     for scope in &ticket.scopes {

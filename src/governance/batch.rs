@@ -1,6 +1,7 @@
-//! Admissions and settlements go to Redis in batches: one script call carries whatever the
-//! instance queued since its last call. Each admission still takes exactly one round trip,
-//! but under load many share it, and the script reads and writes each key once per batch
+//! Admissions and settlements go to Redis in batches: what the instance queued since its last
+//! call goes out at once, one script call per team (a call's keys share the team's hash tag,
+//! so it runs unchanged on Redis Cluster). Each admission still takes exactly one round trip,
+//! but under load many share it, and the script reads and writes each key once per call
 //! instead of once per request, which is what bounds a governed gateway's throughput.
 //!
 //! Order is kept where it matters: a settlement queued before an admission goes in the same
@@ -17,6 +18,8 @@ use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ids::TeamId;
+
 const GOVERN: &str = include_str!("lua/govern.lua");
 
 /// Most jobs in one script call: bounds the time Redis spends in one call.
@@ -27,8 +30,10 @@ const MAX_IN_FLIGHT: usize = 2;
 
 /// One request's part of a batch: its script arguments, with keys kept apart so a batch
 /// sends each key once and the script names it by index.
-#[derive(Default)]
 pub(super) struct Call {
+    /// Every key of a request carries its team's hash tag; one script call only ever holds
+    /// one team's requests, so it stays on one Redis Cluster slot.
+    team: TeamId,
     parts: Vec<Part>,
 }
 
@@ -41,6 +46,13 @@ enum Part {
 }
 
 impl Call {
+    pub fn new(team: TeamId) -> Call {
+        Call {
+            team,
+            parts: Vec::new(),
+        }
+    }
+
     pub fn key(&mut self, key: String) -> &mut Call {
         self.parts.push(Part::Key(key));
         self
@@ -77,6 +89,13 @@ pub(super) struct SettleError {
 enum Job {
     Admit(Call, oneshot::Sender<AdmitReply>),
     Settle(Call, oneshot::Sender<Result<(), SettleError>>),
+}
+
+impl Job {
+    fn call(&self) -> &Call {
+        let (Job::Admit(call, _) | Job::Settle(call, _)) = self;
+        call
+    }
 }
 
 /// The queue in front of the batch sender task; the task ends when the last handle is
@@ -182,11 +201,52 @@ async fn send_batches(
     }
 }
 
+/// Sends one batch: a script call per team (see [`Call::team`]), pipelined on the connection.
 async fn send(
     settlements: Vec<Job>,
     admissions: Vec<Job>,
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     script: Arc<Script>,
+    timing: Timing,
+) {
+    let calls = by_team(settlements, admissions)
+        .into_iter()
+        .map(|(settlements, admissions)| {
+            send_one(settlements, admissions, redis.clone(), &script, timing)
+        });
+    futures_util::future::join_all(calls).await;
+}
+
+/// Splits a batch by team, keeping each team's jobs in their order.
+fn by_team(settlements: Vec<Job>, admissions: Vec<Job>) -> Vec<(Vec<Job>, Vec<Job>)> {
+    let mut teams: Vec<TeamId> = Vec::new();
+    let mut groups: Vec<(Vec<Job>, Vec<Job>)> = Vec::new();
+    for (job, is_settlement) in settlements
+        .into_iter()
+        .map(|job| (job, true))
+        .chain(admissions.into_iter().map(|job| (job, false)))
+    {
+        let team = job.call().team;
+        let i = teams.iter().position(|t| *t == team).unwrap_or_else(|| {
+            teams.push(team);
+            groups.push((Vec::new(), Vec::new()));
+            groups.len() - 1
+        });
+        let (team_settlements, team_admissions) = &mut groups[i];
+        if is_settlement {
+            team_settlements.push(job);
+        } else {
+            team_admissions.push(job);
+        }
+    }
+    groups
+}
+
+async fn send_one(
+    settlements: Vec<Job>,
+    admissions: Vec<Job>,
+    mut redis: ConnectionManager,
+    script: &Script,
     timing: Timing,
 ) {
     let mut invocation = script.prepare_invoke();
@@ -197,8 +257,7 @@ async fn send(
         .arg(admissions.len());
     let mut key_index: HashMap<&str, usize> = HashMap::new();
     for job in settlements.iter().chain(&admissions) {
-        let (Job::Admit(call, _) | Job::Settle(call, _)) = job;
-        for part in &call.parts {
+        for part in &job.call().parts {
             match part {
                 Part::Key(key) => {
                     let next = key_index.len() + 1;
@@ -269,7 +328,46 @@ fn may_have_run(e: &redis::RedisError) -> bool {
 mod tests {
     use std::io;
 
-    use super::may_have_run;
+    use tokio::sync::oneshot;
+
+    use super::{Call, Job, by_team, may_have_run};
+    use crate::ids::TeamId;
+
+    fn job(team: TeamId, tag: i64, settlement: bool) -> Job {
+        let mut call = Call::new(team);
+        call.int(tag);
+        if settlement {
+            Job::Settle(call, oneshot::channel().0)
+        } else {
+            Job::Admit(call, oneshot::channel().0)
+        }
+    }
+
+    fn tags(jobs: &[Job]) -> Vec<i64> {
+        jobs.iter()
+            .map(|job| match job.call().parts.first() {
+                Some(super::Part::Int(tag)) => *tag,
+                _ => -1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_script_call_only_carries_one_teams_requests_in_their_order() {
+        let (a, b) = (TeamId(uuid::Uuid::now_v7()), TeamId(uuid::Uuid::now_v7()));
+        let settlements = vec![job(b, 1, true), job(a, 2, true), job(b, 3, true)];
+        let admissions = vec![job(a, 4, false), job(b, 5, false), job(a, 6, false)];
+        let groups = by_team(settlements, admissions);
+        assert_eq!(groups.len(), 2);
+        let (b_settled, b_admitted) = &groups[0];
+        assert_eq!((tags(b_settled), tags(b_admitted)), (vec![1, 3], vec![5]));
+        let (a_settled, a_admitted) = &groups[1];
+        assert_eq!((tags(a_settled), tags(a_admitted)), (vec![2], vec![4, 6]));
+        for (settled, admitted) in &groups {
+            let team = settled.iter().chain(admitted).map(|job| job.call().team);
+            assert_eq!(team.clone().min(), team.max(), "one team per script call");
+        }
+    }
 
     #[test]
     fn only_a_call_that_surely_did_not_run_is_safe_to_send_again() {
