@@ -88,14 +88,15 @@ pub struct Ticket {
 
 #[derive(Debug, Clone)]
 struct TicketScope {
-    kind: ScopeKind,
-    id: uuid::Uuid,
+    /// The scope's key names, built once at admission for settlement to reuse.
+    keys: ScopeKeys,
     tpm: u64,
     /// Admission took a concurrency slot that settlement must free.
     holds_slot: bool,
     /// What admission reserved on each of this scope's budgets (nano-USD).
     reserve: i64,
-    budget_labels: Vec<String>,
+    /// The budget hashes admission reserved on (one per budget period window).
+    budget_keys: Vec<String>,
 }
 
 pub struct Governor {
@@ -258,19 +259,18 @@ impl Governor {
                 .int(limits.max_concurrent.unwrap_or(0))
                 .int(reserve)
                 .int(limits.budgets.len());
-            let mut labels = Vec::with_capacity(limits.budgets.len());
+            let mut budget_keys = Vec::with_capacity(limits.budgets.len());
             for budget in &limits.budgets {
-                let label = budget.period.label(now);
-                call.key(keys.budget(&label)).int(budget.limit_nanos());
-                labels.push(label);
+                let budget_key = keys.budget(&budget.period.label(now));
+                call.key(budget_key.clone()).int(budget.limit_nanos());
+                budget_keys.push(budget_key);
             }
             ticket_scopes.push(TicketScope {
-                kind: scope.kind,
-                id: scope.id,
+                keys,
                 tpm: limits.tpm.unwrap_or(0),
                 holds_slot: limits.max_concurrent.is_some(),
                 reserve,
-                budget_labels: labels,
+                budget_keys,
             });
         }
         let reply = tokio::time::timeout(self.config.redis_timeout, self.batcher.admit(call))
@@ -338,12 +338,7 @@ impl Governor {
         for attempt in 1..=5 {
             match self
                 .batcher
-                .settle(settle_call(
-                    &self.config.redis_prefix,
-                    ticket,
-                    delta,
-                    actual_cost_nanos,
-                ))
+                .settle(settle_call(ticket, delta, actual_cost_nanos))
                 .await
             {
                 Ok(()) => return,
@@ -367,21 +362,20 @@ impl Governor {
 }
 
 /// The settlement script's arguments for one ticket (see `lua/govern.lua`).
-fn settle_call(prefix: &str, ticket: &Ticket, token_delta: i64, actual_cost_nanos: i64) -> Call {
+fn settle_call(ticket: &Ticket, token_delta: i64, actual_cost_nanos: i64) -> Call {
     let mut call = Call::new(ticket.team);
     call.text(ticket.request_id.to_string())
         .int(ticket.scopes.len());
     for scope in &ticket.scopes {
-        let keys = ScopeKeys::new(prefix, ticket.team, scope.kind, scope.id);
-        call.key_if(scope.tpm > 0, || keys.rates())
-            .key_if(scope.holds_slot, || keys.concurrency())
+        call.key_if(scope.tpm > 0, || scope.keys.rates())
+            .key_if(scope.holds_slot, || scope.keys.concurrency())
             .int(scope.tpm)
             .int(token_delta)
             .int(u8::from(scope.holds_slot))
             .int(scope.reserve)
-            .int(scope.budget_labels.len());
-        for label in &scope.budget_labels {
-            call.key(keys.budget(label))
+            .int(scope.budget_keys.len());
+        for budget_key in &scope.budget_keys {
+            call.key(budget_key.clone())
                 .text(ticket.reservation_field.clone())
                 .int(actual_cost_nanos);
         }

@@ -4,6 +4,7 @@
 use super::limits::ScopeKind;
 use crate::ids::TeamId;
 
+#[derive(Debug, Clone)]
 pub struct ScopeKeys {
     base: String,
 }
