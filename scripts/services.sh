@@ -34,7 +34,9 @@ if [ -z "$cluster" ]; then
 fi
 set -- $cluster
 if ! pg_lsclusters --no-header | awk -v v="$1" -v c="$2" '$1==v && $2==c {print $4}' | grep -q online; then
-  as_root pg_ctlcluster "$1" "$2" start -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=500 -c fsync=${TOLLGATE_PG_FSYNC:-on}"
+  # A cluster that was not shut down cleanly replays its log and syncs its data directory
+  # before it accepts connections, which can take longer than pg_ctl's default 60 s.
+  as_root pg_ctlcluster "$1" "$2" start -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=500 -c fsync=${TOLLGATE_PG_FSYNC:-on}" -- -t 600
 fi
 for _ in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break

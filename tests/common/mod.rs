@@ -31,13 +31,22 @@ pub fn redis_url() -> String {
     std::env::var("TOLLGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// Creates an empty database for one test and returns its URL.
+const TEST_DATABASE_PREFIX: &str = "tg_test_";
+
+/// Creates an empty database for one test and returns its URL. Its name carries this test
+/// process's id, so a later run can tell it is no longer in use.
 pub async fn create_database() -> String {
     let admin_url = admin_database_url();
     let admin = PgPool::connect(&admin_url)
         .await
         .expect("connect to the test PostgreSQL (run scripts/services.sh)");
-    let name = format!("tg_test_{}", uuid::Uuid::new_v4().simple());
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT.get_or_init(|| drop_abandoned_databases(&admin)).await;
+    let name = format!(
+        "{TEST_DATABASE_PREFIX}{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&admin)
         .await
@@ -45,6 +54,48 @@ pub async fn create_database() -> String {
     admin.close().await;
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     format!("{base}/{name}")
+}
+
+/// Drops the databases of test processes that have ended. Each test keeps its database to the
+/// end of its process (a failed test's data stays inspectable while it runs); without this sweep
+/// every run would leave a couple of hundred behind and the cluster would grow without bound.
+async fn drop_abandoned_databases(admin: &PgPool) {
+    let proc_fs = std::path::Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return; // No way to tell whether a process is alive; leave everything.
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tg\\_test\\_%'")
+            .fetch_all(admin)
+            .await
+            .unwrap();
+    for name in names {
+        if owner_is_alive(&name) {
+            continue;
+        }
+        // Another test process may be sweeping the same name; losing that race is harmless.
+        let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(admin)
+            .await;
+        if let Err(error) = dropped {
+            eprintln!("could not drop abandoned test database {name}: {error}");
+        }
+    }
+}
+
+/// Whether the test process named in `tg_test_<pid>_<uuid>` is still running. Names without a
+/// process id come from an older harness and are never in use.
+fn owner_is_alive(database: &str) -> bool {
+    let Some((pid, _)) = database
+        .strip_prefix(TEST_DATABASE_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+    else {
+        return false;
+    };
+    match pid.parse::<u32>() {
+        Ok(pid) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => false,
+    }
 }
 
 /// An admin token for `sub` "test", signed with [`JWT_SECRET`] and valid for an hour.
