@@ -144,6 +144,13 @@ async fn budget_refusal_names_scope_and_period_and_usage_shows_it() {
         message.contains("daily") && message.contains("experiment") && message.contains(experiment),
         "{message}"
     );
+    // It states the numbers: what the first request spent, and what this one would reserve.
+    let cost = cost.normalize();
+    assert!(
+        message.contains(&format!("${cost} spent or reserved"))
+            && message.contains(&format!("may cost up to ${cost}")),
+        "{message}"
+    );
     assert_eq!(error["error"]["code"], "budget_exceeded");
 
     // The key holder sees the spent budget on its experiment.

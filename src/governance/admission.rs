@@ -38,6 +38,16 @@ pub struct Admission<'a> {
     pub estimated_cost_nanos: i64,
 }
 
+impl Admission<'_> {
+    /// What the request reserves on a budget of this mode.
+    fn reserve_nanos(&self, mode: BudgetMode) -> i64 {
+        match mode {
+            BudgetMode::Strict => self.max_cost_nanos,
+            BudgetMode::Estimate => self.estimated_cost_nanos,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateKind {
     Requests,
@@ -52,7 +62,10 @@ pub enum Refusal {
         id: uuid::Uuid,
         period: Period,
         limit_nanos: i64,
+        /// Spent plus reserved by requests in flight, when this request was refused.
         committed_nanos: i64,
+        /// What this request needed to reserve on the budget.
+        reserve_nanos: i64,
     },
     Rate {
         kind: ScopeKind,
@@ -246,10 +259,7 @@ impl Governor {
                 scope.id,
             );
             let limits = &scope.limits;
-            let reserve = match limits.budget_mode {
-                BudgetMode::Strict => request.max_cost_nanos,
-                BudgetMode::Estimate => request.estimated_cost_nanos,
-            };
+            let reserve = request.reserve_nanos(limits.budget_mode);
             let rated = limits.rpm.is_some() || limits.tpm.is_some();
             call.key_if(rated, || keys.rates())
                 .key_if(limits.max_concurrent.is_some(), || keys.concurrency())
@@ -465,6 +475,7 @@ fn parse_admit_reply(
                         period: budget.period,
                         limit_nanos: c,
                         committed_nanos: b,
+                        reserve_nanos: request.reserve_nanos(scope.limits.budget_mode),
                     }
                 }
                 "rpm" | "tpm" => Refusal::Rate {

@@ -69,12 +69,15 @@ pub async fn admit(
                 id,
                 period,
                 limit_nanos,
-                ..
+                committed_nanos,
+                reserve_nanos,
             } => ApiError::BudgetExceeded {
                 scope: kind,
                 id,
                 period,
                 limit_usd: nanos_to_usd(limit_nanos),
+                committed_usd: nanos_to_usd(committed_nanos),
+                request_usd: nanos_to_usd(reserve_nanos),
             },
             Refusal::Rate {
                 kind,

@@ -35,6 +35,10 @@ pub enum ApiError {
         id: uuid::Uuid,
         period: Period,
         limit_usd: Decimal,
+        /// Spent plus reserved by requests in flight.
+        committed_usd: Decimal,
+        /// What this request needed to reserve (the most it can cost, in `strict` mode).
+        request_usd: Decimal,
     },
     RateLimited {
         scope: ScopeKind,
@@ -178,11 +182,21 @@ impl ApiError {
             ApiError::BackendUnavailable => {
                 "the gateway cannot reach its governance backend; try again shortly".into()
             }
-            ApiError::BudgetExceeded { scope, id, period, limit_usd } => format!(
-                "budget exceeded: the {} budget of ${} on {} {id} is spent",
+            ApiError::BudgetExceeded {
+                scope,
+                id,
+                period,
+                limit_usd,
+                committed_usd,
+                request_usd,
+            } => format!(
+                "budget exceeded: the {} budget of ${} on {} {id} has ${} spent or reserved, \
+                 and this request may cost up to ${}",
                 period.as_str(),
                 limit_usd.normalize(),
-                scope.as_str()
+                scope.as_str(),
+                committed_usd.normalize(),
+                request_usd.normalize()
             ),
             ApiError::RateLimited { scope, id, rate, limit, .. } => format!(
                 "rate limit reached: {} {id} allows {limit} {} per minute",
