@@ -109,6 +109,16 @@ async fn key_budget_holds_across_instances() {
 }
 
 #[tokio::test]
+async fn key_budget_holds_across_instances_streaming() {
+    budget_holds("key", true).await;
+}
+
+#[tokio::test]
+async fn experiment_budget_holds_across_instances() {
+    budget_holds("experiment", false).await;
+}
+
+#[tokio::test]
 async fn experiment_budget_holds_across_instances_streaming() {
     budget_holds("experiment", true).await;
 }
