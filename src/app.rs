@@ -112,6 +112,7 @@ impl App {
             governor: governor.clone(),
             governance: config.governance.clone(),
             routing: config.routing.clone(),
+            access_log: config.access_log,
         });
         let admin = AdminState {
             store: store.clone(),
@@ -253,6 +254,9 @@ async fn prune_local_limits(governor: Arc<Governor>) {
     }
 }
 
+/// How long a governance call sent to Redis is waited for before it counts as lost.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The multiplexed Redis connection the request path uses for admission and settlement.
 pub async fn connect_redis_multiplexed(
     url: &str,
@@ -261,7 +265,11 @@ pub async fn connect_redis_multiplexed(
     let client = redis::Client::open(url).map_err(|e| StartError::Redis(e.to_string()))?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
+        // A request waits at most `timeout` for its answer (the governor's own timeout), but
+        // the call itself is not abandoned that early: a script that runs late in a slow
+        // Redis still answers, and the batcher gives back what it took for a request that
+        // stopped waiting. Only an answer later than this is lost (its reservation expires).
+        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT.max(timeout)))
         // Reconnection is retried on the next calls; a call never waits through many attempts.
         .set_number_of_retries(1);
     redis::aio::ConnectionManager::new_with_config(client, config)

@@ -1,4 +1,6 @@
-//! Structured JSON logs (`RUST_LOG` filters; default `info`).
+//! Structured JSON logs (`RUST_LOG` filters; default `info`). A line written during a
+//! request carries the request's span (`request_id`, endpoint), so every line of one
+//! request can be found by its id.
 
 use tracing_subscriber::EnvFilter;
 
@@ -7,6 +9,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .try_init();
 }

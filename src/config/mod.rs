@@ -58,7 +58,32 @@ pub struct Config {
     pub governance: GovernanceConfig,
     pub metrics: MetricsConfig,
     pub routing: RoutingConfig,
+    /// Which finished requests get an access-log line (`log.access`).
+    pub access_log: AccessLog,
     pub deployments: Vec<Deployment>,
+}
+
+/// Which requests the access log (target `tollgate::access`) writes a line for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    /// None: the ledger already records every authenticated request.
+    #[default]
+    Off,
+    /// Requests answered with a 4xx or 5xx status.
+    Errors,
+    /// Every request.
+    All,
+}
+
+impl AccessLog {
+    pub fn wants(self, status: u16) -> bool {
+        match self {
+            AccessLog::Off => false,
+            AccessLog::Errors => status >= 400,
+            AccessLog::All => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +296,7 @@ impl Validator<'_> {
                     .anthropic_default_max_tokens
                     .unwrap_or(4096),
             },
+            access_log: raw.log.access.unwrap_or_default(),
             deployments,
         })
     }

@@ -33,6 +33,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub routing: RawRouting,
     #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
     pub deployments: Vec<RawDeployment>,
 }
 
@@ -72,6 +74,12 @@ pub struct RawLedger {
 pub struct RawKeyCache {
     pub ttl_secs: Option<u64>,
     pub negative_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub access: Option<super::AccessLog>,
 }
 
 #[derive(Debug, Default, Deserialize)]

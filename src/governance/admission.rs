@@ -7,14 +7,18 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 
-use super::batch::{Batcher, Call};
+use super::batch::{Batcher, Call, Release, STOPPED};
 use super::keys::ScopeKeys;
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
 use super::rebuild;
+use super::ticket::{Held, Ticket, TicketScope, release_call};
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
+
+/// Longest wait for a budget counter to be rebuilt from the ledger (a PostgreSQL query).
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct GovernorConfig {
@@ -84,34 +88,6 @@ pub enum Refusal {
     Unavailable,
 }
 
-/// What settlement needs: the scopes and budget windows admission took from.
-#[derive(Debug, Clone)]
-pub struct Ticket {
-    request_id: RequestId,
-    team: TeamId,
-    scopes: Vec<TicketScope>,
-    tokens_estimate: u64,
-    /// Admitted under the in-process limiter while Redis was down: nothing to settle there.
-    local: bool,
-    /// The budget hash field holding this request's reservations (named by their expiry).
-    reservation_field: String,
-    /// Remaining requests/tokens on the first scope with such a limit, for response headers.
-    pub remaining: Option<(RateKind, u64, u64)>,
-}
-
-#[derive(Debug, Clone)]
-struct TicketScope {
-    /// The scope's key names, built once at admission for settlement to reuse.
-    keys: ScopeKeys,
-    tpm: u64,
-    /// Admission took a concurrency slot that settlement must free.
-    holds_slot: bool,
-    /// What admission reserved on each of this scope's budgets (nano-USD).
-    reserve: i64,
-    /// The budget hashes admission reserved on (one per budget period window).
-    budget_keys: Vec<String>,
-}
-
 pub struct Governor {
     /// One multiplexed connection: batches of script calls and the occasional counter
     /// rebuild are pipelined on it, with no pool checkout (deadpool-redis pings a connection
@@ -157,6 +133,10 @@ impl Governor {
         &self.config.redis_prefix
     }
 
+    pub(super) fn redis_timeout(&self) -> Duration {
+        self.config.redis_timeout
+    }
+
     pub(super) fn store(&self) -> &Store {
         &self.store
     }
@@ -192,12 +172,19 @@ impl Governor {
                 Ok(AdmitReply::Admitted(ticket)) => return Ok(Some(ticket)),
                 Ok(AdmitReply::Refused(refusal)) => return Err(refusal),
                 Ok(AdmitReply::NeedsInit(missing)) => {
-                    if let Err(e) = self.rebuild(request.team, scopes, &missing, now).await {
+                    // The ledger query may be slow; the request waits for it like for Redis.
+                    let rebuilt = tokio::time::timeout(
+                        self.config.redis_timeout.max(REBUILD_TIMEOUT),
+                        self.rebuild(request.team, scopes, &missing, now),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".to_string()));
+                    if let Err(e) = rebuilt {
                         tracing::error!(error = %e, "budget counter rebuild failed");
                         return Err(Refusal::Unavailable);
                     }
                 }
-                Err(e) => return self.redis_failed(request, scopes, &e),
+                Err(e) => return self.redis_failed(scopes, &e),
             }
         }
         Err(Refusal::Unavailable)
@@ -205,7 +192,6 @@ impl Governor {
 
     fn redis_failed(
         &self,
-        request: &Admission<'_>,
         scopes: &[&ScopeLimits],
         error: &str,
     ) -> Result<Option<Ticket>, Refusal> {
@@ -231,15 +217,7 @@ impl Governor {
                 });
             }
         }
-        Ok(Some(Ticket {
-            request_id: request.request_id,
-            team: request.team,
-            scopes: Vec::new(),
-            tokens_estimate: request.tokens_estimate,
-            local: true,
-            reservation_field: String::new(),
-            remaining: None,
-        }))
+        Ok(Some(Ticket::unheld()))
     }
 
     async fn try_admit(
@@ -283,10 +261,29 @@ impl Governor {
                 budget_keys,
             });
         }
-        let reply = tokio::time::timeout(self.config.redis_timeout, self.batcher.admit(call))
+        let ticket_scopes: Arc<[TicketScope]> = ticket_scopes.into();
+        let (request_id, team, tokens_estimate) =
+            (request.request_id, request.team, request.tokens_estimate);
+        let held = move |reservation_field: String| Held {
+            request_id,
+            team,
+            scopes: ticket_scopes,
+            tokens_estimate,
+            reservation_field,
+        };
+        let for_release = held.clone();
+        // Given to the batcher: if this request stops waiting (the timeout below) and the
+        // script still admits it, the batcher gives back what it took.
+        let release: Release = Box::new(move |reply: &[redis::Value]| {
+            (text(reply.first()) == "ok")
+                .then(|| release_call(&for_release(text(reply.get(1)).to_string())))
+        });
+        let answer = self.batcher.admit(call, release);
+        let reply = tokio::time::timeout(self.config.redis_timeout, answer)
             .await
-            .map_err(|_| "redis timed out".to_string())??;
-        parse_admit_reply(&reply, scopes, request, ticket_scopes)
+            .map_err(|_| "redis timed out".to_string())?
+            .map_err(|_| STOPPED.to_string())??;
+        parse_admit_reply(&reply, scopes, request, held, &self.batcher)
     }
 
     async fn rebuild(
@@ -333,64 +330,11 @@ impl Governor {
         Ok(())
     }
 
-    /// Replaces the reservations by the actual tokens and cost. Retries a few times when the
-    /// call surely did not run (Redis unreachable), never when it may have (a timeout): a
-    /// settlement applied twice would release other requests' reservations. A settlement
-    /// that did not go through leaves the reservation to expire and the spend uncounted in
-    /// Redis until the counter is next rebuilt from the ledger.
-    pub async fn settle(&self, ticket: &Ticket, actual_tokens: u64, actual_cost_nanos: i64) {
-        if ticket.local {
-            return;
-        }
-        let delta = i128::from(actual_tokens) - i128::from(ticket.tokens_estimate);
-        let delta = i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
-        let mut backoff = Duration::from_millis(50);
-        for attempt in 1..=5 {
-            match self
-                .batcher
-                .settle(settle_call(ticket, delta, actual_cost_nanos))
-                .await
-            {
-                Ok(()) => return,
-                Err(e) if attempt == 5 || e.maybe_applied => {
-                    tracing::error!(request_id = %ticket.request_id, error = %e.message, maybe_applied = e.maybe_applied, "settlement failed; the reservation will expire");
-                    return;
-                }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
-        }
-    }
-
     /// The shared multiplexed connection (a cheap handle). It reconnects by itself after
     /// Redis comes back; until then calls fail fast and the failure policy applies.
     pub(super) fn connection(&self) -> ConnectionManager {
         self.redis.clone()
     }
-}
-
-/// The settlement script's arguments for one ticket (see `lua/govern.lua`).
-fn settle_call(ticket: &Ticket, token_delta: i64, actual_cost_nanos: i64) -> Call {
-    let mut call = Call::new(ticket.team);
-    call.text(ticket.request_id.to_string())
-        .int(ticket.scopes.len());
-    for scope in &ticket.scopes {
-        call.key_if(scope.tpm > 0, || scope.keys.rates())
-            .key_if(scope.holds_slot, || scope.keys.concurrency())
-            .int(scope.tpm)
-            .int(token_delta)
-            .int(u8::from(scope.holds_slot))
-            .int(scope.reserve)
-            .int(scope.budget_keys.len());
-        for budget_key in &scope.budget_keys {
-            call.key(budget_key.clone())
-                .text(ticket.reservation_field.clone())
-                .int(actual_cost_nanos);
-        }
-    }
-    call
 }
 
 enum AdmitReply {
@@ -422,7 +366,8 @@ fn parse_admit_reply(
     reply: &[redis::Value],
     scopes: &[&ScopeLimits],
     request: &Admission<'_>,
-    ticket_scopes: Vec<TicketScope>,
+    held: impl FnOnce(String) -> Held,
+    batcher: &Batcher,
 ) -> Result<AdmitReply, String> {
     let index = |i: usize| {
         usize::try_from(int(reply.get(i)))
@@ -443,15 +388,12 @@ fn parse_admit_reply(
                     }
                 }
             }
-            Ok(AdmitReply::Admitted(Ticket {
-                request_id: request.request_id,
-                team: request.team,
-                scopes: ticket_scopes,
-                tokens_estimate: request.tokens_estimate,
-                local: false,
-                reservation_field: text(reply.get(1)).to_string(),
+            let held = held(text(reply.get(1)).to_string());
+            Ok(AdmitReply::Admitted(Ticket::held(
+                held,
+                batcher.clone(),
                 remaining,
-            }))
+            )))
         }
         "init" => {
             let pairs = (1..reply.len())

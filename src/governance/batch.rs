@@ -78,6 +78,10 @@ impl Call {
 
 type AdmitReply = Result<Vec<Value>, String>;
 
+/// Builds, from an admission's reply, the settlement that gives back what it took (`None`
+/// when it took nothing): run when the reply arrives after its waiter left.
+pub(super) type Release = Box<dyn FnOnce(&[Value]) -> Option<Call> + Send>;
+
 /// Why a settlement did not go through, and whether sending it again is safe.
 pub(super) struct SettleError {
     pub message: String,
@@ -87,19 +91,34 @@ pub(super) struct SettleError {
 }
 
 enum Job {
-    Admit(Call, oneshot::Sender<AdmitReply>),
+    Admit {
+        call: Call,
+        reply: oneshot::Sender<AdmitReply>,
+        release: Release,
+    },
     Settle(Call, oneshot::Sender<Result<(), SettleError>>),
 }
 
 impl Job {
     fn call(&self) -> &Call {
-        let (Job::Admit(call, _) | Job::Settle(call, _)) = self;
+        let (Job::Admit { call, .. } | Job::Settle(call, _)) = self;
         call
+    }
+
+    /// An admission whose request stopped waiting (timed out, or gone): sending it would
+    /// take what nobody will use.
+    fn abandoned(&self) -> bool {
+        matches!(self, Job::Admit { reply, .. } if reply.is_closed())
     }
 }
 
-/// The queue in front of the batch sender task; the task ends when the last handle is
-/// dropped, after the batches in flight have answered.
+/// The queue in front of the batch sender task (a cheap handle); the task ends when the last
+/// handle is dropped, after the batches in flight have answered.
+///
+/// The queue holds at most one admission per request waiting for Redis (each waits at most
+/// `redis_timeout`, and admissions whose waiter left are dropped unsent) and one settlement
+/// per finished request, so it is bounded by the requests in flight.
+#[derive(Clone)]
 pub(super) struct Batcher {
     queue: mpsc::UnboundedSender<Job>,
 }
@@ -111,17 +130,23 @@ impl Batcher {
             ttl_ms: reservation_ttl_ms,
             bucket_ms: reservation_bucket_ms(reservation_ttl_ms),
         };
-        tokio::spawn(send_batches(jobs, redis, timing));
+        tokio::spawn(send_batches(jobs, queue.downgrade(), redis, timing));
         Batcher { queue }
     }
 
-    /// The admission script's reply for this request (its own array).
-    pub async fn admit(&self, call: Call) -> AdmitReply {
+    /// Queues an admission; the receiver gets the script's reply for this request (its own
+    /// array). Dropping the receiver before the reply arrives is safe: `release` then gives
+    /// back whatever the admission took.
+    pub fn admit(&self, call: Call, release: Release) -> oneshot::Receiver<AdmitReply> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job::Admit(call, reply))
-            .map_err(|_| STOPPED.to_string())?;
-        answer.await.map_err(|_| STOPPED.to_string())?
+        // A send only fails once the sender task is gone; the dropped reply then tells the
+        // waiter so.
+        let _ = self.queue.send(Job::Admit {
+            call,
+            reply,
+            release,
+        });
+        answer
     }
 
     pub async fn settle(&self, call: Call) -> Result<(), SettleError> {
@@ -135,9 +160,15 @@ impl Batcher {
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+
+    /// Queues a settlement without waiting for its answer (a release from a `Drop`).
+    pub fn release(&self, call: Call) {
+        let (done, _) = oneshot::channel();
+        let _ = self.queue.send(Job::Settle(call, done));
+    }
 }
 
-const STOPPED: &str = "the governance batch sender stopped";
+pub(super) const STOPPED: &str = "the governance batch sender stopped";
 
 /// Reservations are grouped by when they were taken into buckets of a quarter of their
 /// expiry (at least a second) that expire together: a reservation whose instance died is
@@ -154,6 +185,7 @@ struct Timing {
 
 async fn send_batches(
     mut jobs: mpsc::UnboundedReceiver<Job>,
+    requeue: mpsc::WeakUnboundedSender<Job>,
     redis: ConnectionManager,
     timing: Timing,
 ) {
@@ -163,14 +195,17 @@ async fn send_batches(
     // wait to ride with the next one (an admission applies them before it looks); when
     // nothing is, they go at once.
     let mut settlements: Vec<Job> = Vec::new();
+    let mut admissions: Vec<Job> = Vec::new();
+    // While Redis is slow, jobs keep being taken off the queue so that admissions whose
+    // requests gave up can be dropped; this is the queue length at the last such sweep.
+    let mut swept_at = 0;
     let mut open = true;
-    while open || !settlements.is_empty() || !in_flight.is_empty() {
-        let mut admissions = Vec::new();
+    while open || !settlements.is_empty() || !admissions.is_empty() || !in_flight.is_empty() {
         tokio::select! {
             // Answers first: a free slot lets the queue go out as one bigger batch.
             biased;
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            job = jobs.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+            job = jobs.recv(), if open => {
                 let mut next = job;
                 if next.is_none() {
                     open = false;
@@ -178,26 +213,47 @@ async fn send_batches(
                 while let Some(job) = next.take() {
                     match job {
                         Job::Settle(..) => settlements.push(job),
-                        Job::Admit(..) => admissions.push(job),
+                        Job::Admit { .. } => admissions.push(job),
                     }
                     if settlements.len() + admissions.len() < MAX_BATCH {
                         next = jobs.try_recv().ok();
                     }
                 }
             }
+            // Nothing to receive and nothing in flight, but jobs held back: send them.
+            () = std::future::ready(()), if !open && in_flight.is_empty() => {}
         }
+        if in_flight.len() >= MAX_IN_FLIGHT {
+            if admissions.len() >= 2 * swept_at.max(MAX_BATCH) {
+                admissions.retain(|job| !job.abandoned());
+                swept_at = admissions.len();
+            }
+            continue;
+        }
+        admissions.retain(|job| !job.abandoned());
+        swept_at = 0;
         let settlements_due =
             !settlements.is_empty() && (in_flight.is_empty() || settlements.len() >= MAX_BATCH);
-        if !admissions.is_empty() || settlements_due {
-            let batch = std::mem::take(&mut settlements);
-            in_flight.push(send(
-                batch,
-                admissions,
-                redis.clone(),
-                script.clone(),
-                timing,
-            ));
+        if admissions.is_empty() && !settlements_due {
+            continue;
         }
+        // Every settlement queued so far goes before the admissions that follow it.
+        let settle_now = settlements.len().min(MAX_BATCH);
+        let batch_settlements: Vec<Job> = settlements.drain(..settle_now).collect();
+        let admit_now = if settlements.is_empty() {
+            admissions.len().min(MAX_BATCH - settle_now)
+        } else {
+            0
+        };
+        let batch_admissions: Vec<Job> = admissions.drain(..admit_now).collect();
+        in_flight.push(send(
+            batch_settlements,
+            batch_admissions,
+            redis.clone(),
+            script.clone(),
+            timing,
+            requeue.clone(),
+        ));
     }
 }
 
@@ -208,11 +264,19 @@ async fn send(
     redis: ConnectionManager,
     script: Arc<Script>,
     timing: Timing,
+    requeue: mpsc::WeakUnboundedSender<Job>,
 ) {
     let calls = by_team(settlements, admissions)
         .into_iter()
         .map(|(settlements, admissions)| {
-            send_one(settlements, admissions, redis.clone(), &script, timing)
+            send_one(
+                settlements,
+                admissions,
+                redis.clone(),
+                &script,
+                timing,
+                &requeue,
+            )
         });
     futures_util::future::join_all(calls).await;
 }
@@ -248,6 +312,7 @@ async fn send_one(
     mut redis: ConnectionManager,
     script: &Script,
     timing: Timing,
+    requeue: &mpsc::WeakUnboundedSender<Job>,
 ) {
     let mut invocation = script.prepare_invoke();
     invocation
@@ -284,12 +349,14 @@ async fn send_one(
         Ok(replies) => {
             let mut replies = replies.into_iter();
             for job in admissions {
-                if let Job::Admit(_, reply) = job {
+                if let Job::Admit { reply, release, .. } = job {
                     let answer = match replies.next() {
                         Some(Value::Array(values)) => Ok(values),
                         other => Err(format!("admission script answered {other:?}")),
                     };
-                    let _ = reply.send(answer);
+                    if let Err(Ok(values)) = reply.send(answer) {
+                        release_orphan(&values, release, requeue);
+                    }
                 }
             }
             for job in settlements {
@@ -303,7 +370,7 @@ async fn send_one(
             let message = e.to_string();
             for job in settlements.into_iter().chain(admissions) {
                 match job {
-                    Job::Admit(_, reply) => {
+                    Job::Admit { reply, .. } => {
                         let _ = reply.send(Err(message.clone()));
                     }
                     Job::Settle(_, done) => {
@@ -315,6 +382,24 @@ async fn send_one(
                 }
             }
         }
+    }
+}
+
+/// An admission answered after its request stopped waiting: whatever it took goes back with
+/// the next batch.
+fn release_orphan(values: &[Value], release: Release, requeue: &mpsc::WeakUnboundedSender<Job>) {
+    let Some(call) = release(values) else {
+        return;
+    };
+    crate::metrics::observe_orphaned_admission();
+    match requeue.upgrade() {
+        Some(queue) => {
+            let (done, _) = oneshot::channel();
+            let _ = queue.send(Job::Settle(call, done));
+        }
+        None => tracing::warn!(
+            "an admission answered after its request left during shutdown; its reservation will expire"
+        ),
     }
 }
 
@@ -339,7 +424,11 @@ mod tests {
         if settlement {
             Job::Settle(call, oneshot::channel().0)
         } else {
-            Job::Admit(call, oneshot::channel().0)
+            Job::Admit {
+                call,
+                reply: oneshot::channel().0,
+                release: Box::new(|_| None),
+            }
         }
     }
 

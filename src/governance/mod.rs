@@ -14,13 +14,15 @@ mod limits;
 mod local;
 mod period;
 mod rebuild;
+mod ticket;
 mod usage;
 
-pub use admission::{Admission, Governor, GovernorConfig, RateKind, Refusal, Ticket};
+pub use admission::{Admission, Governor, GovernorConfig, RateKind, Refusal};
 pub use limits::{
     Budget, BudgetMode, FailurePolicy, Limits, NANOS_PER_USD, ScopeKind, ScopeLimits, nanos_to_usd,
     to_nanos_ceil, to_nanos_floor,
 };
 pub use local::LocalShield;
 pub use period::{Clock, Period, SystemClock};
+pub use ticket::Ticket;
 pub use usage::{BudgetUsage, RateUsage, ScopeUsage};

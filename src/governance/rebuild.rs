@@ -52,6 +52,12 @@ pub async fn budget_counter(
             .await
             .map_err(|e| e.to_string())?;
     }
-    tracing::info!(scope = kind.as_str(), %id, period = period.as_str(), "budget counter rebuilt from the ledger");
+    // A scope's first request (nothing spent yet) is routine; a counter restored with spend
+    // means Redis had lost it (a restart without persistence, a flush, an eviction).
+    if spent.is_zero() {
+        tracing::debug!(scope = kind.as_str(), %id, period = period.as_str(), "budget counter started (nothing spent yet in this period)");
+    } else {
+        tracing::info!(scope = kind.as_str(), %id, period = period.as_str(), spent_usd = %spent, "budget counter restored from the ledger (Redis did not have it)");
+    }
     Ok(())
 }

@@ -42,7 +42,14 @@ pub struct BudgetUsage {
 }
 
 impl Governor {
+    /// A scope's limits next to their use, read from Redis within the governance timeout.
     pub async fn usage(&self, team: TeamId, scope: &ScopeLimits) -> Result<ScopeUsage, String> {
+        tokio::time::timeout(self.redis_timeout(), self.read_usage(team, scope))
+            .await
+            .map_err(|_| "redis timed out".to_string())?
+    }
+
+    async fn read_usage(&self, team: TeamId, scope: &ScopeLimits) -> Result<ScopeUsage, String> {
         let now = self.clock().now();
         let keys = ScopeKeys::new(self.prefix(), team, scope.kind, scope.id);
         let mut conn = self.connection();
@@ -67,7 +74,10 @@ impl Governor {
                     .saturating_mul(60_000);
                 let level = match (level, ts) {
                     (Some(level), Some(ts)) => {
-                        (level + (now_ms - ts) * i64::try_from(limit).unwrap_or(0)).min(capacity)
+                        let refill = now_ms
+                            .saturating_sub(ts)
+                            .saturating_mul(i64::try_from(limit).unwrap_or(i64::MAX));
+                        level.saturating_add(refill).min(capacity)
                     }
                     _ => capacity,
                 };

@@ -43,6 +43,7 @@ pub const UPSTREAM_LATENCY: &str = "tollgate_upstream_latency_seconds";
 pub const GATEWAY_OVERHEAD: &str = "tollgate_gateway_overhead_seconds";
 pub const ADMISSION_LATENCY: &str = "tollgate_admission_seconds";
 pub const UNPRICED: &str = "tollgate_unpriced_requests_total";
+pub const ORPHANED_ADMISSIONS: &str = "tollgate_orphaned_admissions_total";
 pub const LEDGER_QUEUE_DEPTH: &str = "tollgate_ledger_queue_depth";
 pub const LEDGER_WRITTEN: &str = "tollgate_ledger_written_total";
 pub const LEDGER_WRITE_FAILURES: &str = "tollgate_ledger_write_failures_total";
@@ -99,6 +100,10 @@ fn describe() {
         UNPRICED,
         "Requests for models without a price, served at zero cost (pricing.allow_unpriced)."
     );
+    describe_counter!(
+        ORPHANED_ADMISSIONS,
+        "Admissions Redis answered after their request stopped waiting (a timeout): what they took was released."
+    );
     describe_histogram!(
         UPSTREAM_LATENCY,
         metrics::Unit::Seconds,
@@ -125,6 +130,12 @@ pub fn observe_overhead(total: Duration, upstream: Duration) {
 }
 
 /// Records how long one admission took in Redis, as the request saw it.
+/// Counts an admission whose request had stopped waiting when Redis answered; the batcher
+/// released what it took.
+pub fn observe_orphaned_admission() {
+    metrics::counter!(ORPHANED_ADMISSIONS).increment(1);
+}
+
 pub fn observe_admission(waited: Duration) {
     metrics::histogram!(ADMISSION_LATENCY).record(waited.as_secs_f64());
 }

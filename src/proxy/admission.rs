@@ -3,6 +3,7 @@
 
 use rust_decimal::Decimal;
 
+use super::body::ChatPeek;
 use super::error::ApiError;
 use super::exchange::Exchange;
 use super::state::ProxyState;
@@ -10,10 +11,35 @@ use super::usage::estimate_prompt_tokens;
 use crate::governance::{Admission, Refusal, Ticket, nanos_to_usd, to_nanos_ceil};
 use crate::pricing::{ModelPrice, Usage};
 
+/// The largest output cap a request may ask for: far above any model's output limit, and
+/// small enough that every sum and product governance makes with it stays in range.
+pub const MAX_OUTPUT_TOKENS: u64 = u32::MAX as u64;
+
 /// What the request body says about its output.
 pub struct OutputCap {
     /// `max_completion_tokens` or `max_tokens`, if the client set one.
     pub max_tokens: Option<u64>,
+}
+
+impl OutputCap {
+    /// The cap the body asks for, refused when it is beyond [`MAX_OUTPUT_TOKENS`].
+    pub fn of(peek: &ChatPeek<'_>) -> Result<OutputCap, ApiError> {
+        let (param, max_tokens) = match peek.max_completion_tokens {
+            Some(n) => ("max_completion_tokens", Some(n)),
+            None => ("max_tokens", peek.max_tokens),
+        };
+        if let Some(n) = max_tokens
+            && n > MAX_OUTPUT_TOKENS
+        {
+            return Err(ApiError::MalformedBody {
+                message: format!(
+                    "`{param}` is {n}, more than any model can produce; send at most {MAX_OUTPUT_TOKENS}, or leave it out"
+                ),
+                param: Some(param),
+            });
+        }
+        Ok(OutputCap { max_tokens })
+    }
 }
 
 /// Admits the request on all its scopes. `prices` are the prices of every deployment the
@@ -54,7 +80,8 @@ pub async fn admit(
         request_id: exchange.request_id,
         team: policy.team_id,
         scopes: &policy.scopes,
-        tokens_estimate: prompt_estimate + cap.max_tokens.unwrap_or(config.estimate_output_tokens),
+        tokens_estimate: prompt_estimate
+            .saturating_add(cap.max_tokens.unwrap_or(config.estimate_output_tokens)),
         // A prompt has at most one token per byte of the body: an upper bound.
         max_cost_nanos: dearest(&|p| max_cost(p, exchange.body_len as u64, output_cap)),
         estimated_cost_nanos: dearest(&|p| p.cost(&estimated_usage).total),
@@ -105,7 +132,8 @@ pub async fn admit(
 
 /// The most `input` prompt tokens and `output` completion tokens can cost: every token at
 /// the dearest rate of its side (cache writes can cost more than plain input, reasoning more
-/// than plain output).
+/// than plain output). Saturates rather than overflowing: a request that could cost more
+/// than a `Decimal` holds is refused by any budget.
 fn max_cost(price: &ModelPrice, input: u64, output: u64) -> Decimal {
     let rates = price.rates_for(input);
     let input_rate = [
@@ -118,8 +146,12 @@ fn max_cost(price: &ModelPrice, input: u64, output: u64) -> Decimal {
     .max()
     .unwrap_or_default();
     let output_rate = rates.output.max(rates.reasoning);
-    (Decimal::from(input) * input_rate + Decimal::from(output) * output_rate)
-        / Decimal::from(1_000_000)
+    Decimal::from(input)
+        .checked_mul(input_rate)
+        .zip(Decimal::from(output).checked_mul(output_rate))
+        .and_then(|(input, output)| input.checked_add(output))
+        .and_then(|total| total.checked_div(Decimal::from(1_000_000)))
+        .unwrap_or(Decimal::MAX)
 }
 
 #[cfg(test)]

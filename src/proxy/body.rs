@@ -20,10 +20,8 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         if too_large {
             ApiError::BodyTooLarge { limit }
         } else {
-            ApiError::MalformedBody {
-                message: "the body could not be read".into(),
-                param: None,
-            }
+            // The body stopped arriving: the client hung up in the middle of sending it.
+            ApiError::ClientDisconnected
         }
     })
 }

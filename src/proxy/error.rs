@@ -70,6 +70,9 @@ pub enum ApiError {
         deployment: String,
         retry_after: Option<Duration>,
     },
+    /// The client hung up before its request was read (nobody receives this answer; the
+    /// ledger records it as 499).
+    ClientDisconnected,
     /// The model's deployments cannot serve this endpoint (e.g. embeddings on Anthropic).
     OperationNotServed {
         model: String,
@@ -98,6 +101,9 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY
             }
             ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::ClientDisconnected => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +139,7 @@ impl ApiError {
             ApiError::UpstreamFailed { .. } => "upstream_error",
             ApiError::UpstreamRateLimited { .. } => "upstream_rate_limited",
             ApiError::OperationNotServed { .. } => "operation_not_supported",
+            ApiError::ClientDisconnected => "client_disconnected",
             ApiError::Internal => "internal_error",
         }
     }
@@ -146,6 +153,7 @@ impl ApiError {
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)
             | ApiError::OperationNotServed { .. }
+            | ApiError::ClientDisconnected
             | ApiError::NotFound => "invalid_request_error",
             ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
             ApiError::BudgetExceeded { .. } => "budget_exceeded",
@@ -226,6 +234,7 @@ impl ApiError {
             ApiError::OperationNotServed { model, endpoint } => {
                 format!("model `{model}` is not served on {endpoint} by any of its deployments")
             }
+            ApiError::ClientDisconnected => "the client closed the connection before sending the whole body".into(),
             ApiError::Internal => "internal error".into(),
         }
     }

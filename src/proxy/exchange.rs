@@ -63,9 +63,14 @@ impl Outcome {
 }
 
 impl Exchange {
-    pub fn new(policy: Arc<KeyPolicy>, prices: Arc<PriceTable>, started: Instant) -> Exchange {
+    pub fn new(
+        request_id: RequestId,
+        policy: Arc<KeyPolicy>,
+        prices: Arc<PriceTable>,
+        started: Instant,
+    ) -> Exchange {
         Exchange {
-            request_id: RequestId::new(),
+            request_id,
             // PostgreSQL keeps microseconds; truncating here keeps a replayed event identical.
             created_at: Utc::now().trunc_subsecs(6),
             started,

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use rand::Rng;
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::body;
 use super::error::ApiError;
 use super::exchange::{Exchange, Outcome};
-use super::handler::{COST_HEADER, Prepared, record_and_settle, with_request_id};
+use super::finish::{COST_HEADER, estimate, fail, record_and_settle, with_request_id};
 use super::operation::{Dialect, Operation};
 use super::routing::Candidate;
 use super::state::ProxyState;
@@ -29,6 +29,17 @@ use crate::providers::anthropic;
 /// Upstream bodies larger than this are not passed through whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
+/// What the handler learned from the request, for the attempts to derive their bodies from.
+pub struct Prepared {
+    pub op: Operation,
+    /// The body as the client sent it; each attempt derives its upstream body from it.
+    pub body: Bytes,
+    pub stream: bool,
+    pub client_wants_usage: bool,
+    /// `anthropic-version` / `anthropic-beta`, forwarded on Anthropic attempts.
+    pub headers: HeaderMap,
+}
+
 pub async fn forward(
     state: ProxyState,
     mut exchange: Exchange,
@@ -37,7 +48,7 @@ pub async fn forward(
 ) {
     let op = prepared.op;
     let Some(routes) = state.routes.get(&exchange.model) else {
-        return fail(&state, &exchange, op, ApiError::Internal, reply).await;
+        return fail(&state, &mut exchange, op, ApiError::Internal, reply).await;
     };
     let plan = routes.plan(op);
     let deadline = Instant::now() + state.routing.deadline;
@@ -72,7 +83,7 @@ pub async fn forward(
             let dialect = op.dialect(candidate.upstream.kind);
             let upstream_body = match upstream_body(&state, dialect, candidate, &prepared) {
                 Ok(body) => body,
-                Err(e) => return fail(&state, &exchange, op, e, reply).await,
+                Err(e) => return fail(&state, &mut exchange, op, e, reply).await,
             };
             let sent_at = Instant::now();
             exchange.upstream_started = Some(sent_at);
@@ -128,7 +139,7 @@ pub async fn forward(
             .await;
         }
     }
-    fail(&state, &exchange, op, last_error, reply).await
+    fail(&state, &mut exchange, op, last_error, reply).await
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
@@ -178,7 +189,7 @@ fn upstream_body(
 
 async fn respond(
     state: ProxyState,
-    exchange: Exchange,
+    mut exchange: Exchange,
     candidate: &Candidate,
     dialect: Dialect,
     response: reqwest::Response,
@@ -204,7 +215,7 @@ async fn respond(
         Err(ChunkError::Timeout) => {
             return fail(
                 &state,
-                &exchange,
+                &mut exchange,
                 op,
                 ApiError::UpstreamTimeout { deployment },
                 reply,
@@ -214,7 +225,7 @@ async fn respond(
         Err(ChunkError::Failed) => {
             return fail(
                 &state,
-                &exchange,
+                &mut exchange,
                 op,
                 ApiError::UpstreamUnreachable { deployment },
                 reply,
@@ -239,7 +250,7 @@ async fn respond(
                     tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a message");
                     return fail(
                         &state,
-                        &exchange,
+                        &mut exchange,
                         op,
                         ApiError::UpstreamFailed {
                             deployment,
@@ -278,28 +289,6 @@ async fn respond(
     {
         out.headers_mut().insert(COST_HEADER, value);
     }
-    let _ = reply.send(with_request_id(out, &exchange));
-    record_and_settle(&state, &exchange, event).await;
-}
-
-/// A usage estimate for a response that reported none: the prompt from the request's size
-/// and the output from what was streamed.
-pub fn estimate(exchange: &Exchange, output_tokens: u64) -> Usage {
-    Usage {
-        input_tokens: usage::estimate_prompt_tokens(exchange.body_len),
-        output_tokens,
-        ..Usage::default()
-    }
-}
-
-async fn fail(
-    state: &ProxyState,
-    exchange: &Exchange,
-    op: Operation,
-    e: ApiError,
-    reply: oneshot::Sender<Response>,
-) {
-    let event = exchange.event(Outcome::failed(&e));
-    let _ = reply.send(with_request_id(e.render(op), exchange));
-    record_and_settle(state, exchange, event).await;
+    let _ = reply.send(with_request_id(out, exchange.request_id));
+    record_and_settle(&state, &mut exchange, event).await;
 }

@@ -1,33 +1,35 @@
-//! The data-plane endpoints: authenticate, read what governance needs, admit, then hand the
-//! request to a tracked task that forwards, records and settles it, so a client that hangs up
-//! does not stop its request from being recorded and settled.
+//! The data-plane endpoints. A request's whole life — authenticate, read what governance
+//! needs, admit, forward, relay, finish — is one future ([`lifecycle`]) that the client's
+//! connection cannot cancel: it runs on the connection's task until the answer is ready
+//! (no task hand-off on the common path), and whatever is left when the client hangs up, at
+//! any point, moves to a tracked task that shutdown waits for. So a hang-up never stops an
+//! admission half way or a request from being recorded and settled.
+//!
+//! The life reads one way: handler (here) → forward → relay (`stream`) → finish.
 
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::admission::{self, OutputCap};
 use super::auth;
 use super::body::{self, ChatPeek};
 use super::error::ApiError;
-use super::exchange::{Exchange, Outcome};
-use super::forward;
+use super::exchange::Exchange;
+use super::finish::{self, with_request_id};
+use super::forward::{self, Prepared};
 use super::operation::Operation;
 use super::state::ProxyState;
-use crate::governance::to_nanos_ceil;
-use crate::ledger::LedgerEvent;
+use crate::ids::RequestId;
 use crate::pricing::ModelPrice;
-
-pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
-pub const COST_HEADER: &str = "x-tollgate-cost-usd";
 
 pub async fn chat_completions(
     State(state): State<ProxyState>,
@@ -57,45 +59,47 @@ pub async fn messages(State(state): State<ProxyState>, headers: HeaderMap, body:
     handle(state, Operation::Messages, headers, body).await
 }
 
-/// What `prepare` learned from the request.
-pub struct Prepared {
-    pub op: Operation,
-    /// The body as the client sent it; each attempt derives its upstream body from it.
-    pub body: Bytes,
-    pub stream: bool,
-    pub client_wants_usage: bool,
-    /// `anthropic-version` / `anthropic-beta`, forwarded on Anthropic attempts.
-    pub headers: HeaderMap,
+async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body) -> Response {
+    let request_id = RequestId::new();
+    let span = tracing::info_span!("request", request_id = %request_id, endpoint = op.endpoint());
+    let (reply, answer) = oneshot::channel();
+    let work = lifecycle(state.clone(), op, request_id, headers, body, reply).instrument(span);
+    Detachable::new(Box::pin(work), state.tasks.clone())
+        .until_reply(answer)
+        .await
+        .unwrap_or_else(|| with_request_id(ApiError::Internal.render(op), request_id))
 }
 
-async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body) -> Response {
+/// One request from its headers to its settlement. The answer goes out through `reply` as
+/// soon as it is known; the rest (recording, settling, relaying a stream) continues after.
+async fn lifecycle(
+    state: ProxyState,
+    op: Operation,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Body,
+    reply: oneshot::Sender<Response>,
+) {
     let started = Instant::now();
     let policy = match auth::authenticate(&state, &headers).await {
         Ok(policy) => policy,
-        Err(e) => return e.render(op),
-    };
-    crate::metrics::note_budget_scopes(policy.team_id, &policy.scopes);
-    let mut exchange = Exchange::new(policy, state.prices.load_full(), started);
-    let prepared = match prepare_and_admit(&state, &mut exchange, op, &headers, body).await {
-        Ok(prepared) => prepared,
         Err(e) => {
-            state.ledger.record(exchange.event(Outcome::failed(&e)));
-            return with_request_id(e.render(op), &exchange);
+            finish::access_log_unauthenticated(&state, request_id, op.endpoint(), &e);
+            let _ = reply.send(with_request_id(e.render(op), request_id));
+            return;
         }
     };
-    let (reply, response) = oneshot::channel();
-    let work = forward::forward(state.clone(), exchange, prepared, reply);
-    Detachable::new(Box::pin(work), state.tasks.clone())
-        .until_reply(response)
-        .await
-        .unwrap_or_else(|| ApiError::Internal.render(op))
+    crate::metrics::note_budget_scopes(policy.team_id, &policy.scopes);
+    let mut exchange = Exchange::new(request_id, policy, state.prices.load_full(), started);
+    match prepare_and_admit(&state, &mut exchange, op, &headers, body).await {
+        Ok(prepared) => forward::forward(state, exchange, prepared, reply).await,
+        Err(e) => finish::fail(&state, &mut exchange, op, e, reply).await,
+    }
 }
 
-/// The forwarding work of one request, run on the client's connection task until the answer
-/// is ready (no task hand-off on the common path). Whatever is left after that (recording,
-/// settlement, relaying a stream) — or everything, if the client hangs up first and the
-/// handler is dropped — moves to a tracked task, so it always completes and shutdown waits
-/// for it.
+/// A request's work, run on the client's connection task until the answer is ready.
+/// Whatever is left after that — or everything, if the client hangs up first and the handler
+/// is dropped — moves to a tracked task, so it always completes and shutdown waits for it.
 struct Detachable {
     work: Option<BoxFuture<'static, ()>>,
     tasks: TaskTracker,
@@ -184,9 +188,7 @@ async fn prepare_and_admit(
             None => return Err(ApiError::ModelNotPriced(exchange.model.clone())),
         }
     }
-    let cap = OutputCap {
-        max_tokens: peek.max_completion_tokens.or(peek.max_tokens),
-    };
+    let cap = OutputCap::of(&peek)?;
     exchange.ticket = admission::admit(state, exchange, &cap, &prices).await?;
     let mut forwarded = HeaderMap::new();
     for name in ["anthropic-version", "anthropic-beta"] {
@@ -201,25 +203,4 @@ async fn prepare_and_admit(
         body: bytes,
         headers: forwarded,
     })
-}
-
-/// Hands the request's event to the ledger and settles its admission (the reservation
-/// becomes the actual cost). Runs after the response is handed over, off its critical path.
-pub async fn record_and_settle(state: &ProxyState, exchange: &Exchange, event: LedgerEvent) {
-    let tokens = event
-        .usage
-        .input_tokens
-        .saturating_add(event.usage.output_tokens);
-    let cost = to_nanos_ceil(event.cost_usd);
-    state.ledger.record(event);
-    if let Some(ticket) = &exchange.ticket {
-        state.governor.settle(ticket, tokens, cost).await;
-    }
-}
-
-pub fn with_request_id(mut response: Response, exchange: &Exchange) -> Response {
-    if let Ok(value) = HeaderValue::try_from(exchange.request_id.to_string()) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    response
 }

@@ -9,12 +9,22 @@ use serde_json::json;
 
 use super::auth;
 use super::error::ApiError;
+use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
+use crate::ids::RequestId;
 
 pub async fn key_usage(State(state): State<ProxyState>, headers: HeaderMap) -> Response {
-    let policy = match auth::authenticate(&state, &headers).await {
+    let request_id = RequestId::new();
+    with_request_id(usage(&state, &headers, request_id).await, request_id)
+}
+
+async fn usage(state: &ProxyState, headers: &HeaderMap, request_id: RequestId) -> Response {
+    let policy = match auth::authenticate(state, headers).await {
         Ok(policy) => policy,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            access_log_unauthenticated(state, request_id, "/v1/tollgate/usage", &e);
+            return e.into_response();
+        }
     };
     let mut scopes = Vec::with_capacity(policy.scopes.len());
     for scope in &policy.scopes {

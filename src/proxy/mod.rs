@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod error;
 mod exchange;
+mod finish;
 mod forward;
 mod handler;
 mod key_usage;
@@ -23,8 +24,10 @@ use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
+use crate::ids;
+
 pub use error::ApiError;
-pub use handler::{COST_HEADER, REQUEST_ID_HEADER};
+pub use finish::{COST_HEADER, REQUEST_ID_HEADER};
 pub use routing::Routes;
 pub use state::{ProxyInner, ProxyState};
 
@@ -38,6 +41,8 @@ pub fn router(state: ProxyState) -> Router {
         .route("/v1/messages", post(handler::messages))
         .route("/v1/models", get(models::list_models))
         .route("/v1/tollgate/usage", get(key_usage::key_usage))
-        .fallback(|| async { ApiError::NotFound.into_response() })
+        .fallback(|| async {
+            finish::with_request_id(ApiError::NotFound.into_response(), ids::RequestId::new())
+        })
         .with_state(state)
 }

@@ -7,12 +7,22 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth;
+use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
+use crate::ids::RequestId;
 
 pub async fn list_models(State(state): State<ProxyState>, headers: HeaderMap) -> Response {
-    let policy = match auth::authenticate(&state, &headers).await {
+    let request_id = RequestId::new();
+    with_request_id(models(&state, &headers, request_id).await, request_id)
+}
+
+async fn models(state: &ProxyState, headers: &HeaderMap, request_id: RequestId) -> Response {
+    let policy = match auth::authenticate(state, headers).await {
         Ok(policy) => policy,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            access_log_unauthenticated(state, request_id, "/v1/models", &e);
+            return e.into_response();
+        }
     };
     let mut models: Vec<&str> = state
         .routes

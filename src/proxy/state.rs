@@ -6,7 +6,7 @@ use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
 use super::routing::Routes;
-use crate::config::{GovernanceConfig, RoutingConfig};
+use crate::config::{AccessLog, GovernanceConfig, RoutingConfig};
 use crate::governance::Governor;
 use crate::keys::KeyCache;
 use crate::ledger::Ledger;
@@ -29,6 +29,7 @@ pub struct ProxyInner {
     pub governor: Arc<Governor>,
     pub governance: GovernanceConfig,
     pub routing: RoutingConfig,
+    pub access_log: AccessLog,
 }
 
 impl ProxyState {

@@ -11,8 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::exchange::{Exchange, Outcome};
-use super::forward::estimate;
-use super::handler::{record_and_settle, with_request_id};
+use super::finish::{estimate, record_and_settle, with_request_id};
 use super::operation::Dialect;
 use super::sse::{SseSplitter, data_of};
 use super::state::ProxyState;
@@ -35,7 +34,7 @@ enum End {
 
 pub async fn relay(
     state: ProxyState,
-    exchange: Exchange,
+    mut exchange: Exchange,
     mut reader: BodyReader,
     dialect: Dialect,
     reply: oneshot::Sender<Response>,
@@ -52,7 +51,10 @@ pub async fn relay(
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if reply.send(with_request_id(out, &exchange)).is_err() {
+    if reply
+        .send(with_request_id(out, exchange.request_id))
+        .is_err()
+    {
         // The client left before the headers; the upstream is dropped with `response`.
         let usage = estimate(&exchange, 0);
         let outcome = Outcome {
@@ -62,7 +64,8 @@ pub async fn relay(
             usage_estimated: true,
             refused_by: None,
         };
-        record_and_settle(&state, &exchange, exchange.event(outcome)).await;
+        let event = exchange.event(outcome);
+        record_and_settle(&state, &mut exchange, event).await;
         return;
     }
 
@@ -116,7 +119,7 @@ pub async fn relay(
         usage_estimated,
         refused_by: None,
     });
-    record_and_settle(&state, &exchange, event).await;
+    record_and_settle(&state, &mut exchange, event).await;
 }
 
 /// What happens to the upstream's bytes on the way to the client.

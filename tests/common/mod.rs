@@ -2,6 +2,7 @@
 //! in-repo mock upstream and the gateway itself, all over real sockets on 127.0.0.1.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod redis;
 pub mod requests;
 pub mod tollctl;
 

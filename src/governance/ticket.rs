@@ -1,0 +1,141 @@
+//! What an admission took, as a value that must be given back exactly once.
+//!
+//! A [`Ticket`] is not `Clone` and is consumed by [`Ticket::settle`]; one dropped unsettled
+//! (a code path that forgot, a panic) releases what it holds by itself. An admission whose
+//! reply nobody waits for any more is released by the batcher (see `batch`), so between the
+//! two every rate token, slot and reservation taken is either settled or released, and none
+//! is left to its expiry while the instance lives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::admission::RateKind;
+use super::batch::{Batcher, Call};
+use super::keys::ScopeKeys;
+use crate::ids::{RequestId, TeamId};
+
+/// Settlement is retried this many times when the call surely did not reach Redis.
+const SETTLE_ATTEMPTS: u32 = 5;
+
+#[must_use = "a ticket holds rate tokens, a slot and a reservation: settle it (dropping it releases them)"]
+pub struct Ticket {
+    /// `None` once settled, and for requests admitted without Redis (fail-open).
+    held: Option<Held>,
+    batcher: Option<Batcher>,
+    /// Remaining requests/tokens on the first scope with such a limit, for response headers.
+    pub remaining: Option<(RateKind, u64, u64)>,
+}
+
+/// What one admission holds in Redis.
+pub(super) struct Held {
+    pub request_id: RequestId,
+    pub team: TeamId,
+    pub scopes: Arc<[TicketScope]>,
+    pub tokens_estimate: u64,
+    /// The budget hash field holding this request's reservations (named by their expiry).
+    pub reservation_field: String,
+}
+
+#[derive(Debug)]
+pub(super) struct TicketScope {
+    /// The scope's key names, built once at admission for settlement to reuse.
+    pub keys: ScopeKeys,
+    pub tpm: u64,
+    /// Admission took a concurrency slot that settlement must free.
+    pub holds_slot: bool,
+    /// What admission reserved on each of this scope's budgets (nano-USD).
+    pub reserve: i64,
+    /// The budget hashes admission reserved on (one per budget period window).
+    pub budget_keys: Vec<String>,
+}
+
+impl Ticket {
+    pub(super) fn held(
+        held: Held,
+        batcher: Batcher,
+        remaining: Option<(RateKind, u64, u64)>,
+    ) -> Ticket {
+        Ticket {
+            held: Some(held),
+            batcher: Some(batcher),
+            remaining,
+        }
+    }
+
+    /// A request admitted while Redis was unreachable (fail-open): nothing to give back.
+    pub(super) fn unheld() -> Ticket {
+        Ticket {
+            held: None,
+            batcher: None,
+            remaining: None,
+        }
+    }
+
+    /// Replaces the reservations by the actual tokens and cost. Retries a few times when the
+    /// call surely did not run (Redis unreachable), never when it may have (a timeout): a
+    /// settlement applied twice would release other requests' reservations. A settlement
+    /// that did not go through leaves the reservation to expire and the spend uncounted in
+    /// Redis until the counter is next rebuilt from the ledger.
+    pub async fn settle(mut self, actual_tokens: u64, actual_cost_nanos: i64) {
+        let (Some(held), Some(batcher)) = (self.held.take(), self.batcher.take()) else {
+            return;
+        };
+        let delta = i128::from(actual_tokens) - i128::from(held.tokens_estimate);
+        let delta = i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            match batcher
+                .settle(settle_call(&held, delta, actual_cost_nanos))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) if attempt == SETTLE_ATTEMPTS || e.maybe_applied => {
+                    tracing::error!(request_id = %held.request_id, error = %e.message, maybe_applied = e.maybe_applied, "settlement failed; the reservation will expire");
+                    return;
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let (Some(held), Some(batcher)) = (self.held.take(), self.batcher.take()) {
+            tracing::warn!(request_id = %held.request_id, "a request ended without settling; its admission is released");
+            batcher.release(release_call(&held));
+        }
+    }
+}
+
+/// The settlement that gives back everything an admission took but its request-rate token:
+/// the token estimate, the slot and the reservations, charging nothing.
+pub(super) fn release_call(held: &Held) -> Call {
+    let delta = i64::try_from(held.tokens_estimate).map_or(i64::MIN, |n| -n);
+    settle_call(held, delta, 0)
+}
+
+/// The settlement script's arguments for one admission (see `lua/govern.lua`).
+fn settle_call(held: &Held, token_delta: i64, actual_cost_nanos: i64) -> Call {
+    let mut call = Call::new(held.team);
+    call.text(held.request_id.to_string())
+        .int(held.scopes.len());
+    for scope in held.scopes.iter() {
+        call.key_if(scope.tpm > 0, || scope.keys.rates())
+            .key_if(scope.holds_slot, || scope.keys.concurrency())
+            .int(scope.tpm)
+            .int(token_delta)
+            .int(u8::from(scope.holds_slot))
+            .int(scope.reserve)
+            .int(scope.budget_keys.len());
+        for budget_key in &scope.budget_keys {
+            call.key(budget_key.clone())
+                .text(held.reservation_field.clone())
+                .int(actual_cost_nanos);
+        }
+    }
+    call
+}
