@@ -206,12 +206,17 @@ async fn requests_per_minute_hold_across_instances_and_retry_after_is_honest() {
     assert!((60..=62).contains(&ok), "{ok} admitted");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 90 - ok);
 
-    let refused = loop {
+    // The burst emptied the bucket; it refills one request a second, so at most the first
+    // of a few quick requests can still be admitted.
+    let mut refused = None;
+    for _ in 0..3 {
         let response = b.chat(&key, body.clone()).await;
         if response.status() == 429 {
-            break response;
+            refused = Some(response);
+            break;
         }
-    };
+    }
+    let refused = refused.expect("three requests right after the burst were all admitted");
     let headers = refused.headers().clone();
     let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert_eq!(headers["x-ratelimit-limit-requests"], "60");
@@ -619,8 +624,9 @@ async fn a_burst_shares_script_calls_and_settles_every_request_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // 300 admissions and 300 settlements went to Redis in batches: fewer script calls than
-    // jobs (about 230 here; one call per job would be 600).
+    // 300 admissions and 300 settlements went to Redis in batches: at most one script call
+    // per request, i.e. two jobs a call on average (about 230 calls here; one call per job
+    // would be 600).
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -638,7 +644,7 @@ async fn a_burst_shares_script_calls_and_settles_every_request_once() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(
-        calls > 0 && calls < 2 * requests,
+        calls > 0 && calls <= requests,
         "{calls} script calls for {requests} admissions and {requests} settlements"
     );
 }

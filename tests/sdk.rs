@@ -87,3 +87,37 @@ async fn the_official_anthropic_sdk_works_unchanged() {
     )
     .await;
 }
+
+/// The repository's own `tollgate.toml`, its deployments pointed at a mock, serves what a
+/// newcomer tries first: OpenAI and Claude models through both SDKs, and embeddings.
+#[tokio::test]
+async fn the_example_configuration_serves_openai_claude_and_embeddings() {
+    let mock = mock_provider::spawn(MockConfig::default()).await.unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/tollgate.toml")).unwrap();
+    let start = example.find("[[deployments]]").unwrap();
+    let deployments = example[start..].replace("http://127.0.0.1:18080/v1", &mock.base_url());
+    let app = TestApp::spawn_with(Options {
+        deployments: Some(deployments),
+        pricing_dir: Some(format!("{root}/pricing").into()),
+        ..Options::default()
+    })
+    .await;
+    let key = app.key().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/example_config.py");
+    run_script(
+        script,
+        vec![
+            ("TOLLGATE_BASE_URL", app.data_url.clone()),
+            ("TOLLGATE_KEY", key),
+        ],
+    )
+    .await;
+    let models: Vec<String> = app
+        .all_ledger_rows()
+        .await
+        .into_iter()
+        .map(|row| row.model)
+        .collect();
+    assert_eq!(models.len(), 7, "{models:?}");
+}
