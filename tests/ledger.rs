@@ -26,6 +26,7 @@ fn event(cost: &str) -> LedgerEvent {
         team_id: TeamId::new(),
         experiment_id: None,
         key_id: KeyId::new(),
+        key_prefix: Some("tg-testtest".into()),
         model: "test-model".into(),
         upstream_model: "test-model".into(),
         deployment: "mock".into(),
@@ -118,10 +119,10 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
         .connect_lazy(&format!("postgres://nobody:nothing@{closed}/nothing"))
         .unwrap();
     let (ledger, writer) =
-        LedgerWriter::spawn(Store::from_pool(dead), ledger_config(spill_dir.clone()));
+        LedgerWriter::spawn(Store::from_pool(dead), ledger_config(spill_dir.clone())).unwrap();
     let events: Vec<LedgerEvent> = (0..50).map(|_| event("0.000001")).collect();
     for e in &events {
-        ledger.record(e.clone());
+        ledger.record(e.clone()).await;
     }
     // Past the in-memory bound, events go to disk while PostgreSQL is down.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -135,7 +136,7 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
     writer.shutdown(Duration::from_millis(300)).await;
     // After shutdown a late event still goes to the spill file rather than being dropped.
     let late = event("0.000001");
-    ledger.record(late.clone());
+    ledger.record(late.clone()).await;
     assert_eq!(ledger.stats().spilled.load(Ordering::Relaxed), 51);
 
     // The next start replays every spilled event into PostgreSQL, once.
@@ -147,7 +148,7 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
     assert!(!files.is_empty());
     let copy = spill_dir.join("zz-copy.jsonl");
     std::fs::copy(&files[0], &copy).unwrap();
-    let (_ledger, writer) = LedgerWriter::spawn(store, ledger_config(spill_dir.clone()));
+    let (_ledger, writer) = LedgerWriter::spawn(store, ledger_config(spill_dir.clone())).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (rows, ..) = totals(&pool).await;

@@ -79,7 +79,10 @@ async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body
     let prepared = match prepare_and_admit(&state, &mut exchange, op, &headers, body).await {
         Ok(prepared) => prepared,
         Err(e) => {
-            state.ledger.record(exchange.event(Outcome::failed(&e)));
+            state
+                .ledger
+                .record(exchange.event(Outcome::failed(&e)))
+                .await;
             return with_request_id(e.render(op), &exchange);
         }
     };
@@ -211,7 +214,7 @@ pub async fn record_and_settle(state: &ProxyState, exchange: &Exchange, event: L
         .input_tokens
         .saturating_add(event.usage.output_tokens);
     let cost = to_nanos_ceil(event.cost_usd);
-    state.ledger.record(event);
+    state.ledger.record(event).await;
     if let Some(ticket) = &exchange.ticket {
         state.governor.settle(ticket, tokens, cost).await;
     }
