@@ -569,3 +569,100 @@ async fn rows_from_before_the_prefix_column_are_backfilled_with_the_keys_prefix(
         .unwrap();
     assert_eq!(prefix.as_deref(), Some("tg-oldrow1"));
 }
+
+/// A kB figure from /proc/self/status (Linux).
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+/// Not a pass/fail test: the measurement behind docs/operations.md "Memory bounds". Records
+/// `N` (default 200000) events, one team and key like a real campaign, while `request_log`
+/// is locked, and prints the process's memory before and after, then the time to catch up.
+/// `N=400000 cargo test --test ledger measure -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_memory_while_the_request_log_is_locked() {
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let template = LedgerEvent {
+        experiment_id: Some(tollgate::ids::ExperimentId::new()),
+        model: "gpt-4o-mini".into(),
+        upstream_model: "gpt-4o-mini-2024-07-18".into(),
+        deployment: "openai-primary".into(),
+        key_prefix: Some("tg-abcdefgh".into()),
+        ..event("0.000123456")
+    };
+    println!(
+        "LedgerEvent: {} bytes inline, {} bytes of strings, {} bytes as a spill line",
+        std::mem::size_of::<LedgerEvent>(),
+        [
+            &template.model,
+            &template.upstream_model,
+            &template.deployment,
+            &template.provider
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+            + 11,
+        serde_json::to_string(&template).unwrap().len() + 1
+    );
+    let (store, pool) = migrated_store().await;
+    let spill_dir = temp_dir();
+    let config = LedgerConfig {
+        batch_size: 500,
+        flush_interval: Duration::from_millis(20),
+        max_in_memory: 10_000,
+        spill_dir: spill_dir.clone(),
+    };
+    println!("bound: {} events", config.memory_bound());
+    let (ledger, writer) = LedgerWriter::spawn(store, config).unwrap();
+    let lock = lock_request_log(&pool).await;
+    let before = proc_status_kb("VmRSS:");
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        ledger
+            .record(LedgerEvent {
+                request_id: RequestId::new(),
+                ..template.clone()
+            })
+            .await;
+    }
+    let recorded = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = ledger.stats();
+    let on_disk: u64 = std::fs::read_dir(&spill_dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    println!(
+        "{n} events recorded in {recorded:?}: RSS {before} -> {} kB, in memory {} (peak {}), \
+         spilled {} ({on_disk} bytes)",
+        proc_status_kb("VmRSS:"),
+        stats.in_memory(),
+        stats.in_memory_peak(),
+        stats.spilled.load(Ordering::Relaxed),
+    );
+    lock.rollback().await.unwrap();
+    let started = std::time::Instant::now();
+    wait_for_rows(&pool, n as i64).await;
+    wait_until_settled(&ledger, &spill_dir).await;
+    println!(
+        "written to PostgreSQL {:?} after the lock went; peak RSS {} kB",
+        started.elapsed(),
+        proc_status_kb("VmHWM:")
+    );
+    writer.shutdown(Duration::from_secs(5)).await;
+}
