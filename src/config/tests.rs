@@ -234,3 +234,20 @@ fn bad_database_and_ledger_values_name_the_field_and_the_fix() {
         }
     }
 }
+
+#[test]
+fn the_shipped_config_files_are_valid() {
+    let env = env_of(&[(ENV_ADMIN_JWT_SECRET, SECRET)]);
+    for (name, text) in [
+        ("tollgate.toml", include_str!("../../tollgate.toml")),
+        (
+            "docker/tollgate.toml",
+            include_str!("../../docker/tollgate.toml"),
+        ),
+    ] {
+        let config =
+            Config::from_toml_str(name, text, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.ledger.max_in_memory, 10_000, "{name}");
+        assert_eq!(config.database.pool_size, 10, "{name}");
+    }
+}
