@@ -80,9 +80,7 @@ impl Spill {
                 .create_new(true)
                 .append(true)
                 .open(&path)?;
-            // The new file's directory entry must be durable too, or a crash could lose the
-            // whole segment although its contents were synced.
-            File::open(&self.dir)?.sync_all()?;
+            sync_dir(&self.dir)?;
             current.segment = Some((path, file));
         }
         let Some((_, file)) = current.segment.as_mut() else {
@@ -132,6 +130,17 @@ impl Spill {
         files.sort();
         files
     }
+}
+
+/// Makes a new file's directory entry durable: without it a crash could lose a whole
+/// segment although its contents were synced. (Unix only: elsewhere a directory cannot be
+/// opened as a file.)
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Reads a segment a batch at a time, so replay holds one batch in memory whatever the
