@@ -36,6 +36,8 @@ pub enum StartError {
     Pricing(#[from] PricingError),
     #[error("cannot build the upstream HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("cannot start the ledger's spill thread: {0}")]
+    Ledger(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -46,6 +48,8 @@ pub enum StartError {
 pub struct App {
     pub proxy: ProxyState,
     pub admin: AdminState,
+    /// The data plane's pool (key lookups, budget rebuilds, the ledger writer); the admin
+    /// API has its own, in `admin.store`.
     pub store: Store,
     pub ledger: Ledger,
     writer: WriterHandle,
@@ -73,9 +77,23 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartError> {
         init_tls();
-        let store = Store::connect(&config.database_url, 16)
-            .await
-            .map_err(StartError::Database)?;
+        let database = &config.database;
+        // Two pools, so a slow report can never take the connections a request needs.
+        let store = Store::connect(
+            &config.database_url,
+            database.pool_size,
+            database.acquire_timeout,
+        )
+        .await
+        .map_err(StartError::Database)?;
+        let admin_store = Store::connect(
+            &config.database_url,
+            database.admin_pool_size,
+            database.acquire_timeout,
+        )
+        .await
+        .map_err(StartError::Database)?
+        .with_report_timeout(database.report_timeout);
         if config.run_migrations {
             store.migrate().await?;
         }
@@ -97,7 +115,8 @@ impl App {
             LocalShield::new(governance.instance_rps, governance.key_rps),
         ));
         let pruner = tokio::spawn(prune_local_limits(governor.clone()));
-        let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone());
+        let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone())
+            .map_err(StartError::Ledger)?;
         let ledger = ledger.with_key_labels(config.metrics.key_labels);
         let metrics_task = crate::metrics::spawn_background(governor.clone());
         let tasks = TaskTracker::new();
@@ -115,7 +134,7 @@ impl App {
             access_log: config.access_log,
         });
         let admin = AdminState {
-            store: store.clone(),
+            store: admin_store,
             keys: keys.clone(),
             jwt: Arc::new(JwtVerifier::new(&config.admin)),
             invalidator: Invalidator::new(redis),
@@ -147,7 +166,7 @@ impl App {
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
-            .with_state(self.admin.clone());
+            .with_state(self.store.clone());
         proxy::router(self.proxy.clone())
             .merge(health)
             .merge(crate::metrics::router(self.ledger.stats().clone()))
@@ -200,8 +219,10 @@ impl App {
     }
 }
 
-async fn readyz(State(admin): State<AdminState>) -> (StatusCode, &'static str) {
-    if admin.store.ping().await.is_err() {
+/// Asks the data plane's pool: busy admin reports must not take an instance out of its
+/// load balancer.
+async fn readyz(State(store): State<Store>) -> (StatusCode, &'static str) {
+    if store.ping().await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "postgres unavailable");
     }
     (StatusCode::OK, "ready")

@@ -55,7 +55,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Migrate => {
-            let store = Store::connect(&config.database_url, 2)
+            let store = Store::connect(&config.database_url, 2, config.database.acquire_timeout)
                 .await
                 .map_err(|e| app::StartError::Database(e).to_string())?;
             store.migrate().await.map_err(|e| e.to_string())?;

@@ -249,6 +249,7 @@ async fn a_ticket_dropped_unsettled_gives_back_what_it_took() {
     let store = tollgate::store::Store::connect(
         &tollgate::config::Secret::new(common::create_database().await),
         2,
+        Duration::from_secs(5),
     )
     .await
     .unwrap();

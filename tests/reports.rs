@@ -109,6 +109,8 @@ async fn fixture(n: usize) -> Fixture {
                 team_id: TeamId(key.team),
                 experiment_id: key.experiment.map(ExperimentId),
                 key_id: KeyId(key.id),
+                // As a row written before the ledger kept prefixes: shown with the key's own.
+                key_prefix: None,
                 model: model.into(),
                 upstream_model: model.into(),
                 deployment: "mock".into(),

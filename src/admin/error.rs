@@ -4,6 +4,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+const REPORT_TIMEOUT: &str = "the report took longer than the gateway allows \
+     (database.report_timeout_ms) and was stopped; narrow it: a shorter time range (from/to), \
+     a filter (team, experiment, key, model), fewer group_by dimensions, or a smaller page \
+     (limit); or raise database.report_timeout_ms";
+
+const BUSY: &str = "every admin database connection is busy (long reports?); retry shortly, \
+     or raise database.admin_pool_size";
+
 #[derive(Debug)]
 pub enum AdminError {
     Unauthorized(&'static str),
@@ -16,6 +24,10 @@ pub enum AdminError {
         message: String,
         param: Option<&'static str>,
     },
+    /// PostgreSQL cancelled a report at `database.report_timeout_ms`.
+    ReportTimeout,
+    /// Every admin-pool connection stayed busy for `database.acquire_timeout_ms`.
+    Busy,
     Internal,
 }
 
@@ -46,6 +58,16 @@ impl AdminError {
                 "invalid_request_error",
                 "invalid_request",
             ),
+            AdminError::ReportTimeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "report_timeout",
+            ),
+            AdminError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "database_busy",
+            ),
             AdminError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "api_error",
@@ -57,6 +79,14 @@ impl AdminError {
 
 impl From<sqlx::Error> for AdminError {
     fn from(e: sqlx::Error) -> AdminError {
+        if crate::store::is_statement_timeout(&e) {
+            tracing::warn!("admin report cancelled at database.report_timeout_ms");
+            return AdminError::ReportTimeout;
+        }
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            tracing::warn!("no admin database connection free within database.acquire_timeout_ms");
+            return AdminError::Busy;
+        }
         // The database's message stays in the log; the client learns only that it failed.
         tracing::error!(error = %e, "admin database error");
         AdminError::Internal
@@ -70,6 +100,8 @@ impl IntoResponse for AdminError {
             AdminError::Unauthorized(m) | AdminError::Forbidden(m) => (m.to_string(), None),
             AdminError::NotFound(m) | AdminError::Conflict(m) | AdminError::Denied(m) => (m, None),
             AdminError::BadRequest { message, param } => (message, param),
+            AdminError::ReportTimeout => (REPORT_TIMEOUT.to_string(), None),
+            AdminError::Busy => (BUSY.to_string(), None),
             AdminError::Internal => ("internal error".to_string(), None),
         };
         let body =

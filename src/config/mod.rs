@@ -5,6 +5,7 @@ mod admin;
 mod deployment;
 mod raw;
 mod secret;
+mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
 pub use raw::RawConfig;
 pub use secret::Secret;
+pub use storage::{DatabaseConfig, LedgerConfig};
 
 /// Environment variables that override the file (product.md, "Operations").
 pub const ENV_DATABASE_URL: &str = "TOLLGATE_DATABASE_URL";
@@ -47,6 +49,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub database_url: Secret<String>,
+    pub database: DatabaseConfig,
     pub redis_url: Secret<String>,
     pub run_migrations: bool,
     pub max_body_bytes: usize,
@@ -126,15 +129,6 @@ pub struct PricingConfig {
     /// Serve models missing from the price table at zero cost (with a warning) instead of
     /// refusing them.
     pub allow_unpriced: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct LedgerConfig {
-    pub batch_size: usize,
-    pub flush_interval: Duration,
-    /// Events held in memory while PostgreSQL is unreachable before they are spilled to disk.
-    pub max_in_memory: usize,
-    pub spill_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -244,15 +238,8 @@ impl Validator<'_> {
                 "remove it to use 10 MiB",
             ));
         }
-        let ledger = raw.ledger;
-        let batch_size = ledger.batch_size.unwrap_or(500);
-        if !(1..=10_000).contains(&batch_size) {
-            return Err(self.invalid(
-                "ledger.batch_size",
-                format!("{batch_size} is out of range"),
-                "use 1 to 10000",
-            ));
-        }
+        let database = self.database(raw.database)?;
+        let ledger = self.ledger(raw.ledger)?;
         let deployments = raw
             .deployments
             .into_iter()
@@ -264,6 +251,7 @@ impl Validator<'_> {
             listen,
             admin_listen,
             database_url: Secret::new(database_url),
+            database,
             redis_url: Secret::new(redis_url),
             run_migrations: raw.run_migrations.unwrap_or(true),
             max_body_bytes,
@@ -273,14 +261,7 @@ impl Validator<'_> {
                 dir: raw.pricing.dir.unwrap_or_else(|| PathBuf::from("pricing")),
                 allow_unpriced: raw.pricing.allow_unpriced.unwrap_or(false),
             },
-            ledger: LedgerConfig {
-                batch_size,
-                flush_interval: Duration::from_millis(ledger.flush_interval_ms.unwrap_or(20)),
-                max_in_memory: ledger.max_in_memory.unwrap_or(100_000).max(batch_size),
-                spill_dir: ledger
-                    .spill_dir
-                    .unwrap_or_else(|| PathBuf::from(".tollgate/spill")),
-            },
+            ledger,
             key_cache: KeyCacheConfig {
                 ttl: Duration::from_secs(raw.key_cache.ttl_secs.unwrap_or(30)),
                 negative_ttl: Duration::from_secs(raw.key_cache.negative_ttl_secs.unwrap_or(5)),

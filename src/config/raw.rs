@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
     pub database_url: Option<Secret<String>>,
+    #[serde(default)]
+    pub database: RawDatabase,
     pub redis_url: Option<Secret<String>>,
     pub run_migrations: Option<bool>,
     pub max_body_bytes: Option<usize>,
@@ -58,6 +60,15 @@ pub struct RawAdmin {
 pub struct RawPricing {
     pub dir: Option<PathBuf>,
     pub allow_unpriced: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub pool_size: Option<u32>,
+    pub admin_pool_size: Option<u32>,
+    pub acquire_timeout_ms: Option<u64>,
+    pub report_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

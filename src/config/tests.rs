@@ -170,3 +170,84 @@ fn zero_governance_durations_are_refused() {
         );
     }
 }
+
+#[test]
+fn database_and_ledger_defaults_are_bounded() {
+    let config = parse(MINIMAL, &env_of(&[])).unwrap();
+    let db = &config.database;
+    assert_eq!((db.pool_size, db.admin_pool_size), (10, 4));
+    assert_eq!(db.acquire_timeout, Duration::from_secs(5));
+    assert_eq!(db.report_timeout, Duration::from_secs(5));
+    let ledger = &config.ledger;
+    assert_eq!((ledger.batch_size, ledger.max_in_memory), (500, 10_000));
+    assert_eq!(ledger.spill_queue(), 2000);
+    assert_eq!(ledger.memory_bound(), 10_000 + 2000 + 2 * 500);
+}
+
+#[test]
+fn database_fields_are_read() {
+    let text = format!(
+        "{}\n[database]\npool_size = 3\nadmin_pool_size = 1\nacquire_timeout_ms = 250\nreport_timeout_ms = 30000\n",
+        MINIMAL.replace("[admin]", "[ledger]\nmax_in_memory = 500\n[admin]")
+    );
+    let config = parse(&text, &env_of(&[])).unwrap();
+    assert_eq!(config.database.pool_size, 3);
+    assert_eq!(config.database.admin_pool_size, 1);
+    assert_eq!(config.database.acquire_timeout, Duration::from_millis(250));
+    assert_eq!(config.database.report_timeout, Duration::from_secs(30));
+    assert_eq!(config.ledger.max_in_memory, 500);
+}
+
+#[test]
+fn bad_database_and_ledger_values_name_the_field_and_the_fix() {
+    for (section, field, fix) in [
+        ("database", "pool_size = 1", "use 2 to 1000"),
+        ("database", "admin_pool_size = 0", "use 1 to 1000"),
+        (
+            "database",
+            "acquire_timeout_ms = 0",
+            "wait for a free connection",
+        ),
+        (
+            "database",
+            "report_timeout_ms = 0",
+            "how long a report may run",
+        ),
+        (
+            "ledger",
+            "max_in_memory = 10",
+            "use ledger.batch_size (500)",
+        ),
+        ("ledger", "batch_size = 0", "use 1 to 10000"),
+        ("database", "pool = 3", "unknown field"),
+    ] {
+        let text = format!("{MINIMAL}\n[{section}]\n{field}\n");
+        let msg = parse(&text, &env_of(&[])).unwrap_err().to_string();
+        let name = field.split(' ').next().unwrap();
+        assert!(msg.contains(name), "{field}: {msg}");
+        assert!(msg.contains(fix), "{field}: {msg}");
+        if fix != "unknown field" {
+            assert!(
+                msg.contains(&format!("`{section}.{name}`")),
+                "{field}: {msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_shipped_config_files_are_valid() {
+    let env = env_of(&[(ENV_ADMIN_JWT_SECRET, SECRET)]);
+    for (name, text) in [
+        ("tollgate.toml", include_str!("../../tollgate.toml")),
+        (
+            "docker/tollgate.toml",
+            include_str!("../../docker/tollgate.toml"),
+        ),
+    ] {
+        let config =
+            Config::from_toml_str(name, text, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.ledger.max_in_memory, 10_000, "{name}");
+        assert_eq!(config.database.pool_size, 10, "{name}");
+    }
+}

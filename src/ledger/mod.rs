@@ -1,9 +1,20 @@
 //! The ledger: every request's attributed usage and cost, written to PostgreSQL by a batch
-//! writer. It is not telemetry: an event is never dropped. When PostgreSQL is unreachable
-//! events wait in memory, past a bound they are spilled to a local file, and both are
-//! written once PostgreSQL is back; writes are idempotent by request id.
+//! writer. It is not telemetry: an event is never dropped.
+//!
+//! The path of an event, and what bounds the memory it takes:
+//! 1. [`Ledger::record`] puts it on a bounded in-memory queue (`ledger.max_in_memory`).
+//! 2. The writer task takes batches off that queue and writes them, idempotent by request id.
+//! 3. When the queue is full (PostgreSQL slow or down), `record` hands the event to the spill
+//!    stage instead: a small bounded queue feeding a dedicated thread that appends batches
+//!    to a segment file and syncs each batch once. Only when that queue is full too (disk and
+//!    database both saturated) does `record` wait.
+//! 4. When writes keep failing the writer moves its batch and the queue's backlog to disk.
+//! 5. Once PostgreSQL answers, the writer seals the current segment (new appends start a new
+//!    one) and replays sealed segments batch by batch, deleting each once all of it is
+//!    written. Segments left by earlier runs are replayed the same way.
 
 mod spill;
+mod stage;
 mod writer;
 
 use std::sync::Arc;
@@ -13,11 +24,17 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::ids::{ExperimentId, KeyId, RequestId, TeamId};
 use crate::pricing::Usage;
 
 pub use writer::{LedgerWriter, WriterHandle};
+
+/// Longest `model` the ledger keeps. The field is the name the client sent, and a request
+/// refused for an unknown model can send anything up to the body limit; the queue's bound is
+/// in events, so each event must stay small.
+pub const MAX_MODEL_LEN: usize = 256;
 
 /// One request as the ledger records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +45,10 @@ pub struct LedgerEvent {
     pub team_id: TeamId,
     pub experiment_id: Option<ExperimentId>,
     pub key_id: KeyId,
+    /// The key's visible prefix when the request was made (a rotation later gives the key a
+    /// new one). `None` in spill files written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
     /// The public model name the client asked for.
     pub model: String,
     pub upstream_model: String,
@@ -57,51 +78,115 @@ fn one() -> u16 {
     1
 }
 
-/// Counters for `/metrics` and tests.
-#[derive(Debug, Default)]
-pub struct LedgerStats {
-    pub queued: AtomicU64,
-    pub written: AtomicU64,
-    pub write_failures: AtomicU64,
-    pub spilled: AtomicU64,
-}
-
-impl LedgerStats {
-    /// Events accepted but not yet written to PostgreSQL (in memory or spilled).
-    pub fn depth(&self) -> u64 {
-        self.queued
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.written.load(Ordering::Relaxed))
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
-/// The request path's handle: hands events to the writer without waiting.
+/// Counters for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    /// Events accepted by [`Ledger::record`].
+    pub queued: AtomicU64,
+    /// Rows written to PostgreSQL: live events and replayed ones.
+    pub written: AtomicU64,
+    pub write_failures: AtomicU64,
+    /// Events appended to spill files.
+    pub spilled: AtomicU64,
+    /// Events replayed from spill files into PostgreSQL (this run's and earlier runs').
+    pub replayed: AtomicU64,
+    in_memory: AtomicU64,
+    in_memory_peak: AtomicU64,
+    on_disk: AtomicU64,
+}
+
+impl LedgerStats {
+    /// Events accepted but not yet written to PostgreSQL (in memory or in this run's spill
+    /// files).
+    pub fn depth(&self) -> u64 {
+        self.in_memory().saturating_add(self.on_disk())
+    }
+
+    /// Events held in memory: in the queue, in the writer's batch, in the spill stage.
+    pub fn in_memory(&self) -> u64 {
+        self.in_memory.load(Ordering::Relaxed)
+    }
+
+    /// The most events that were ever held in memory at once since start.
+    pub fn in_memory_peak(&self) -> u64 {
+        self.in_memory_peak.load(Ordering::Relaxed)
+    }
+
+    /// Events in this run's spill segments that are not yet replayed.
+    pub fn on_disk(&self) -> u64 {
+        self.on_disk.load(Ordering::Relaxed)
+    }
+
+    /// Called before the events become visible to their consumer, so the gauge never reads
+    /// lower than what is really held.
+    fn entered_memory(&self, n: usize) {
+        let n = n as u64;
+        let now = self
+            .in_memory
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        self.in_memory_peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn left_memory(&self, n: usize) {
+        saturating_sub(&self.in_memory, n as u64);
+    }
+
+    fn reached_disk(&self, n: usize) {
+        self.on_disk.fetch_add(n as u64, Ordering::Relaxed);
+        self.spilled.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn left_disk(&self, n: u64) {
+        saturating_sub(&self.on_disk, n);
+    }
+}
+
+fn saturating_sub(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
+
+/// The request path's handle: hands events to the writer, or to disk when the writer is
+/// behind.
 #[derive(Clone)]
 pub struct Ledger {
-    tx: mpsc::UnboundedSender<LedgerEvent>,
+    tx: mpsc::Sender<LedgerEvent>,
+    spill: stage::SpillStage,
     stats: Arc<LedgerStats>,
-    spill: Arc<spill::SpillFile>,
     /// Label metrics with the key id (`metrics.key_labels`).
     key_labels: bool,
 }
 
 impl Ledger {
-    /// Queues an event. Never blocks and never drops: if the writer has already stopped
-    /// (shutdown), the event goes straight to the spill file for the next start to replay.
-    /// Every event also feeds the request, token and spend metrics, so they count exactly
-    /// what the ledger counts.
-    pub fn record(&self, event: LedgerEvent) {
+    /// Records an event; it is never dropped. Returns as soon as the event is queued in
+    /// memory, or, with the queue full, queued for the spill file; it waits only when the
+    /// spill stage is full too. After shutdown the event is written to the spill file before
+    /// this returns, for the next start to replay. Every event also feeds the request, token
+    /// and spend metrics, so they count exactly what the ledger counts.
+    pub async fn record(&self, mut event: LedgerEvent) {
+        truncate(&mut event.model, MAX_MODEL_LEN);
         crate::metrics::observe_event(&event, self.key_labels);
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(event)) = self.tx.send(event) {
-            match self.spill.append(std::slice::from_ref(&event)) {
-                Ok(()) => {
-                    self.stats.spilled.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    tracing::error!(request_id = %event.request_id, error = %e, "ledger event could not be spilled")
-                }
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                self.stats.entered_memory(1);
+                permit.send(event);
             }
+            Err(TrySendError::Full(())) => self.spill.push(event).await,
+            Err(TrySendError::Closed(())) => self.spill.push_durably(event).await,
         }
     }
 
@@ -114,5 +199,34 @@ impl Ledger {
     pub fn with_key_labels(mut self, key_labels: bool) -> Ledger {
         self.key_labels = key_labels;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let mut text = "é".repeat(200); // 400 bytes
+        truncate(&mut text, MAX_MODEL_LEN);
+        assert_eq!(text.len(), MAX_MODEL_LEN);
+        let mut odd = format!("a{}", "é".repeat(200));
+        truncate(&mut odd, MAX_MODEL_LEN);
+        assert_eq!(odd.len(), MAX_MODEL_LEN - 1);
+        let mut short = "gpt-4o".to_string();
+        truncate(&mut short, MAX_MODEL_LEN);
+        assert_eq!(short, "gpt-4o");
+    }
+
+    #[test]
+    fn memory_gauge_tracks_its_peak_and_never_underflows() {
+        let stats = LedgerStats::default();
+        stats.entered_memory(5);
+        stats.entered_memory(3);
+        stats.left_memory(6);
+        stats.left_memory(10);
+        assert_eq!(stats.in_memory(), 0);
+        assert_eq!(stats.in_memory_peak(), 8);
     }
 }

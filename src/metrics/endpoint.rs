@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use super::text::Family;
 use super::{
-    LEDGER_QUEUE_DEPTH, LEDGER_SPILLED, LEDGER_WRITE_FAILURES, LEDGER_WRITTEN, budgets, exact,
-    install,
+    LEDGER_IN_MEMORY, LEDGER_IN_MEMORY_PEAK, LEDGER_ON_DISK, LEDGER_QUEUE_DEPTH, LEDGER_REPLAYED,
+    LEDGER_SPILLED, LEDGER_WRITE_FAILURES, LEDGER_WRITTEN, budgets, exact, install,
 };
 use crate::governance::Governor;
 use crate::ledger::LedgerStats;
@@ -49,7 +49,7 @@ fn render_ledger(out: &mut String, stats: &LedgerStats) {
         out,
         LEDGER_QUEUE_DEPTH,
         "gauge",
-        "Ledger events accepted but not yet written to PostgreSQL (in memory or spilled).",
+        "Ledger events accepted but not yet written to PostgreSQL (in memory or on disk).",
     )
     .sample(&[], stats.depth());
     Family::new(
@@ -70,9 +70,37 @@ fn render_ledger(out: &mut String, stats: &LedgerStats) {
         out,
         LEDGER_SPILLED,
         "counter",
-        "Ledger events spilled to the local spill file while PostgreSQL was unreachable.",
+        "Ledger events spilled to the local spill file while PostgreSQL was behind.",
     )
     .sample(&[], stats.spilled.load(Relaxed));
+    Family::new(
+        out,
+        LEDGER_REPLAYED,
+        "counter",
+        "Ledger events replayed from spill files into PostgreSQL.",
+    )
+    .sample(&[], stats.replayed.load(Relaxed));
+    Family::new(
+        out,
+        LEDGER_IN_MEMORY,
+        "gauge",
+        "Ledger events held in memory (queue, writer batch, spill stage).",
+    )
+    .sample(&[], stats.in_memory());
+    Family::new(
+        out,
+        LEDGER_IN_MEMORY_PEAK,
+        "gauge",
+        "The most ledger events held in memory at once since start.",
+    )
+    .sample(&[], stats.in_memory_peak());
+    Family::new(
+        out,
+        LEDGER_ON_DISK,
+        "gauge",
+        "Ledger events in this instance's spill files, not yet replayed.",
+    )
+    .sample(&[], stats.on_disk());
 }
 
 /// Starts the task that folds histogram samples and refreshes the budget gauges. The app

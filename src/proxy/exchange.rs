@@ -123,6 +123,7 @@ impl Exchange {
             team_id: self.policy.team_id,
             experiment_id: self.policy.experiment_id,
             key_id: self.policy.key_id,
+            key_prefix: Some(self.policy.prefix.clone()),
             model: self.model.clone(),
             upstream_model: self.upstream_model.clone(),
             deployment: self.deployment.clone(),

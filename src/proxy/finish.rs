@@ -28,7 +28,7 @@ pub async fn record_and_settle(state: &ProxyState, exchange: &mut Exchange, even
         .saturating_add(event.usage.output_tokens);
     let cost = to_nanos_ceil(event.cost_usd);
     access_log(state, &event);
-    state.ledger.record(event);
+    state.ledger.record(event).await;
     if let Some(ticket) = exchange.ticket.take() {
         ticket.settle(tokens, cost).await;
     }

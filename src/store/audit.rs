@@ -150,7 +150,9 @@ impl Store {
         }
         sql.push(" ORDER BY at DESC, id DESC LIMIT ")
             .push_bind(limit);
-        let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(self.pool()).await?;
+        let mut tx = self.begin_report().await?;
+        let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
         Ok(rows
             .into_iter()

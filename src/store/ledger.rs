@@ -15,16 +15,17 @@ WITH input AS (
         $1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::int2[], $11::text[], $12::bool[], $13::bool[], $14::int8[],
         $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::numeric[],
-        $21::int4[], $22::int4[], $23::int2[]
+        $21::int4[], $22::int4[], $23::int2[], $24::text[]
     ) AS t(request_id, created_at, team_id, experiment_id, key_id, model, upstream_model,
            deployment, provider, status, error_type, streamed, usage_estimated, input_tokens,
            cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
-           reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts)
+           reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts, key_prefix)
 ), inserted AS (
     INSERT INTO request_log (request_id, created_at, team_id, experiment_id, key_id, model,
         upstream_model, deployment, provider, status, error_type, streamed, usage_estimated,
         input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
-        output_tokens, reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts)
+        output_tokens, reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts,
+        key_prefix)
     SELECT * FROM input
     ON CONFLICT DO NOTHING
     RETURNING *
@@ -131,6 +132,12 @@ impl Store {
                     .iter()
                     .map(|e| i16::try_from(e.attempts).unwrap_or(i16::MAX))
                     .collect::<Vec<i16>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.key_prefix.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
             )
             .execute(self.pool())
             .await

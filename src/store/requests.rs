@@ -60,6 +60,8 @@ pub struct RequestRow {
     pub request_id: RequestId,
     pub created_at: DateTime<Utc>,
     pub key_id: KeyId,
+    /// The key's visible prefix when the request was made (a rotation since does not change
+    /// it). Rows written before the ledger recorded it show the key's current prefix.
     pub key_prefix: Option<String>,
     pub team_id: TeamId,
     pub team_name: Option<String>,
@@ -99,7 +101,8 @@ impl Store {
         let direction = if page.ascending { "ASC" } else { "DESC" };
         // The page is cut from request_log alone (using its time index), then labelled.
         let mut sql = QueryBuilder::<Postgres>::new(
-            "SELECT r.request_id, r.created_at, r.key_id, k.key_prefix, r.team_id, \
+            "SELECT r.request_id, r.created_at, r.key_id, \
+             COALESCE(r.key_prefix, k.key_prefix) AS key_prefix, r.team_id, \
              t.name AS team_name, r.experiment_id, e.name AS experiment_name, r.model, \
              r.upstream_model, r.deployment, r.provider, r.status, r.error_type, r.streamed, \
              r.usage_estimated, r.input_tokens, r.cached_input_tokens, r.cache_write_tokens, \
@@ -158,6 +161,9 @@ impl Store {
             .push(direction)
             .push(", r.request_id ")
             .push(direction);
-        sql.build_query_as().fetch_all(self.pool()).await
+        let mut tx = self.begin_report().await?;
+        let rows = sql.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 }

@@ -366,7 +366,7 @@ impl Store {
         if let Some(limit) = query.limit {
             sql.push(" LIMIT ").push_bind(limit);
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_report().await?;
         sqlx::query(REPORT_WORK_MEM).execute(&mut *tx).await?;
         let mut rows: Vec<SpendRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
         tx.commit().await?;
@@ -381,7 +381,9 @@ impl Store {
         let mut sql = QueryBuilder::<Postgres>::new("SELECT ");
         sql.push(SUMS).push(" FROM spend_hourly s");
         push_filter(&mut sql, filter);
-        let mut total: SpendTotals = sql.build_query_as().fetch_one(self.pool()).await?;
+        let mut tx = self.begin_report().await?;
+        let mut total: SpendTotals = sql.build_query_as().fetch_one(&mut *tx).await?;
+        tx.commit().await?;
         total.cost_usd = total.cost_usd.normalize();
         Ok(total)
     }
