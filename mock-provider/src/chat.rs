@@ -91,11 +91,14 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Requ
                 .usage
                 .as_ref()
                 .map_or(config.usage, |u| u.apply(config.usage));
-            owned_bodies = Bodies::new(
-                o.content.as_deref().unwrap_or(&config.content),
-                o.chunks.unwrap_or(config.chunks),
-                (!o.no_usage).then_some(usage),
-            );
+            let content = o.content.as_deref().unwrap_or(&config.content);
+            let chunks = o.chunks.unwrap_or(config.chunks);
+            owned_bodies = match &o.raw_usage {
+                Some(raw) if !o.no_usage => {
+                    Bodies::with_usage_json(content, chunks, Some(raw.get().to_owned()))
+                }
+                _ => Bodies::new(content, chunks, (!o.no_usage).then_some(usage)),
+            };
             &owned_bodies
         }
         _ => &shared.bodies,

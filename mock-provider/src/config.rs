@@ -78,6 +78,10 @@ pub(crate) struct MockOverrides<U = UsageOverride> {
     pub chunks: Option<usize>,
     pub content: Option<String>,
     pub usage: Option<U>,
+    /// Written verbatim as the answer's `usage` (JSON body, stream usage chunk, Anthropic
+    /// `message_start` and `message_delta`), for usage no honest upstream sends: counts beyond
+    /// `u64`, negative, fractional, strings.
+    pub raw_usage: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     pub no_usage: bool,
     pub cut_after: Option<usize>,
@@ -89,7 +93,11 @@ pub(crate) struct MockOverrides<U = UsageOverride> {
 impl<U> MockOverrides<U> {
     /// Whether the answer's text differs from the prebuilt default bodies.
     pub fn changes_body(&self) -> bool {
-        self.chunks.is_some() || self.content.is_some() || self.usage.is_some() || self.no_usage
+        self.chunks.is_some()
+            || self.content.is_some()
+            || self.usage.is_some()
+            || self.raw_usage.is_some()
+            || self.no_usage
     }
 }
 

@@ -91,6 +91,7 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request
     let answer = Answer {
         model: request.model.as_ref().map_or(DEFAULT_MODEL, |m| &m.0),
         content,
+        raw_usage: usage.and(overrides.and_then(|o| o.raw_usage.as_deref()).map(|r| r.get())),
         usage,
     };
 
