@@ -50,7 +50,7 @@ impl Governor {
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        let now_ms = secs * 1000 + micros / 1000;
+        let now_ms = secs.saturating_mul(1000).saturating_add(micros / 1000);
         let limits = &scope.limits;
         let mut bucket =
             async |fields: [&str; 2], limit: Option<u64>| -> Result<Option<RateUsage>, String> {
@@ -65,10 +65,11 @@ impl Governor {
                 let capacity = i64::try_from(limit)
                     .unwrap_or(i64::MAX)
                     .saturating_mul(60_000);
+                let refill_per_ms = i64::try_from(limit).unwrap_or(i64::MAX);
                 let level = match (level, ts) {
-                    (Some(level), Some(ts)) => {
-                        (level + (now_ms - ts) * i64::try_from(limit).unwrap_or(0)).min(capacity)
-                    }
+                    (Some(level), Some(ts)) => level
+                        .saturating_add(now_ms.saturating_sub(ts).saturating_mul(refill_per_ms))
+                        .min(capacity),
                     _ => capacity,
                 };
                 Ok(Some(RateUsage {
@@ -122,7 +123,10 @@ impl Governor {
                 limit_usd: budget.amount_usd,
                 spent_usd: spent,
                 reserved_usd: reserved,
-                remaining_usd: (budget.amount_usd - spent - reserved)
+                remaining_usd: budget
+                    .amount_usd
+                    .saturating_sub(spent)
+                    .saturating_sub(reserved)
                     .max(rust_decimal::Decimal::ZERO),
             });
         }
