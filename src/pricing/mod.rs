@@ -27,4 +27,4 @@ pub use error::PricingError;
 pub use file::MAX_PRICE_PER_MILLION;
 pub use reload::reload;
 pub use table::PriceTable;
-pub use usage::Usage;
+pub use usage::{Usage, token_count};
