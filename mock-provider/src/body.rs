@@ -32,7 +32,6 @@ impl Bodies {
 
     /// Like [`Bodies::new`], with the `usage` object given as JSON text, written verbatim.
     pub fn with_usage_json(content: &str, chunks: usize, usage_json: Option<String>) -> Self {
-
         let mut json_suffix =
             br#","choices":[{"index":0,"message":{"role":"assistant","content":"#.to_vec();
         push_json_str(&mut json_suffix, content);

@@ -93,9 +93,14 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Requ
                 .map_or(config.usage, |u| u.apply(config.usage));
             let content = o.content.as_deref().unwrap_or(&config.content);
             let chunks = o.chunks.unwrap_or(config.chunks);
-            owned_bodies = match &o.raw_usage {
+            let raw = match (&o.raw_usage, o.usage.is_some()) {
+                (Some(raw), _) => Some(raw.get()),
+                (None, false) => config.raw_usage.as_deref(),
+                (None, true) => None,
+            };
+            owned_bodies = match raw {
                 Some(raw) if !o.no_usage => {
-                    Bodies::with_usage_json(content, chunks, Some(raw.get().to_owned()))
+                    Bodies::with_usage_json(content, chunks, Some(raw.to_owned()))
                 }
                 _ => Bodies::new(content, chunks, (!o.no_usage).then_some(usage)),
             };

@@ -11,6 +11,10 @@ pub struct MockConfig {
     pub delay_ms: u64,
     /// Token usage reported in every answer.
     pub usage: MockUsage,
+    /// JSON written verbatim as every chat and messages answer's `usage` instead of `usage`
+    /// (a request's `mock.raw_usage` or `mock.no_usage` still wins): absurd usage for requests
+    /// the gateway rewrites, such as translated ones, which lose their `mock` object.
+    pub raw_usage: Option<String>,
     /// Number of content chunks a stream splits `content` into (0 sends none).
     pub chunks: usize,
     /// Pause between two stream events.
@@ -32,6 +36,7 @@ impl Default for MockConfig {
         Self {
             delay_ms: 0,
             usage: MockUsage::default(),
+            raw_usage: None,
             chunks: 3,
             chunk_delay_ms: 0,
             content: "pong".to_owned(),

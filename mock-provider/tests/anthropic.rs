@@ -410,7 +410,11 @@ async fn raw_usage_replaces_usage_everywhere_it_appears() {
         .map(|(name, _)| name.as_str())
         .collect();
     assert_eq!(with_usage, ["message_start", "message_delta"]);
-    assert_eq!(text.matches(&format!(r#""usage":{raw}"#)).count(), 2, "{text}");
+    assert_eq!(
+        text.matches(&format!(r#""usage":{raw}"#)).count(),
+        2,
+        "{text}"
+    );
 
     // `no_usage` still wins.
     let body = format!(r#"{{"model":"m","mock":{{"raw_usage":{raw},"no_usage":true}}}}"#);

@@ -490,3 +490,34 @@ async fn raw_usage_is_written_verbatim_and_huge_counts_do_not_overflow() {
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("mock.raw_usage"));
 }
+
+#[tokio::test]
+async fn server_wide_raw_usage_yields_to_a_requests_own_usage() {
+    let raw = r#"{"prompt_tokens":1e300}"#;
+    let mock = server(MockConfig {
+        raw_usage: Some(raw.to_owned()),
+        ..MockConfig::default()
+    })
+    .await;
+    let text = post_json(&mock, json!({"model": "m"}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.ends_with(&format!(r#","usage":{raw}}}"#)), "{text}");
+    let body: Value = post_json(
+        &mock,
+        json!({"model": "m", "mock": {"usage": {"prompt_tokens": 3}}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["usage"]["prompt_tokens"], 3);
+    let text = post_json(&mock, json!({"model": "m", "mock": {"content": "x"}}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.ends_with(&format!(r#","usage":{raw}}}"#)), "{text}");
+}
