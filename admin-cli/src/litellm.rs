@@ -388,9 +388,8 @@ pub fn per_million(text: &str) -> Result<Decimal, String> {
     let mut digits: String = format!("{int_part}{frac_part}")
         .trim_start_matches('0')
         .to_owned();
-    let too_large = || {
-        format!("above the maximum of {MAX_PER_MILLION} USD per 1M tokens (0.1 USD per token)")
-    };
+    let too_large =
+        || format!("above the maximum of {MAX_PER_MILLION} USD per 1M tokens (0.1 USD per token)");
     let frac_len = i64::try_from(frac_part.len()).map_err(|_| not_a_number())?;
     let mut power = exponent
         .checked_sub(frac_len)
@@ -599,7 +598,11 @@ mod tests {
         ] {
             assert!(per_million(bad).is_err(), "{bad:?}");
         }
-        assert!(per_million("1e40").unwrap_err().contains("above the maximum"));
+        assert!(
+            per_million("1e40")
+                .unwrap_err()
+                .contains("above the maximum")
+        );
     }
 
     #[test]

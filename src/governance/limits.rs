@@ -27,6 +27,11 @@ pub const MAX_BUDGET_NANOS: i64 = 1_000_000_000 * NANOS_PER_USD;
 /// carries the same number.
 pub const MAX_SPENT_NANOS: i64 = 1 << 62;
 
+// A saturated counter must still refuse every budget, and a reply's spent + reserved (at most
+// a budget's worth of reservations) must not reach 2^63.
+const _: () = assert!(MAX_SPENT_NANOS > MAX_BUDGET_NANOS);
+const _: () = assert!(MAX_SPENT_NANOS.checked_add(MAX_BUDGET_NANOS).is_some());
+
 /// The largest tokens-per-minute limit: 10^11. The admission script counts tokens in
 /// 1/60000-token units in floating point, which stays exact only below 2^53 units.
 pub const MAX_TPM: u64 = 100_000_000_000;
@@ -199,7 +204,11 @@ mod tests {
     fn nano_conversions_saturate_instead_of_panicking() {
         assert_eq!(to_nanos_ceil(MAX_COST_USD), i64::MAX);
         assert_eq!(to_nanos_floor(MAX_COST_USD), i64::MAX);
-        for huge in [Decimal::MAX, MAX_COST_USD + Decimal::new(1, 9), Decimal::from(u64::MAX)] {
+        for huge in [
+            Decimal::MAX,
+            MAX_COST_USD + Decimal::new(1, 9),
+            Decimal::from(u64::MAX),
+        ] {
             assert_eq!(to_nanos_ceil(huge), i64::MAX, "{huge}");
             assert_eq!(to_nanos_floor(huge), i64::MAX, "{huge}");
         }
@@ -216,8 +225,6 @@ mod tests {
     #[test]
     fn a_saturated_cost_is_above_every_budget() {
         assert!(to_nanos_ceil(MAX_COST_USD) > MAX_BUDGET_NANOS);
-        assert!(MAX_SPENT_NANOS > MAX_BUDGET_NANOS);
-        assert!(MAX_SPENT_NANOS.checked_add(MAX_BUDGET_NANOS).is_some());
         assert!(
             include_str!("lua/govern.lua")
                 .contains(&format!("local SATURATED = {MAX_SPENT_NANOS}\n"))
@@ -240,8 +247,15 @@ mod tests {
             "`amount_usd` 1000000001 is above the largest budget, 1000000000 USD (omit the budget for no limit)"
         );
         let negative = budget_amount_problem("amount_usd", Decimal::NEGATIVE_ONE).unwrap();
-        assert!(negative.starts_with("`amount_usd` -1 is negative"), "{negative}");
+        assert!(
+            negative.starts_with("`amount_usd` -1 is negative"),
+            "{negative}"
+        );
         assert_eq!(tpm_problem("tpm", MAX_TPM), None);
-        assert!(tpm_problem("tpm", u64::MAX).unwrap().starts_with("`tpm` 18446744073709551615 is above"));
+        assert!(
+            tpm_problem("tpm", u64::MAX)
+                .unwrap()
+                .starts_with("`tpm` 18446744073709551615 is above")
+        );
     }
 }

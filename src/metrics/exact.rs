@@ -140,7 +140,10 @@ mod tests {
 
         add_tokens(&who, "output", u64::MAX);
         add_tokens(&who, "output", 5);
-        assert_eq!(*TOKEN_COUNTS.get(&(who.clone(), "output")).unwrap(), u64::MAX);
+        assert_eq!(
+            *TOKEN_COUNTS.get(&(who.clone(), "output")).unwrap(),
+            u64::MAX
+        );
 
         let mut out = String::new();
         render(&mut out);

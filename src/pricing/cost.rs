@@ -102,7 +102,7 @@ impl ModelPrice {
         let output = cap.at_most(charge(usage.non_reasoning_output_tokens(), rates.output));
         let reasoning = cap.at_most(charge(usage.reasoning_tokens, rates.reasoning));
         let total = cap.at_most(sum(
-            [input, cached_input, cache_write, output, reasoning].map(Some),
+            [input, cached_input, cache_write, output, reasoning].map(Some)
         ));
         CostBreakdown {
             input,

@@ -270,9 +270,7 @@ fn prices_above_the_maximum_are_refused_with_the_field_named() {
             "field `input`: \"{huge}\" is above the maximum of 100000 USD per 1M tokens"
         ))
     );
-    assert!(
-        load_err(&gpt_4o_with(&format!("input = \"-{huge}\""))).contains("is negative")
-    );
+    assert!(load_err(&gpt_4o_with(&format!("input = \"-{huge}\""))).contains("is negative"));
     assert!(
         load_err(&gpt_4o_with(&format!("input = \"0.{huge}\"")))
             .contains("has more than 12 decimal places")
@@ -280,7 +278,9 @@ fn prices_above_the_maximum_are_refused_with_the_field_named() {
     assert!(load_err(&gpt_4o_with(r#"input = "1e20""#)).contains("is not a decimal number"));
     // The maximum itself is a price.
     let table = load(&gpt_4o_with(r#"input = "100000.000000000000""#));
-    let price = table.price_at("gpt-4o", at(2025, 1, 1, 0, 0, 0)).expect("price");
+    let price = table
+        .price_at("gpt-4o", at(2025, 1, 1, 0, 0, 0))
+        .expect("price");
     assert_eq!(price.rates.input, MAX_PRICE_PER_MILLION);
 }
 

@@ -105,7 +105,10 @@ impl<'de> Visitor<'de> for TokenCount {
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<Option<u64>, E> {
         match u128::try_from(v) {
             Ok(v) => self.visit_u128(v),
-            Err(_) => Err(E::invalid_value(Unexpected::Other("a negative number"), &self)),
+            Err(_) => Err(E::invalid_value(
+                Unexpected::Other("a negative number"),
+                &self,
+            )),
         }
     }
 

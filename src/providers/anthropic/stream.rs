@@ -244,7 +244,9 @@ impl ChunkTranslator {
                         }
                     }
                     // Thinking is billed as output, so it counts towards an estimate.
-                    Some("thinking_delta") => self.content_events = self.content_events.saturating_add(1),
+                    Some("thinking_delta") => {
+                        self.content_events = self.content_events.saturating_add(1)
+                    }
                     _ => {}
                 }
             }
