@@ -107,6 +107,9 @@ pub fn estimate_prompt_tokens(body_len: usize) -> u64 {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -394,4 +394,6 @@ fn data_event(json: &[u8]) -> Bytes {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -203,6 +203,9 @@ impl From<&Usage> for OpenAiUsage {
 }
 
 #[cfg(test)]
+pub(super) mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
