@@ -185,6 +185,8 @@ pub fn nanos_to_usd(nanos: i64) -> Decimal {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::pricing::MAX_COST_USD;
 
@@ -220,6 +222,47 @@ mod tests {
         assert_eq!(nanos_to_usd(i64::MAX), MAX_COST_USD);
         assert_eq!(nanos_to_usd(i64::MIN), -MAX_COST_USD - Decimal::new(1, 9));
         assert_eq!(nanos_to_usd(0), Decimal::ZERO);
+    }
+
+    /// `usd` × 10^9 rounded down and up, computed in `i128` from the `Decimal`'s parts, then
+    /// saturated to `i64`.
+    fn nanos_i128(usd: Decimal) -> (i64, i64) {
+        let scaled = usd.mantissa() * 1_000_000_000;
+        let divisor = 10i128.pow(usd.scale());
+        let floor = scaled.div_euclid(divisor);
+        let ceil = if scaled.rem_euclid(divisor) == 0 {
+            floor
+        } else {
+            floor + 1
+        };
+        let saturate =
+            |n: i128| i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX });
+        (saturate(floor), saturate(ceil))
+    }
+
+    proptest! {
+        #![proptest_config(crate::test_support::cases(2048))]
+
+        #[test]
+        fn nano_conversions_equal_integer_arithmetic(
+            lo in any::<u32>(),
+            // Mostly amounts of a realistic size, some up to the largest Decimal.
+            mid in prop_oneof![2 => Just(0u32), 1 => 0u32..16, 1 => any::<u32>()],
+            hi in prop_oneof![3 => Just(0u32), 1 => any::<u32>()],
+            negative in any::<bool>(),
+            scale in 0u32..=28,
+        ) {
+            let usd = Decimal::from_parts(lo, mid, hi, negative, scale);
+            let (floor, ceil) = nanos_i128(usd);
+            prop_assert_eq!(to_nanos_floor(usd), floor, "{}", usd);
+            prop_assert_eq!(to_nanos_ceil(usd), ceil, "{}", usd);
+            let nanos = to_nanos_ceil(usd);
+            if nanos != i64::MAX && nanos != i64::MIN {
+                // Back to USD exactly, and never below what was charged.
+                prop_assert!(nanos_to_usd(nanos) >= usd);
+                prop_assert_eq!(to_nanos_ceil(nanos_to_usd(nanos)), nanos);
+            }
+        }
     }
 
     #[test]

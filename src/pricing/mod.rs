@@ -20,6 +20,8 @@ mod table;
 mod usage;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use cost::{CostBreakdown, MAX_COST_USD, ModelPrice, Rates, Tier};
