@@ -641,6 +641,43 @@ mod tests {
         );
     }
 
+    /// `cases` cases, unless `PROPTEST_CASES` is set.
+    fn cases(cases: u32) -> proptest::test_runner::Config {
+        let mut config = proptest::test_runner::Config::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = cases;
+        }
+        config
+    }
+
+    proptest::proptest! {
+        #![proptest_config(cases(1024))]
+
+        #[test]
+        fn no_text_panics_the_conversion(text in "[-+0-9.eE]{0,24}|\\PC{0,24}") {
+            if let Ok(price) = per_million(&text) {
+                proptest::prop_assert!(price >= Decimal::ZERO && price <= MAX_PER_MILLION, "{text}: {price}");
+            }
+        }
+
+        #[test]
+        fn every_way_of_writing_a_price_converts_exactly(
+            // The price in 10^-18 USD per token (10^-12 per 1M tokens), at most 0.1 USD.
+            units in 0u64..=100_000_000_000_000_000,
+            shift in 0u32..6,
+            upper in proptest::prelude::any::<bool>(),
+        ) {
+            let want = Decimal::from_i128_with_scale(i128::from(units), 12).normalize();
+            let plain = Decimal::from_i128_with_scale(i128::from(units), 18).normalize().to_string();
+            let e = if upper { 'E' } else { 'e' };
+            // m × 10^-(18 - shift) with the mantissa padded by `shift` zeros.
+            let scientific = format!("{}{e}-{}", u128::from(units) * 10u128.pow(shift), 18 + shift);
+            for text in [plain.as_str(), scientific.as_str()] {
+                proptest::prop_assert_eq!(per_million(text), Ok(want), "{}", text);
+            }
+        }
+    }
+
     #[test]
     fn thresholds_are_split_off_field_names() {
         assert_eq!(
