@@ -274,3 +274,67 @@ async fn saturated_rows_add_up_in_rollups_and_reports_without_overflowing() {
     );
     assert_eq!(total, MAX_COST_USD * Decimal::from(3) + dec("0.00001"));
 }
+
+#[tokio::test]
+async fn a_quote_of_absurd_usage_saturates_and_limits_past_the_bounds_are_refused() {
+    let app = TestApp::spawn().await;
+    let (status, quote) = app
+        .admin(
+            Method::POST,
+            "/pricing/quote",
+            Some(
+                json!({"model": "test-model", "input_tokens": u64::MAX, "output_tokens": u64::MAX,
+                "cached_input_tokens": u64::MAX, "reasoning_tokens": u64::MAX}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(quote["cost"]["total"], "9223372036.854775807", "{quote}");
+    assert_eq!(quote["cost"]["saturated"], true, "{quote}");
+    // 2^64 − 1 cached tokens at 1.25 USD per 1M: a part above the maximum, capped at it.
+    assert_eq!(quote["cost"]["cached_input"], "9223372036.854775807");
+
+    let (status, quote) = app
+        .admin(
+            Method::POST,
+            "/pricing/quote",
+            Some(json!({"model": "test-model", "input_tokens": 1000, "output_tokens": 10})),
+        )
+        .await;
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(quote["cost"]["saturated"], false, "{quote}");
+
+    let (_, record) = app.issue_key(json!({})).await;
+    let path = format!("/keys/{}/limits", record["id"].as_str().unwrap());
+    for (limits, param, message) in [
+        (
+            json!({"budgets": [{"period": "daily", "amount_usd": "1000000000.000000001"}]}),
+            "budgets",
+            "`amount_usd` 1000000000.000000001 is above the largest budget, 1000000000 USD (omit the budget for no limit)",
+        ),
+        (
+            json!({"budgets": [{"period": "total", "amount_usd": "79228162514264337593543950335"}]}),
+            "budgets",
+            "`amount_usd` 79228162514264337593543950335 is above the largest budget",
+        ),
+        (
+            json!({"tpm": u64::MAX}),
+            "tpm",
+            "`tpm` 18446744073709551615 is above the largest tokens-per-minute limit, 100000000000",
+        ),
+    ] {
+        let (status, body) = app.admin(Method::PUT, &path, Some(limits)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["param"], param, "{body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{text}");
+    }
+    let (status, body) = app
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"tpm": 100_000_000_000u64, "budgets": [{"period": "total", "amount_usd": "1000000000"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
