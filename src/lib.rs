@@ -17,3 +17,6 @@ pub mod providers;
 pub mod proxy;
 pub mod store;
 pub mod telemetry;
+
+#[cfg(test)]
+mod test_support;

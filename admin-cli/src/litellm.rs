@@ -35,6 +35,11 @@ use serde_json::value::RawValue;
 /// Most decimal places a Tollgate price may have (USD per 1M tokens).
 const MAX_PLACES: u32 = 12;
 
+/// Highest price the gateway's loader accepts, in USD per 1M tokens (its
+/// `pricing::MAX_PRICE_PER_MILLION`; tollctl does not link the gateway, so the figure is
+/// repeated here, and tests/pricing_import.rs checks that the gateway loads what this writes).
+const MAX_PER_MILLION: Decimal = Decimal::from_parts(100_000, 0, 0, false, 0);
+
 /// Suffixes of prices for service tiers other than the standard one.
 const OTHER_SERVICE_TIERS: [&str; 6] = [
     "_batches",
@@ -383,8 +388,13 @@ pub fn per_million(text: &str) -> Result<Decimal, String> {
     let mut digits: String = format!("{int_part}{frac_part}")
         .trim_start_matches('0')
         .to_owned();
+    let too_large =
+        || format!("above the maximum of {MAX_PER_MILLION} USD per 1M tokens (0.1 USD per token)");
     let frac_len = i64::try_from(frac_part.len()).map_err(|_| not_a_number())?;
-    let mut power = exponent - frac_len + 6;
+    let mut power = exponent
+        .checked_sub(frac_len)
+        .and_then(|p| p.checked_add(6))
+        .ok_or_else(not_a_number)?;
     if digits.is_empty() {
         return Ok(Decimal::ZERO);
     }
@@ -393,12 +403,11 @@ pub fn per_million(text: &str) -> Result<Decimal, String> {
     }
     while digits.ends_with('0') {
         digits.pop();
-        power += 1;
+        power = power.checked_add(1).ok_or_else(too_large)?;
     }
-    let too_large = || "too large for a price".to_string();
     if power > 0 {
         let zeros = usize::try_from(power).map_err(|_| too_large())?;
-        if digits.len() + zeros > 28 {
+        if digits.len().saturating_add(zeros) > 28 {
             return Err(too_large());
         }
         digits.extend(std::iter::repeat_n('0', zeros));
@@ -415,9 +424,13 @@ pub fn per_million(text: &str) -> Result<Decimal, String> {
         return Err(too_large());
     }
     let mantissa: i128 = digits.parse().map_err(|_| too_large())?;
-    Decimal::try_from_i128_with_scale(mantissa, scale)
+    let price = Decimal::try_from_i128_with_scale(mantissa, scale)
         .map(|d| d.normalize())
-        .map_err(|_| too_large())
+        .map_err(|_| too_large())?;
+    if price > MAX_PER_MILLION {
+        return Err(too_large());
+    }
+    Ok(price)
 }
 
 /// The file name for a provider's prices: its name with anything unusual replaced.
@@ -541,8 +554,8 @@ mod tests {
             ("0", "0"),
             ("-0.0", "0"),
             ("0.000015", "15"),
-            ("1", "1000000"),
-            ("1.5e+00", "1500000"),
+            ("0.1", "100000"),
+            ("1.5e-02", "15000"),
             ("1.23456789012e-06", "1.23456789012"),
             ("1.234567890123e-12", "0.000001234567890123"),
         ] {
@@ -585,7 +598,84 @@ mod tests {
         ] {
             assert!(per_million(bad).is_err(), "{bad:?}");
         }
-        assert!(per_million("1e40").unwrap_err().contains("too large"));
+        assert!(
+            per_million("1e40")
+                .unwrap_err()
+                .contains("above the maximum")
+        );
+    }
+
+    #[test]
+    fn prices_above_the_gateways_maximum_are_refused_and_absurd_ones_do_not_panic() {
+        assert_eq!(per_million("0.1"), Ok(dec("100000")));
+        for text in ["0.1000001", "1", "1e14", "1e20", "100000000000000000000"] {
+            let e = per_million(text).unwrap_err();
+            assert!(
+                e.contains("above the maximum of 100000 USD per 1M tokens"),
+                "{text}: {e}"
+            );
+        }
+        let long_fraction = format!("0.{}1", "0".repeat(100_000));
+        let long_integer = format!("1{}", "0".repeat(100_000));
+        for text in [
+            "1e999999",
+            "1e-999999",
+            "-1e999999",
+            "9".repeat(10_000).as_str(),
+            long_fraction.as_str(),
+            long_integer.as_str(),
+            "1.5e-999999",
+        ] {
+            // Refused or zero, never a panic and never a price above the maximum.
+            if let Ok(price) = per_million(text) {
+                assert!(price <= MAX_PER_MILLION, "{text}");
+            }
+        }
+        let text = r#"{"absurd": {"litellm_provider": "p", "input_cost_per_token": 1e20, "output_cost_per_token": 1e-06}}"#;
+        let c = convert(text, None).unwrap();
+        assert!(c.providers.is_empty());
+        assert_eq!(c.skipped.len(), 1);
+        assert_eq!(
+            c.skipped[0].reason,
+            "`input_cost_per_token` = 1e20: above the maximum of 100000 USD per 1M tokens (0.1 USD per token)"
+        );
+    }
+
+    /// `cases` cases, unless `PROPTEST_CASES` is set.
+    fn cases(cases: u32) -> proptest::test_runner::Config {
+        let mut config = proptest::test_runner::Config::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = cases;
+        }
+        config
+    }
+
+    proptest::proptest! {
+        #![proptest_config(cases(1024))]
+
+        #[test]
+        fn no_text_panics_the_conversion(text in "[-+0-9.eE]{0,24}|\\PC{0,24}") {
+            if let Ok(price) = per_million(&text) {
+                proptest::prop_assert!(price >= Decimal::ZERO && price <= MAX_PER_MILLION, "{text}: {price}");
+            }
+        }
+
+        #[test]
+        fn every_way_of_writing_a_price_converts_exactly(
+            // The price in 10^-18 USD per token (10^-12 per 1M tokens), at most 0.1 USD.
+            units in 0u64..=100_000_000_000_000_000,
+            shift in 0u32..6,
+            upper in proptest::prelude::any::<bool>(),
+        ) {
+            let want = Decimal::from_i128_with_scale(i128::from(units), 12).normalize();
+            let plain = Decimal::from_i128_with_scale(i128::from(units), 18).normalize().to_string();
+            let e = if upper { 'E' } else { 'e' };
+            // m × 10^-(18 - shift) with the mantissa padded by `shift` zeros.
+            let scientific = format!("{}{e}-{}", u128::from(units) * 10u128.pow(shift), 18 + shift);
+            for text in [plain.as_str(), scientific.as_str()] {
+                proptest::prop_assert_eq!(per_million(text), Ok(want), "{}", text);
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) struct Answer<'a> {
     pub content: Content<'a>,
     /// `None` leaves usage out of every event and of the message.
     pub usage: Option<AnthropicUsage>,
+    /// Written verbatim instead of `usage` wherever usage appears (`mock.raw_usage`).
+    pub raw_usage: Option<&'a str>,
 }
 
 impl Answer<'_> {
@@ -49,7 +51,10 @@ impl Answer<'_> {
         out.extend_from_slice(br#"],"stop_reason":""#);
         out.extend_from_slice(self.stop_reason().as_bytes());
         out.extend_from_slice(br#"","stop_sequence":null"#);
-        if let Some(u) = self.usage {
+        if let Some(raw) = self.raw_usage {
+            out.extend_from_slice(br#","usage":"#);
+            out.extend_from_slice(raw.as_bytes());
+        } else if let Some(u) = self.usage {
             out.extend_from_slice(br#","usage":"#);
             push_usage(&mut out, u, u.output_tokens);
         }
@@ -66,7 +71,10 @@ impl Answer<'_> {
         let mut start = br#"{"type":"message_start","message":"#.to_vec();
         start.extend_from_slice(&self.message_head());
         start.extend_from_slice(br#","content":[],"stop_reason":null,"stop_sequence":null"#);
-        if let Some(u) = self.usage {
+        if let Some(raw) = self.raw_usage {
+            start.extend_from_slice(br#","usage":"#);
+            start.extend_from_slice(raw.as_bytes());
+        } else if let Some(u) = self.usage {
             // Like Anthropic, the start reports the input and a token or so of output.
             start.extend_from_slice(br#","usage":"#);
             push_usage(&mut start, u, u.output_tokens.min(1));
@@ -115,7 +123,10 @@ impl Answer<'_> {
         let mut delta = br#"{"type":"message_delta","delta":{"stop_reason":""#.to_vec();
         delta.extend_from_slice(self.stop_reason().as_bytes());
         delta.extend_from_slice(br#"","stop_sequence":null}"#);
-        if let Some(u) = self.usage {
+        if let Some(raw) = self.raw_usage {
+            delta.extend_from_slice(br#","usage":"#);
+            delta.extend_from_slice(raw.as_bytes());
+        } else if let Some(u) = self.usage {
             delta.extend_from_slice(
                 format!(r#","usage":{{"output_tokens":{}}}"#, u.output_tokens).as_bytes(),
             );

@@ -27,8 +27,11 @@ pub(crate) struct Bodies {
 impl Bodies {
     /// `usage: None` leaves usage out of every answer.
     pub fn new(content: &str, chunks: usize, usage: Option<MockUsage>) -> Self {
-        let usage_json = usage.map(usage_json);
+        Self::with_usage_json(content, chunks, usage.map(usage_json))
+    }
 
+    /// Like [`Bodies::new`], with the `usage` object given as JSON text, written verbatim.
+    pub fn with_usage_json(content: &str, chunks: usize, usage_json: Option<String>) -> Self {
         let mut json_suffix =
             br#","choices":[{"index":0,"message":{"role":"assistant","content":"#.to_vec();
         push_json_str(&mut json_suffix, content);

@@ -91,11 +91,19 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Requ
                 .usage
                 .as_ref()
                 .map_or(config.usage, |u| u.apply(config.usage));
-            owned_bodies = Bodies::new(
-                o.content.as_deref().unwrap_or(&config.content),
-                o.chunks.unwrap_or(config.chunks),
-                (!o.no_usage).then_some(usage),
-            );
+            let content = o.content.as_deref().unwrap_or(&config.content);
+            let chunks = o.chunks.unwrap_or(config.chunks);
+            let raw = match (&o.raw_usage, o.usage.is_some()) {
+                (Some(raw), _) => Some(raw.get()),
+                (None, false) => config.raw_usage.as_deref(),
+                (None, true) => None,
+            };
+            owned_bodies = match raw {
+                Some(raw) if !o.no_usage => {
+                    Bodies::with_usage_json(content, chunks, Some(raw.to_owned()))
+                }
+                _ => Bodies::new(content, chunks, (!o.no_usage).then_some(usage)),
+            };
             &owned_bodies
         }
         _ => &shared.bodies,

@@ -11,6 +11,10 @@ pub struct MockConfig {
     pub delay_ms: u64,
     /// Token usage reported in every answer.
     pub usage: MockUsage,
+    /// JSON written verbatim as every chat and messages answer's `usage` instead of `usage`
+    /// (a request's `mock.raw_usage` or `mock.no_usage` still wins): absurd usage for requests
+    /// the gateway rewrites, such as translated ones, which lose their `mock` object.
+    pub raw_usage: Option<String>,
     /// Number of content chunks a stream splits `content` into (0 sends none).
     pub chunks: usize,
     /// Pause between two stream events.
@@ -32,6 +36,7 @@ impl Default for MockConfig {
         Self {
             delay_ms: 0,
             usage: MockUsage::default(),
+            raw_usage: None,
             chunks: 3,
             chunk_delay_ms: 0,
             content: "pong".to_owned(),
@@ -78,6 +83,10 @@ pub(crate) struct MockOverrides<U = UsageOverride> {
     pub chunks: Option<usize>,
     pub content: Option<String>,
     pub usage: Option<U>,
+    /// Written verbatim as the answer's `usage` (JSON body, stream usage chunk, Anthropic
+    /// `message_start` and `message_delta`), for usage no honest upstream sends: counts beyond
+    /// `u64`, negative, fractional, strings.
+    pub raw_usage: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     pub no_usage: bool,
     pub cut_after: Option<usize>,
@@ -89,7 +98,11 @@ pub(crate) struct MockOverrides<U = UsageOverride> {
 impl<U> MockOverrides<U> {
     /// Whether the answer's text differs from the prebuilt default bodies.
     pub fn changes_body(&self) -> bool {
-        self.chunks.is_some() || self.content.is_some() || self.usage.is_some() || self.no_usage
+        self.chunks.is_some()
+            || self.content.is_some()
+            || self.usage.is_some()
+            || self.raw_usage.is_some()
+            || self.no_usage
     }
 }
 

@@ -50,6 +50,14 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request, kind: Kind)
             Err(response) => return response,
         };
     let overrides = request.mock.as_ref();
+    if overrides.is_some_and(|o| o.raw_usage.is_some()) {
+        return error(
+            Flavor::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "mock: mock.raw_usage is only supported on /v1/chat/completions and /v1/messages",
+            None,
+        );
+    }
     let forced = match forced_status(
         overrides.and_then(|o| o.status),
         incoming.scripted,
@@ -89,7 +97,7 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request, kind: Kind)
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens.saturating_add(usage.completion_tokens),
             },
         }),
     };

@@ -138,7 +138,12 @@ struct Tracked {
 
 impl Shared {
     fn new(config: MockConfig) -> Self {
-        let bodies = body::Bodies::new(&config.content, config.chunks, Some(config.usage));
+        let bodies = match &config.raw_usage {
+            Some(raw) => {
+                body::Bodies::with_usage_json(&config.content, config.chunks, Some(raw.clone()))
+            }
+            None => body::Bodies::new(&config.content, config.chunks, Some(config.usage)),
+        };
         let scripts = config
             .key_failures
             .iter()

@@ -41,9 +41,25 @@ struct Args {
     /// Answer every N-th chat request with 429 (0 = never).
     #[arg(long, env = "MOCK_RATE_LIMIT_EVERY", default_value_t = 0)]
     rate_limit_every: u64,
+    /// JSON written verbatim as every chat and messages answer's `usage` (empty = the
+    /// counts above), e.g. `{"prompt_tokens":18446744073709551616}`.
+    #[arg(long, env = "MOCK_RAW_USAGE", default_value = "", value_parser = parse_raw_usage)]
+    raw_usage: RawUsage,
     /// Scripted statuses per API key: `KEY=429,529;OTHER=500` (empty = none).
     #[arg(long, env = "MOCK_KEY_FAILURES", default_value = "", value_parser = parse_key_failures)]
     key_failures: KeyFailures,
+}
+
+#[derive(Clone, Debug, Default)]
+struct RawUsage(Option<String>);
+
+fn parse_raw_usage(text: &str) -> Result<RawUsage, String> {
+    if text.trim().is_empty() {
+        return Ok(RawUsage(None));
+    }
+    serde_json::from_str::<Box<serde_json::value::RawValue>>(text)
+        .map(|raw| RawUsage(Some(raw.get().to_owned())))
+        .map_err(|e| format!("not JSON: {e}"))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -78,6 +94,7 @@ impl Args {
                 cached_tokens: self.cached_tokens,
                 reasoning_tokens: self.reasoning_tokens,
             },
+            raw_usage: self.raw_usage.0,
             chunks: self.chunks,
             chunk_delay_ms: self.chunk_delay_ms,
             content: self.content,
@@ -115,5 +132,14 @@ mod tests {
         assert_eq!(config.key_failures["k2"], [500]);
         assert!(Args::try_parse_from(["mock-provider", "--key-failures", "k1"]).is_err());
         assert!(Args::try_parse_from(["mock-provider", "--key-failures", "k1=x"]).is_err());
+    }
+
+    #[test]
+    fn raw_usage_flag() {
+        let raw = r#"{"prompt_tokens":18446744073709551616}"#;
+        let args = Args::try_parse_from(["mock-provider", "--raw-usage", raw])
+            .unwrap_or_else(|e| e.exit());
+        assert_eq!(args.config().raw_usage.as_deref(), Some(raw));
+        assert!(Args::try_parse_from(["mock-provider", "--raw-usage", "{"]).is_err());
     }
 }

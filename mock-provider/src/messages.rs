@@ -91,6 +91,11 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request
     let answer = Answer {
         model: request.model.as_ref().map_or(DEFAULT_MODEL, |m| &m.0),
         content,
+        raw_usage: usage.and(match overrides {
+            Some(o) if o.raw_usage.is_some() => o.raw_usage.as_deref().map(|r| r.get()),
+            Some(o) if o.usage.is_some() => None,
+            _ => config.raw_usage.as_deref(),
+        }),
         usage,
     };
 

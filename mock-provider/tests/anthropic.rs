@@ -392,3 +392,32 @@ async fn both_paths_and_last_body() {
     // Only the second request carried a key.
     assert_eq!(mock.requests_for_key("sk-ant-test"), 1);
 }
+
+#[tokio::test]
+async fn raw_usage_replaces_usage_everywhere_it_appears() {
+    let mock = server(MockConfig::default()).await;
+    let raw = r#"{"input_tokens":18446744073709551615,"output_tokens":1e300}"#;
+    let body = format!(r#"{{"model":"m","mock":{{"raw_usage":{raw}}}}}"#);
+    let text = post(&mock, body).await.text().await.unwrap();
+    assert!(text.ends_with(&format!(r#","usage":{raw}}}"#)), "{text}");
+
+    let body = format!(r#"{{"model":"m","stream":true,"mock":{{"raw_usage":{raw}}}}}"#);
+    let text = post(&mock, body).await.text().await.unwrap();
+    let events = sse_events(&text);
+    let with_usage: Vec<&str> = events
+        .iter()
+        .filter(|(_, data)| data["usage"].is_object() || data["message"]["usage"].is_object())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(with_usage, ["message_start", "message_delta"]);
+    assert_eq!(
+        text.matches(&format!(r#""usage":{raw}"#)).count(),
+        2,
+        "{text}"
+    );
+
+    // `no_usage` still wins.
+    let body = format!(r#"{{"model":"m","mock":{{"raw_usage":{raw},"no_usage":true}}}}"#);
+    let text = post(&mock, body).await.text().await.unwrap();
+    assert!(!text.contains("usage"), "{text}");
+}

@@ -450,3 +450,74 @@ async fn models_health_and_both_paths() {
     assert_eq!(post_json(&mock, json!({"model": "m"})).await.status(), 200); // via base_url(): /v1/...
     assert_eq!(mock.requests(), 2);
 }
+
+#[tokio::test]
+async fn raw_usage_is_written_verbatim_and_huge_counts_do_not_overflow() {
+    let mock = server(MockConfig::default()).await;
+    let raw = r#"{"prompt_tokens":18446744073709551616,"completion_tokens":-3,"x":1.5e300}"#;
+    let body = format!(r#"{{"model":"m","mock":{{"raw_usage":{raw}}}}}"#);
+    let text = post(&mock, body).await.text().await.unwrap();
+    assert!(text.ends_with(&format!(r#","usage":{raw}}}"#)), "{text}");
+
+    let body = format!(
+        r#"{{"model":"m","stream":true,"stream_options":{{"include_usage":true}},"mock":{{"raw_usage":{raw}}}}}"#
+    );
+    let text = post(&mock, body).await.text().await.unwrap();
+    assert!(
+        text.contains(&format!(r#""choices":[],"usage":{raw}}}"#)),
+        "{text}"
+    );
+
+    // Counts at u64::MAX through the typed override: the total saturates instead of wrapping.
+    let max = u64::MAX;
+    let body: Value = post_json(
+        &mock,
+        json!({"model": "m", "mock": {"usage": {"prompt_tokens": max, "completion_tokens": max}}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["usage"]["total_tokens"], max);
+
+    let refused = client()
+        .post(format!("{}/embeddings", mock.base_url()))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"model":"m","mock":{{"raw_usage":{raw}}}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("mock.raw_usage"));
+}
+
+#[tokio::test]
+async fn server_wide_raw_usage_yields_to_a_requests_own_usage() {
+    let raw = r#"{"prompt_tokens":1e300}"#;
+    let mock = server(MockConfig {
+        raw_usage: Some(raw.to_owned()),
+        ..MockConfig::default()
+    })
+    .await;
+    let text = post_json(&mock, json!({"model": "m"}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.ends_with(&format!(r#","usage":{raw}}}"#)), "{text}");
+    let body: Value = post_json(
+        &mock,
+        json!({"model": "m", "mock": {"usage": {"prompt_tokens": 3}}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["usage"]["prompt_tokens"], 3);
+    let text = post_json(&mock, json!({"model": "m", "mock": {"content": "x"}}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.ends_with(&format!(r#","usage":{raw}}}"#)), "{text}");
+}

@@ -15,6 +15,7 @@ use super::limit_caps::within_team_limits;
 use super::openapi::{ErrorBody, LimitsView};
 use crate::governance::{
     Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits,
+    budget_amount_problem, tpm_problem,
 };
 use crate::ids::TeamId;
 
@@ -54,6 +55,9 @@ impl LimitsBody {
         };
         positive("rpm", self.rpm.map(u64::from))?;
         positive("tpm", self.tpm)?;
+        if let Some(problem) = self.tpm.and_then(|tpm| tpm_problem("tpm", tpm)) {
+            return Err(AdminError::bad("tpm", problem));
+        }
         positive("max_concurrent", self.max_concurrent.map(u64::from))?;
         let mut budgets: Vec<Budget> = Vec::new();
         for b in self.budgets {
@@ -85,6 +89,9 @@ impl LimitsBody {
                         format!("`amount_usd` {text:?} is not a non-negative decimal"),
                     )
                 })?;
+            if let Some(problem) = budget_amount_problem("amount_usd", amount) {
+                return Err(AdminError::bad("budgets", problem));
+            }
             if budgets.iter().any(|x| x.period == period) {
                 return Err(AdminError::bad(
                     "budgets",

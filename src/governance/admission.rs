@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 
 use super::batch::{Batcher, Call, Release, STOPPED};
 use super::keys::ScopeKeys;
-use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
+use super::limits::{BudgetMode, FailurePolicy, MAX_TPM, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
 use super::rebuild;
@@ -242,7 +242,8 @@ impl Governor {
             call.key_if(rated, || keys.rates())
                 .key_if(limits.max_concurrent.is_some(), || keys.concurrency())
                 .int(limits.rpm.unwrap_or(0))
-                .int(limits.tpm.unwrap_or(0))
+                // A limit stored before MAX_TPM existed is enforced at it.
+                .int(limits.tpm.unwrap_or(0).min(MAX_TPM))
                 .int(request.tokens_estimate)
                 .int(limits.max_concurrent.unwrap_or(0))
                 .int(reserve)
@@ -255,7 +256,7 @@ impl Governor {
             }
             ticket_scopes.push(TicketScope {
                 keys,
-                tpm: limits.tpm.unwrap_or(0),
+                tpm: limits.tpm.unwrap_or(0).min(MAX_TPM),
                 holds_slot: limits.max_concurrent.is_some(),
                 reserve,
                 budget_keys,
@@ -354,6 +355,11 @@ fn int(value: Option<&redis::Value>) -> i64 {
     }
 }
 
+/// A count from a script reply, where a negative one means none.
+fn non_negative(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 fn text(value: Option<&redis::Value>) -> &str {
     match value {
         Some(redis::Value::BulkString(b)) => std::str::from_utf8(b).unwrap_or(""),
@@ -382,9 +388,9 @@ fn parse_admit_reply(
                 if remaining.is_none() {
                     if let Some(rpm) = scope.limits.rpm {
                         remaining =
-                            Some((RateKind::Requests, u64::from(rpm), rpm_left.max(0) as u64));
+                            Some((RateKind::Requests, u64::from(rpm), non_negative(rpm_left)));
                     } else if let Some(tpm) = scope.limits.tpm {
-                        remaining = Some((RateKind::Tokens, tpm, tpm_left.max(0) as u64));
+                        remaining = Some((RateKind::Tokens, tpm, non_negative(tpm_left)));
                     }
                 }
             }
@@ -428,14 +434,14 @@ fn parse_admit_reply(
                     } else {
                         RateKind::Tokens
                     },
-                    limit: a.max(0) as u64,
-                    remaining: b.max(0) as u64,
-                    retry_after: Duration::from_millis(c.max(1) as u64),
+                    limit: non_negative(a),
+                    remaining: non_negative(b),
+                    retry_after: Duration::from_millis(non_negative(c).max(1)),
                 },
                 "concurrency" => Refusal::Concurrency {
                     kind,
                     id,
-                    limit: a.max(0) as u64,
+                    limit: non_negative(a),
                 },
                 other => return Err(format!("admission script answered {other:?}")),
             };

@@ -19,8 +19,9 @@ mod usage;
 
 pub use admission::{Admission, Governor, GovernorConfig, RateKind, Refusal};
 pub use limits::{
-    Budget, BudgetMode, FailurePolicy, Limits, NANOS_PER_USD, ScopeKind, ScopeLimits, nanos_to_usd,
-    to_nanos_ceil, to_nanos_floor,
+    Budget, BudgetMode, FailurePolicy, Limits, MAX_BUDGET_NANOS, MAX_BUDGET_USD, MAX_SPENT_NANOS,
+    MAX_TPM, NANOS_PER_USD, ScopeKind, ScopeLimits, budget_amount_problem, nanos_to_usd,
+    to_nanos_ceil, to_nanos_floor, tpm_problem,
 };
 pub use local::LocalShield;
 pub use period::{Clock, Period, SystemClock};

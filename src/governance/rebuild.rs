@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::limits::{ScopeKind, to_nanos_ceil};
+use super::limits::{MAX_SPENT_NANOS, ScopeKind, to_nanos_ceil};
 use super::period::Period;
 
 /// How long a budget counter is kept after its period ends.
@@ -38,13 +38,16 @@ pub async fn budget_counter(
     redis::cmd("HSETNX")
         .arg(budget_key)
         .arg("spent")
-        .arg(to_nanos_ceil(spent))
+        .arg(to_nanos_ceil(spent).min(MAX_SPENT_NANOS))
         .query_async::<i64>(&mut *conn)
         .await
         .map_err(|e| e.to_string())?;
     // The counter outlives its period by a grace week (for inspection), then Redis forgets it.
     if let Some(end) = end {
-        let ttl = (end - now).num_seconds().max(1) + BUDGET_KEY_GRACE_SECS;
+        let ttl = (end - now)
+            .num_seconds()
+            .max(1)
+            .saturating_add(BUDGET_KEY_GRACE_SECS);
         redis::cmd("EXPIRE")
             .arg(budget_key)
             .arg(ttl)

@@ -2,8 +2,9 @@
 
 use metrics::Label;
 
-use super::{ERRORS, REQUESTS, TOKENS, UPSTREAM_LATENCY, exact};
+use super::{ERRORS, REQUESTS, SATURATED, UPSTREAM_LATENCY, exact};
 use crate::ledger::LedgerEvent;
+use crate::pricing::MAX_COST_USD;
 
 /// Label value for "no such thing here" (no experiment, no routed model, no scope).
 pub(super) const NONE: &str = "none";
@@ -41,12 +42,9 @@ pub fn observe_event(event: &LedgerEvent, key_labels: bool) {
         ("reasoning", usage.reasoning_tokens),
     ];
     for (kind, count) in tokens {
-        if count > 0 {
-            let mut labels = base.clone();
-            labels.push(Label::new("kind", kind));
-            metrics::counter!(TOKENS, labels).increment(count);
-        }
+        exact::add_tokens(&attribution, kind, count);
     }
+    note_saturation(event, &attribution);
 
     exact::add_cost(&attribution, event.cost_usd);
 
@@ -57,6 +55,50 @@ pub fn observe_event(event: &LedgerEvent, key_labels: bool) {
             "model" => attribution.model.clone()
         )
         .record(f64::from(ms) / 1000.0);
+    }
+}
+
+/// Counts and logs a request whose usage or cost reached the most the gateway can represent:
+/// a token count of `u64::MAX` (an upstream reported that many, or more) or a cost of
+/// [`MAX_COST_USD`]. Such a request is recorded at those maxima, never wrapped or dropped, and
+/// the budgets it is charged to refuse everything after it; the warning says which upstream
+/// to look at.
+fn note_saturation(event: &LedgerEvent, attribution: &Attribution) {
+    let usage = &event.usage;
+    let usage_saturated = [
+        usage.input_tokens,
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+        usage.cache_write_1h_tokens,
+        usage.output_tokens,
+        usage.reasoning_tokens,
+    ]
+    .contains(&u64::MAX);
+    let cost_saturated = event.cost_usd >= MAX_COST_USD;
+    for (what, saturated) in [("usage", usage_saturated), ("cost", cost_saturated)] {
+        if saturated {
+            metrics::counter!(
+                SATURATED,
+                "what" => what,
+                "model" => attribution.model.clone(),
+                "provider" => attribution.provider.clone()
+            )
+            .increment(1);
+        }
+    }
+    if usage_saturated || cost_saturated {
+        tracing::warn!(
+            request_id = %event.request_id,
+            model = %event.model,
+            deployment = %event.deployment,
+            cost_usd = %event.cost_usd,
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            usage_saturated,
+            cost_saturated,
+            "the upstream reported a usage at or beyond what the gateway can count; \
+             recorded at the maximum (see docs/pricing.md, \"Bounds and overflow\")"
+        );
     }
 }
 

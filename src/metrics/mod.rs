@@ -6,6 +6,7 @@
 //!   `metrics` crate into one process-wide Prometheus recorder ([`install`]).
 //! - **Money** (spend, budget remaining) never goes through a float: it is kept as exact
 //!   `Decimal` sums ([`exact`], [`budgets`]) and written into the scrape as decimal text.
+//!   Token counts are kept there too, as saturating sums (the crate's counters wrap).
 //!   `tollgate_cost_nanousd_total` is the exact integer counter (the floor of the exact sum in
 //!   nano-USD); `tollgate_cost_usd_total` is the same sum in USD, for dashboards.
 //!
@@ -44,6 +45,7 @@ pub const GATEWAY_OVERHEAD: &str = "tollgate_gateway_overhead_seconds";
 pub const ADMISSION_LATENCY: &str = "tollgate_admission_seconds";
 pub const UNPRICED: &str = "tollgate_unpriced_requests_total";
 pub const ORPHANED_ADMISSIONS: &str = "tollgate_orphaned_admissions_total";
+pub const SATURATED: &str = "tollgate_saturated_requests_total";
 pub const LEDGER_QUEUE_DEPTH: &str = "tollgate_ledger_queue_depth";
 pub const LEDGER_WRITTEN: &str = "tollgate_ledger_written_total";
 pub const LEDGER_WRITE_FAILURES: &str = "tollgate_ledger_write_failures_total";
@@ -97,16 +99,16 @@ fn describe() {
         "Requests that ended in an error, by error type (the ledger's error_type) and scope."
     );
     describe_counter!(
-        TOKENS,
-        "Tokens by kind; cached_input and cache_write are parts of input, reasoning is part of output."
-    );
-    describe_counter!(
         UNPRICED,
         "Requests for models without a price, served at zero cost (pricing.allow_unpriced)."
     );
     describe_counter!(
         ORPHANED_ADMISSIONS,
         "Admissions Redis answered after their request stopped waiting (a timeout): what they took was released."
+    );
+    describe_counter!(
+        SATURATED,
+        "Requests whose usage (what=usage: a token count of 2^64-1) or cost (what=cost: 9223372036.854775807 USD) reached the gateway's maximum and was recorded at it."
     );
     describe_histogram!(
         UPSTREAM_LATENCY,

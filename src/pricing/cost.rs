@@ -46,7 +46,14 @@ pub struct ModelPrice {
     pub source: String,
 }
 
-/// The cost of one request in USD, split by kind of token. Exact: nothing is rounded.
+/// The most one request can cost: 2^63 − 1 nano-USD, i.e. 9,223,372,036.854775807 USD, the
+/// largest amount the budget counters hold. A part or a total above it (only absurd usages or
+/// prices get there: see `docs/pricing.md`) is charged as exactly this and the breakdown is
+/// marked `saturated`, so a cost that cannot be represented is never recorded as less.
+pub const MAX_COST_USD: Decimal = Decimal::from_parts(u32::MAX, 0x7FFF_FFFF, 0, false, 9);
+
+/// The cost of one request in USD, split by kind of token. Exact: nothing is rounded, unless
+/// `saturated`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostBreakdown {
     /// Prompt tokens neither read from nor written to the cache.
@@ -59,8 +66,12 @@ pub struct CostBreakdown {
     pub output: Decimal,
     /// Reasoning tokens.
     pub reasoning: Decimal,
-    /// Sum of the parts above.
+    /// Sum of the parts above, or [`MAX_COST_USD`] when `saturated`.
     pub total: Decimal,
+    /// A part or the total exceeded [`MAX_COST_USD`] and was capped at it: the cost is at
+    /// least what is shown, and the request is refused by every budget from then on.
+    #[serde(default)]
+    pub saturated: bool,
 }
 
 impl ModelPrice {
@@ -76,21 +87,23 @@ impl ModelPrice {
             .map_or(&self.rates, |tier| &tier.rates)
     }
 
-    /// The exact cost of `usage` at this entry's prices.
+    /// The exact cost of `usage` at this entry's prices, capped at [`MAX_COST_USD`]. Never
+    /// panics, whatever the counts and rates.
     #[must_use]
     pub fn cost(&self, usage: &Usage) -> CostBreakdown {
         let rates = self.rates_for(usage.input_tokens);
-        let input = charge(usage.uncached_input_tokens(), rates.input);
-        let cached_input = charge(usage.cached_input_tokens, rates.cached_input);
-        let cache_write = charge(usage.cache_write_tokens, rates.cache_write)
-            .saturating_add(charge(usage.cache_write_1h_tokens, rates.cache_write_1h));
-        let output = charge(usage.non_reasoning_output_tokens(), rates.output);
-        let reasoning = charge(usage.reasoning_tokens, rates.reasoning);
-        let total = input
-            .saturating_add(cached_input)
-            .saturating_add(cache_write)
-            .saturating_add(output)
-            .saturating_add(reasoning);
+        let mut cap = Cap::default();
+        let input = cap.at_most(charge(usage.uncached_input_tokens(), rates.input));
+        let cached_input = cap.at_most(charge(usage.cached_input_tokens, rates.cached_input));
+        let cache_write = cap.at_most(sum([
+            charge(usage.cache_write_tokens, rates.cache_write),
+            charge(usage.cache_write_1h_tokens, rates.cache_write_1h),
+        ]));
+        let output = cap.at_most(charge(usage.non_reasoning_output_tokens(), rates.output));
+        let reasoning = cap.at_most(charge(usage.reasoning_tokens, rates.reasoning));
+        let total = cap.at_most(sum(
+            [input, cached_input, cache_write, output, reasoning].map(Some)
+        ));
         CostBreakdown {
             input,
             cached_input,
@@ -98,25 +111,50 @@ impl ModelPrice {
             output,
             reasoning,
             total,
+            saturated: cap.hit,
         }
     }
 }
 
-/// `tokens × per_million / 1,000,000`. Exact for any realistic count and price (see
-/// `docs/pricing.md`); the saturation only guards absurd inputs, and errs towards charging more.
-fn charge(tokens: u64, per_million: Decimal) -> Decimal {
+/// Caps amounts at [`MAX_COST_USD`] and remembers whether it had to.
+#[derive(Default)]
+struct Cap {
+    hit: bool,
+}
+
+impl Cap {
+    /// `exact` if it is representable and at most the maximum; `None` means it overflowed.
+    fn at_most(&mut self, exact: Option<Decimal>) -> Decimal {
+        match exact {
+            Some(amount) if amount <= MAX_COST_USD => amount,
+            _ => {
+                self.hit = true;
+                MAX_COST_USD
+            }
+        }
+    }
+}
+
+/// `tokens × per_million / 1,000,000`, or `None` if it does not fit a `Decimal`. Exact whenever
+/// the result is at most [`MAX_COST_USD`] and the price has at most 12 decimal places, which the
+/// price files guarantee (see `docs/pricing.md`).
+fn charge(tokens: u64, per_million: Decimal) -> Option<Decimal> {
     Decimal::from(tokens)
-        .saturating_mul(per_million)
+        .checked_mul(per_million)?
         .checked_div(TOKENS_PER_QUOTE)
-        .unwrap_or(Decimal::MAX)
-        .normalize()
+        .map(|cost| cost.normalize())
+}
+
+/// The sum of `parts`, or `None` if one of them or the sum does not fit.
+fn sum<const N: usize>(parts: [Option<Decimal>; N]) -> Option<Decimal> {
+    parts
+        .into_iter()
+        .try_fold(Decimal::ZERO, |total, part| total.checked_add(part?))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use std::str::FromStr;
-
     use super::*;
 
     fn dec(s: &str) -> Decimal {
@@ -256,15 +294,76 @@ mod tests {
     }
 
     #[test]
-    fn huge_counts_stay_exact() {
+    fn huge_counts_stay_exact_below_the_maximum() {
+        let price = model(rates("0.0001", "0", "0", "0", "0.0001", "0"), Vec::new());
+        let usage = Usage {
+            output_tokens: u64::MAX,
+            ..Usage::default()
+        };
+        // 18,446,744,073,709,551,615 × 0.0001 / 1e6
+        let cost = price.cost(&usage);
+        assert_eq!(cost.total, dec("1844674407.3709551615"));
+        assert!(!cost.saturated);
+    }
+
+    #[test]
+    fn the_maximum_is_the_largest_nano_usd_counter() {
+        assert_eq!(MAX_COST_USD, dec("9223372036.854775807"));
+        assert_eq!(
+            (MAX_COST_USD * Decimal::from(1_000_000_000))
+                .normalize()
+                .to_string(),
+            i64::MAX.to_string()
+        );
+    }
+
+    #[test]
+    fn costs_above_the_maximum_saturate_and_say_so() {
+        // 18,446,744,073,709,551,615 × 75 / 1e6 ≈ 1.4e15 USD per part.
         let price = model(rates("75", "75", "75", "75", "75", "75"), Vec::new());
         let usage = Usage {
             output_tokens: u64::MAX,
             ..Usage::default()
         };
-        // 18,446,744,073,709,551,615 × 75 / 1e6
-        let expected = Decimal::from_str("1383505805528216.371125").expect("decimal");
-        assert_eq!(price.cost(&usage).total, expected);
+        let cost = price.cost(&usage);
+        assert_eq!(cost.output, MAX_COST_USD);
+        assert_eq!(cost.total, MAX_COST_USD);
+        assert!(cost.saturated);
+
+        // Every kind at u64::MAX at the largest price a `Decimal` holds: no overflow panics.
+        let max = Rates {
+            input: Decimal::MAX,
+            cached_input: Decimal::MAX,
+            cache_write: Decimal::MAX,
+            cache_write_1h: Decimal::MAX,
+            output: Decimal::MAX,
+            reasoning: Decimal::MAX,
+        };
+        let all = Usage {
+            input_tokens: u64::MAX,
+            cached_input_tokens: u64::MAX,
+            cache_write_tokens: u64::MAX,
+            cache_write_1h_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+            reasoning_tokens: u64::MAX,
+        };
+        let cost = model(max, Vec::new()).cost(&all);
+        assert_eq!(cost.total, MAX_COST_USD);
+        assert_eq!(cost.cache_write, MAX_COST_USD);
+        assert!(cost.saturated);
+
+        // Parts below the maximum whose sum is above it: the total saturates, the parts stay.
+        let price = model(rates("5000", "5000", "0", "0", "5000", "0"), Vec::new());
+        let usage = Usage {
+            input_tokens: 1_500_000_000_000,
+            output_tokens: 1_500_000_000_000,
+            ..Usage::default()
+        };
+        let cost = price.cost(&usage);
+        assert_eq!(cost.input, dec("7500000000"));
+        assert_eq!(cost.output, dec("7500000000"));
+        assert_eq!(cost.total, MAX_COST_USD);
+        assert!(cost.saturated);
     }
 
     #[test]

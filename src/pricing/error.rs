@@ -72,6 +72,17 @@ pub enum PricingError {
     },
 
     #[error(
+        "{file}: {entry}: field `{field}`: \"{value}\" is above the maximum of {max} USD per 1M tokens (prices are USD per 1M tokens, not per token: a price of 0.000003 per token is written \"3\")"
+    )]
+    PriceTooHigh {
+        file: String,
+        entry: String,
+        field: &'static str,
+        value: String,
+        max: rust_decimal::Decimal,
+    },
+
+    #[error(
         "{file}: {entry}: field `{field}`: \"{value}\" has more than {max_places} decimal places (USD per 1M tokens never needs that many)"
     )]
     TooPrecise {

@@ -16,6 +16,12 @@ use super::{ModelPrice, PricingError, Rates, Tier};
 /// this keeps every cost exact (see `docs/pricing.md`).
 pub(super) const MAX_PRICE_PLACES: u32 = 12;
 
+/// Highest price a price file may give, in USD per 1M tokens (0.10 USD a token): hundreds of
+/// times any model's list price, so only a mistake gets there (a price per token written
+/// where the file wants one per 1M tokens is 10^6 times too high). It also keeps every part of
+/// a cost, even for `u64::MAX` tokens, far inside what a `Decimal` holds (see docs/pricing.md).
+pub const MAX_PRICE_PER_MILLION: Decimal = Decimal::from_parts(100_000, 0, 0, false, 0);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -212,15 +218,15 @@ fn price(ctx: &Ctx<'_>, field: &'static str, value: &Value) -> Result<Decimal, P
         }
         other => return Err(ctx.not_a_decimal(field, other.to_string())),
     };
-    let parsed =
-        Decimal::from_str_exact(text).map_err(|_| ctx.not_a_decimal(field, format!("{text:?}")))?;
+    let parsed = match Decimal::from_str_exact(text) {
+        Ok(parsed) => parsed,
+        Err(_) => return Err(ctx.unrepresentable(field, text)),
+    };
     if parsed.is_sign_negative() && !parsed.is_zero() {
-        return Err(PricingError::NegativePrice {
-            file: ctx.file.to_owned(),
-            entry: ctx.entry.to_owned(),
-            field,
-            value: text.clone(),
-        });
+        return Err(ctx.negative(field, text));
+    }
+    if parsed > MAX_PRICE_PER_MILLION {
+        return Err(ctx.too_high(field, text));
     }
     if parsed.scale() > MAX_PRICE_PLACES {
         return Err(PricingError::TooPrecise {
@@ -301,6 +307,51 @@ impl Ctx<'_> {
             entry: self.entry.to_owned(),
             field,
             value,
+        }
+    }
+
+    fn negative(&self, field: &'static str, text: &str) -> PricingError {
+        PricingError::NegativePrice {
+            file: self.file.to_owned(),
+            entry: self.entry.to_owned(),
+            field,
+            value: text.to_owned(),
+        }
+    }
+
+    fn too_high(&self, field: &'static str, text: &str) -> PricingError {
+        PricingError::PriceTooHigh {
+            file: self.file.to_owned(),
+            entry: self.entry.to_owned(),
+            field,
+            value: text.to_owned(),
+            max: MAX_PRICE_PER_MILLION,
+        }
+    }
+
+    /// A string `Decimal` cannot hold: a plain decimal number with too many digits is named
+    /// for what is wrong with it (too large, negative, too precise); anything else is not a
+    /// decimal number at all.
+    fn unrepresentable(&self, field: &'static str, text: &str) -> PricingError {
+        let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+        if whole.is_empty() || !digits(whole) || !digits(fraction) {
+            return self.not_a_decimal(field, format!("{text:?}"));
+        }
+        if text.starts_with('-') && (nonzero(whole) || nonzero(fraction)) {
+            return self.negative(field, text);
+        }
+        if nonzero(whole) {
+            return self.too_high(field, text);
+        }
+        PricingError::TooPrecise {
+            file: self.file.to_owned(),
+            entry: self.entry.to_owned(),
+            field,
+            value: text.to_owned(),
+            max_places: MAX_PRICE_PLACES,
         }
     }
 

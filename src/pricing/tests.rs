@@ -247,6 +247,44 @@ fn negative_and_overly_precise_prices_are_refused() {
 }
 
 #[test]
+fn prices_above_the_maximum_are_refused_with_the_field_named() {
+    // 10^20 USD per token is 10^26 per 1M tokens: it fits a Decimal and is still refused.
+    assert_eq!(
+        load_err(&gpt_4o_with(r#"input = "100000000000000000000000000""#)),
+        r#"pricing/openai.toml: model "gpt-4o": field `input`: "100000000000000000000000000" is above the maximum of 100000 USD per 1M tokens (prices are USD per 1M tokens, not per token: a price of 0.000003 per token is written "3")"#
+    );
+    // 10^20 per 1M tokens, in a tier's optional field.
+    let tier = load_err(&gpt_4o_with(
+        "input = \"1\"\n[[models.tiers]]\nabove_prompt_tokens = 10\ninput = \"1\"\noutput = \"1\"\ncache_write_1h = \"100000000000000000000\"",
+    ));
+    assert!(
+        tier.starts_with(
+            r#"pricing/openai.toml: model "gpt-4o": tier #1: field `cache_write_1h`: "100000000000000000000" is above the maximum"#
+        ),
+        "{tier}"
+    );
+    // Beyond what a Decimal holds at all: named as too high, not as "not a number".
+    let huge = "1".repeat(40);
+    assert!(
+        load_err(&gpt_4o_with(&format!("input = \"{huge}\""))).contains(&format!(
+            "field `input`: \"{huge}\" is above the maximum of 100000 USD per 1M tokens"
+        ))
+    );
+    assert!(load_err(&gpt_4o_with(&format!("input = \"-{huge}\""))).contains("is negative"));
+    assert!(
+        load_err(&gpt_4o_with(&format!("input = \"0.{huge}\"")))
+            .contains("has more than 12 decimal places")
+    );
+    assert!(load_err(&gpt_4o_with(r#"input = "1e20""#)).contains("is not a decimal number"));
+    // The maximum itself is a price.
+    let table = load(&gpt_4o_with(r#"input = "100000.000000000000""#));
+    let price = table
+        .price_at("gpt-4o", at(2025, 1, 1, 0, 0, 0))
+        .expect("price");
+    assert_eq!(price.rates.input, MAX_PRICE_PER_MILLION);
+}
+
+#[test]
 fn an_unknown_field_is_refused() {
     let err = load_err(&gpt_4o_with("input = \"2.50\"\ninptu = \"2.50\""));
     assert!(

@@ -1,3 +1,6 @@
+use std::fmt;
+
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// Normalised token usage of one request, the input to [`ModelPrice::cost`].
@@ -44,6 +47,84 @@ impl Usage {
     /// Saturates at zero when `reasoning_tokens` exceeds `output_tokens`.
     pub fn non_reasoning_output_tokens(&self) -> u64 {
         self.output_tokens.saturating_sub(self.reasoning_tokens)
+    }
+}
+
+/// Reads an upstream's token count leniently but never in its favour, for
+/// `#[serde(default, deserialize_with = "crate::pricing::token_count")]` on an `Option<u64>`:
+///
+/// - a non-negative integer is the count; one beyond `u64` (which JSON parsers hand over as a
+///   float) saturates at `u64::MAX`, so an absurd report is charged as the most it can be,
+///   never wrapped or dropped;
+/// - a non-negative fractional number rounds up (`12.5` is 13);
+/// - `null` is no count;
+/// - a negative number, a string or anything else is an error: the report cannot be read, and
+///   the caller falls back to its own estimate (marked as estimated in the ledger).
+///
+/// # Errors
+/// The value is not a non-negative number.
+pub fn token_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    deserializer.deserialize_option(TokenCount)
+}
+
+struct TokenCount;
+
+impl<'de> Visitor<'de> for TokenCount {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a token count (a number, zero or more)")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<u64>, D::Error> {
+        deserializer.deserialize_any(TokenCount)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u64>, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u64>, E> {
+        u64::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Option<u64>, E> {
+        Ok(Some(u64::try_from(v).unwrap_or(u64::MAX)))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Option<u64>, E> {
+        match u128::try_from(v) {
+            Ok(v) => self.visit_u128(v),
+            Err(_) => Err(E::invalid_value(
+                Unexpected::Other("a negative number"),
+                &self,
+            )),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u64>, E> {
+        // `u64::MAX as f64` rounds up to 2^64, so `>=` catches everything that does not fit.
+        const BEYOND_U64: f64 = 18_446_744_073_709_551_616.0;
+        if v.is_nan() || v < 0.0 {
+            return Err(E::invalid_value(Unexpected::Float(v), &self));
+        }
+        let whole = v.ceil();
+        if whole >= BEYOND_U64 {
+            return Ok(Some(u64::MAX));
+        }
+        // In range and whole: the conversion is exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(Some(whole as u64))
     }
 }
 

@@ -98,9 +98,10 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
     }
 }
 
-/// Rewrites only what must change: `model` (when the upstream name differs) and
-/// `stream_options.include_usage` (so a stream reports its usage). Other members keep their
-/// order and their exact bytes.
+/// Rewrites only what must change: the value of `model` (when the upstream name differs) and
+/// `stream_options.include_usage` (so a stream reports its usage), added where missing. Every
+/// other byte of the body, keys, whitespace and the client's other stream options included,
+/// is copied as the client sent it.
 pub fn rewrite(
     body: &[u8],
     model: Option<&str>,
@@ -111,40 +112,98 @@ pub fn rewrite(
         param: None,
     };
     let TopLevel(members) = serde_json::from_slice(body).map_err(malformed)?;
-    let mut out = Vec::with_capacity(body.len() + 48);
-    out.push(b'{');
-    let mut saw_stream_options = false;
-    for (i, (name, value)) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, name).map_err(malformed)?;
-        out.push(b':');
-        match name.as_ref() {
-            "model" if model.is_some() => {
-                serde_json::to_writer(&mut out, &model).map_err(malformed)?
-            }
-            "stream_options" if force_include_usage => {
-                saw_stream_options = true;
-                let mut options: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(value.get()).unwrap_or_default();
-                options.insert("include_usage".into(), serde_json::Value::Bool(true));
-                serde_json::to_writer(&mut out, &options).map_err(malformed)?;
-            }
-            _ => out.extend_from_slice(value.get().as_bytes()),
-        }
+    let model = match model {
+        Some(model) => Some(serde_json::to_vec(model).map_err(malformed)?),
+        None => None,
+    };
+    let rewritten = splice(
+        body,
+        &members,
+        |name, value| match name {
+            "model" => model.clone(),
+            "stream_options" if force_include_usage => Some(with_include_usage(value.get())),
+            _ => None,
+        },
+        force_include_usage.then_some((&b"stream_options"[..], &br#"{"include_usage":true}"#[..])),
+    );
+    // Reached only if serde_json stopped borrowing values from the body it parsed.
+    rewritten
+        .map(Bytes::from)
+        .ok_or_else(|| ApiError::MalformedBody {
+            message: "the body could not be rewritten".into(),
+            param: None,
+        })
+}
+
+/// A `stream_options` value with `include_usage` set to true: the client's object with that
+/// one member changed or added, or `{"include_usage":true}` in place of a value that is not
+/// an object.
+fn with_include_usage(options: &str) -> Vec<u8> {
+    const FRESH: &[u8] = br#"{"include_usage":true}"#;
+    let Ok(TopLevel(members)) = serde_json::from_str(options) else {
+        return FRESH.to_vec();
+    };
+    splice(
+        options.as_bytes(),
+        &members,
+        |name, _| (name == "include_usage").then(|| b"true".to_vec()),
+        Some((b"include_usage", b"true")),
+    )
+    .unwrap_or_else(|| FRESH.to_vec())
+}
+
+/// `object` (the JSON text `members` were parsed from) with the value of each member that
+/// `replace` has a replacement for swapped, and, if no member has `append`'s name, that member
+/// added before the closing brace. `None` if a value does not lie in `object`.
+fn splice(
+    object: &[u8],
+    members: &[(Cow<'_, str>, &RawValue)],
+    replace: impl Fn(&str, &RawValue) -> Option<Vec<u8>>,
+    append: Option<(&[u8], &[u8])>,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(object.len().saturating_add(48));
+    // Bytes of `object` already in `out`: members come in text order, so values do too.
+    let mut copied = 0;
+    for (name, value) in members {
+        let Some(replacement) = replace(name, value) else {
+            continue;
+        };
+        let at = position_in(object, value.get().as_bytes())?;
+        out.extend_from_slice(object.get(copied..at.start)?);
+        out.extend_from_slice(&replacement);
+        copied = at.end;
     }
-    if force_include_usage && !saw_stream_options {
+    if let Some((name, value)) = append
+        && !members.iter().any(|(n, _)| n.as_bytes() == name)
+    {
+        // An object ends with its closing brace, then at most whitespace.
+        let close = object.iter().rposition(|b| *b == b'}')?;
+        out.extend_from_slice(object.get(copied..close)?);
         if !members.is_empty() {
             out.push(b',');
         }
-        out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+        out.push(b'"');
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+        copied = close;
     }
-    out.push(b'}');
-    Ok(Bytes::from(out))
+    out.extend_from_slice(object.get(copied..)?);
+    Some(out)
+}
+
+/// Where `part`, a slice borrowed from `whole`, sits in it.
+fn position_in(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = part.as_ptr().addr().checked_sub(whole.as_ptr().addr())?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -180,6 +239,33 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"model":"upstream","messages":[{"role":"user","content":"h\u00e9 \"x\""}],"temperature":0.70,"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn rewrite_keeps_keys_and_whitespace_as_sent() {
+        let body =
+            b"{ \"m\\u006fdel\" : \"public\" ,\n  \"model\":\"public\",\"\\u0078\": [1 , 2] }\n";
+        let out = rewrite(body, Some("up"), true).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "{ \"m\\u006fdel\" : \"up\" ,\n  \"model\":\"up\",\"\\u0078\": [1 , 2] ,\"stream_options\":{\"include_usage\":true}}\n"
+        );
+        assert_eq!(
+            &rewrite(b"{}", None, true).unwrap()[..],
+            br#"{"stream_options":{"include_usage":true}}"#
+        );
+        assert_eq!(&rewrite(b" { } ", Some("x"), false).unwrap()[..], b" { } ");
+        // The client's other stream options keep their bytes, even numbers no float holds.
+        let body = br#"{"stream_options":{"include_usage":false, "x":36030001677460314000}}"#;
+        assert_eq!(
+            &rewrite(body, None, true).unwrap()[..],
+            br#"{"stream_options":{"include_usage":true, "x":36030001677460314000}}"#
+        );
+        let body = br#"{"stream_options":null}"#;
+        assert_eq!(
+            &rewrite(body, None, true).unwrap()[..],
+            br#"{"stream_options":{"include_usage":true}}"#
         );
     }
 

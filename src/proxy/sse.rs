@@ -55,6 +55,9 @@ pub fn data_of(event: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -5,13 +5,15 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::pricing::Usage;
+use crate::pricing::{Usage, token_count};
 
+/// Counts are read with [`token_count`]: beyond `u64` saturates, fractions round up, and a
+/// negative or non-numeric count makes the report unreadable (the caller then estimates).
 #[derive(Debug, Deserialize)]
 struct OpenAiUsage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "token_count")]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "token_count")]
     completion_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
@@ -21,13 +23,13 @@ struct OpenAiUsage {
 
 #[derive(Debug, Deserialize)]
 struct PromptDetails {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "token_count")]
     cached_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct CompletionDetails {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "token_count")]
     reasoning_tokens: Option<u64>,
 }
 
@@ -101,8 +103,11 @@ pub fn chunk_has_content(data: &[u8]) -> bool {
 
 /// Estimate of a prompt's tokens from its request body: about four bytes per token.
 pub fn estimate_prompt_tokens(body_len: usize) -> u64 {
-    (body_len as u64).div_ceil(4)
+    u64::try_from(body_len).unwrap_or(u64::MAX).div_ceil(4)
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -34,9 +34,17 @@ INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, prov
     errors, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
     output_tokens, reasoning_tokens, cost_usd)
 SELECT date_trunc('hour', created_at, 'UTC'), team_id, experiment_id, key_id, model, provider,
-       count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
-       sum(cached_input_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens),
-       sum(output_tokens), sum(reasoning_tokens), sum(cost_usd)
+       count(*), count(*) FILTER (WHERE status >= 400),
+       -- Token sums saturate at the bigint maximum: rows of absurd usage (an upstream may
+       -- report 2^64 - 1 tokens, stored as 2^63 - 1) must not fail the batch and stall the
+       -- ledger. sum(bigint) is numeric, so only the final value needs clamping.
+       LEAST(sum(input_tokens), 9223372036854775807),
+       LEAST(sum(cached_input_tokens), 9223372036854775807),
+       LEAST(sum(cache_write_tokens), 9223372036854775807),
+       LEAST(sum(cache_write_1h_tokens), 9223372036854775807),
+       LEAST(sum(output_tokens), 9223372036854775807),
+       LEAST(sum(reasoning_tokens), 9223372036854775807),
+       sum(cost_usd)
 FROM inserted
 GROUP BY 1, 2, 3, 4, 5, 6
 -- A fixed order makes concurrent writers lock rollup rows in the same order (no deadlocks).
@@ -44,12 +52,16 @@ ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider) DO UPDATE SET
     requests = s.requests + EXCLUDED.requests,
     errors = s.errors + EXCLUDED.errors,
-    input_tokens = s.input_tokens + EXCLUDED.input_tokens,
-    cached_input_tokens = s.cached_input_tokens + EXCLUDED.cached_input_tokens,
-    cache_write_tokens = s.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    cache_write_1h_tokens = s.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
-    output_tokens = s.output_tokens + EXCLUDED.output_tokens,
-    reasoning_tokens = s.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    input_tokens = LEAST(s.input_tokens::numeric + EXCLUDED.input_tokens, 9223372036854775807),
+    cached_input_tokens =
+        LEAST(s.cached_input_tokens::numeric + EXCLUDED.cached_input_tokens, 9223372036854775807),
+    cache_write_tokens =
+        LEAST(s.cache_write_tokens::numeric + EXCLUDED.cache_write_tokens, 9223372036854775807),
+    cache_write_1h_tokens = LEAST(
+        s.cache_write_1h_tokens::numeric + EXCLUDED.cache_write_1h_tokens, 9223372036854775807),
+    output_tokens = LEAST(s.output_tokens::numeric + EXCLUDED.output_tokens, 9223372036854775807),
+    reasoning_tokens =
+        LEAST(s.reasoning_tokens::numeric + EXCLUDED.reasoning_tokens, 9223372036854775807),
     cost_usd = s.cost_usd + EXCLUDED.cost_usd
 "#;
 

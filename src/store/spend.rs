@@ -295,14 +295,16 @@ impl SpendRow {
 }
 
 /// The sums over `spend_hourly s`; `bigint` sums are `numeric` in PostgreSQL, cast back.
+/// Token sums saturate at the bigint maximum (rows of absurd usage hold 2^63 - 1 tokens), so
+/// a report over them answers instead of failing with "bigint out of range".
 const SUMS: &str = "COALESCE(sum(s.requests), 0)::int8 AS requests, \
      COALESCE(sum(s.errors), 0)::int8 AS errors, \
-     COALESCE(sum(s.input_tokens), 0)::int8 AS input_tokens, \
-     COALESCE(sum(s.cached_input_tokens), 0)::int8 AS cached_input_tokens, \
-     COALESCE(sum(s.cache_write_tokens + s.cache_write_1h_tokens), 0)::int8 AS cache_write_tokens, \
-     COALESCE(sum(s.cache_write_1h_tokens), 0)::int8 AS cache_write_1h_tokens, \
-     COALESCE(sum(s.output_tokens), 0)::int8 AS output_tokens, \
-     COALESCE(sum(s.reasoning_tokens), 0)::int8 AS reasoning_tokens, \
+     LEAST(COALESCE(sum(s.input_tokens), 0), 9223372036854775807)::int8 AS input_tokens, \
+     LEAST(COALESCE(sum(s.cached_input_tokens), 0), 9223372036854775807)::int8 AS cached_input_tokens, \
+     LEAST(COALESCE(sum(s.cache_write_tokens::numeric + s.cache_write_1h_tokens), 0), 9223372036854775807)::int8 AS cache_write_tokens, \
+     LEAST(COALESCE(sum(s.cache_write_1h_tokens), 0), 9223372036854775807)::int8 AS cache_write_1h_tokens, \
+     LEAST(COALESCE(sum(s.output_tokens), 0), 9223372036854775807)::int8 AS output_tokens, \
+     LEAST(COALESCE(sum(s.reasoning_tokens), 0), 9223372036854775807)::int8 AS reasoning_tokens, \
      COALESCE(sum(s.cost_usd), 0) AS cost_usd";
 
 /// Enough memory for a report over many rollup rows to group in a hash table rather than by

@@ -1,4 +1,4 @@
--- tollgate govern v6
+-- tollgate govern v7
 -- One call carries a batch from one gateway instance: first the settlements, then the
 -- admissions, each in the order the instance queued them. Every key is read at most once and
 -- written at most once per call, so a batch costs little more than a single request.
@@ -37,6 +37,11 @@ local bucket_ms = tonumber(ARGV[2])
 -- Numbers go to Redis as integer text: Redis would print a Lua number with "%.17g", which is
 -- slow for numbers this large.
 local function int(n) return string.format('%d', n) end
+-- Lua numbers are doubles, and '%d' of one at or beyond 2^63 wraps to a huge negative number,
+-- which would turn a spent counter into an unlimited budget. Spent counters and token-bucket
+-- deficits therefore saturate at 2^62 (limits.rs MAX_SPENT_NANOS): far above any budget
+-- (at most 10^18 nano-USD), and with room for the reservations added to it in a reply.
+local SATURATED = 4611686018427387904
 local now_text = int(now)
 local expires = int(now + ttl_ms)
 -- The budget field this batch's reservations go to.
@@ -103,6 +108,7 @@ local function budget_state(key)
       local field, value = all[i], all[i + 1]
       if field == 'spent' then
         state.spent = tonumber(value)
+        if state.spent ~= nil and state.spent > SATURATED then state.spent = SATURATED end
       elseif string.sub(field, 1, 2) == 'r:' then
         if (tonumber(string.sub(field, 3)) or 0) <= now then
           table.insert(state.expired, field)
@@ -132,7 +138,7 @@ for _ = 1, n_settle do
     local n_budgets = next_num()
     if tpm > 0 and delta ~= 0 then
       local state = rate_state(rate_key)
-      state.t = bucket_level(state, 't', tpm) - delta * 60000
+      state.t = math.max(bucket_level(state, 't', tpm) - delta * 60000, -SATURATED)
       if state.t > tpm * 60000 then state.t = tpm * 60000 end
       state.t_dirty = true
     end
@@ -150,7 +156,7 @@ for _ = 1, n_settle do
       -- A counter Redis lost (or that outlived its period) is not created here: a lost one
       -- is rebuilt from the ledger, which has this request.
       if state.spent ~= nil then
-        state.spent = state.spent + actual
+        state.spent = math.min(state.spent + actual, SATURATED)
         state.spent_changed = true
         -- A reservation that already expired (and was dropped) is not released twice.
         if state.fields[field] ~= nil then

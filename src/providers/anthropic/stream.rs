@@ -190,14 +190,14 @@ impl ChunkTranslator {
                 match block.kind.as_ref() {
                     "text" => {
                         if let Some(text) = block.text.as_deref().filter(|t| !t.is_empty()) {
-                            self.content_events += 1;
+                            self.content_events = self.content_events.saturating_add(1);
                             self.content(&mut out, text);
                         }
                     }
                     "tool_use" => {
                         let index = self.tool_blocks.len();
                         self.tool_blocks.push(event.index.unwrap_or(0));
-                        self.content_events += 1;
+                        self.content_events = self.content_events.saturating_add(1);
                         let delta = ToolCallDelta {
                             index,
                             id: Some(block.id.as_deref().unwrap_or("")),
@@ -221,7 +221,7 @@ impl ChunkTranslator {
                 match delta.kind.as_deref() {
                     Some("text_delta") => {
                         if let Some(text) = delta.text.as_deref().filter(|t| !t.is_empty()) {
-                            self.content_events += 1;
+                            self.content_events = self.content_events.saturating_add(1);
                             self.content(&mut out, text);
                         }
                     }
@@ -230,7 +230,7 @@ impl ChunkTranslator {
                         let block = event.index.unwrap_or(0);
                         let tool = self.tool_blocks.iter().position(|b| *b == block);
                         if let (Some(index), false) = (tool, partial.is_empty()) {
-                            self.content_events += 1;
+                            self.content_events = self.content_events.saturating_add(1);
                             let delta = ToolCallDelta {
                                 index,
                                 id: None,
@@ -244,7 +244,9 @@ impl ChunkTranslator {
                         }
                     }
                     // Thinking is billed as output, so it counts towards an estimate.
-                    Some("thinking_delta") => self.content_events += 1,
+                    Some("thinking_delta") => {
+                        self.content_events = self.content_events.saturating_add(1)
+                    }
                     _ => {}
                 }
             }
@@ -391,5 +393,7 @@ fn data_event(json: &[u8]) -> Bytes {
     Bytes::from(event)
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

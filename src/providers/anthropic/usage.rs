@@ -9,22 +9,30 @@
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
-use crate::pricing::Usage;
+use crate::pricing::{Usage, token_count};
 
 /// A `usage` object as Anthropic sends it. Every field may be missing or `null` (a stream's
-/// `message_delta` carries only some of them).
+/// `message_delta` carries only some of them). Counts are read with [`token_count`]: beyond
+/// `u64` saturates, fractions round up, and a negative or non-numeric count makes the report
+/// unreadable.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub(super) struct AnthropicUsage {
+    #[serde(default, deserialize_with = "token_count")]
     input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
     output_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
     cache_creation_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
     cache_read_input_tokens: Option<u64>,
     cache_creation: Option<CacheCreation>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 struct CacheCreation {
+    #[serde(default, deserialize_with = "token_count")]
     ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "token_count")]
     ephemeral_1h_input_tokens: Option<u64>,
 }
 
@@ -193,6 +201,9 @@ impl From<&Usage> for OpenAiUsage {
         }
     }
 }
+
+#[cfg(test)]
+pub(super) mod proptests;
 
 #[cfg(test)]
 mod tests {
