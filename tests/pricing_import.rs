@@ -11,7 +11,7 @@ use chrono::{TimeZone, Utc};
 use common::tollctl;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tollgate::pricing::{PriceTable, Usage};
+use tollgate::pricing::{ModelMode, PriceTable, Usage};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/litellm_prices.json")
@@ -160,9 +160,14 @@ fn the_import_loads_with_the_gateways_price_loader_and_is_exact() {
     assert_eq!(table.price_at("o3", day).unwrap().rates.reasoning, dec("8"));
     let embedding = table.price_at("text-embedding-3-small", day).unwrap();
     assert_eq!(
-        (embedding.rates.input, embedding.rates.output),
-        (dec("0.02"), Decimal::ZERO)
+        (
+            embedding.rates.input,
+            embedding.rates.output,
+            embedding.mode
+        ),
+        (dec("0.02"), Decimal::ZERO, ModelMode::Embedding)
     );
+    assert_eq!(table.price_at("o3", day).unwrap().mode, ModelMode::Chat);
 
     // Everything else is reported with a reason, never silently dropped or rounded.
     let not_mapped: Vec<(String, String)> = report["not_mapped"]

@@ -302,6 +302,48 @@ async fn embeddings_and_legacy_completions_are_priced() {
     assert_eq!(rows[1].cost, dec("0.000225"));
 }
 
+/// A chat model on the embeddings endpoint would be charged at chat prices for what is not a
+/// chat request, and an embedding model on chat at an embedding price: both are refused with
+/// a 400 that says where the model belongs, and nothing reaches the upstream.
+#[tokio::test]
+async fn a_model_is_served_only_on_the_endpoints_of_its_kind() {
+    let mock = mock_provider::spawn(MockConfig::default()).await.unwrap();
+    let app = gateway_with_anthropic(&mock).await;
+    let key = app.key().await;
+    let cases = [
+        (
+            "/v1/embeddings",
+            json!({"model": "test-model", "input": "x"}),
+            "is a chat model",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "test-embed", "messages": [{"role": "user", "content": "x"}]}),
+            "is an embedding model",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "test-embed", "prompt": "x"}),
+            "is an embedding model",
+        ),
+    ];
+    for (endpoint, body, says) in cases {
+        let response = post(&app, endpoint, &key, &body).await;
+        assert_eq!(response.status(), 400, "{endpoint}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "wrong_kind_of_model", "{error}");
+        assert_eq!(error["error"]["param"], "model");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{endpoint}: {message}");
+    }
+    assert_eq!(mock.requests(), 0, "nothing was forwarded");
+    let rows = rows(&app, 3).await;
+    assert!(
+        rows.iter().all(|row| row.cost.is_zero()),
+        "refusals cost nothing"
+    );
+}
+
 #[tokio::test]
 async fn endpoints_a_model_cannot_serve_are_refused_in_the_callers_dialect() {
     let mock = mock_provider::spawn(MockConfig::default()).await.unwrap();

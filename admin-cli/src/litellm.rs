@@ -481,6 +481,10 @@ pub fn render(provider: &str, models: &[Model], effective_from: NaiveDate, sourc
         out.push_str("\n[[models]]\n");
         out.push_str(&format!("name = {}\n", toml_string(&model.name)));
         out.push_str(&format!("effective_from = \"{effective_from}\"\n"));
+        // Served on /v1/embeddings only; every other converted mode is chat-like.
+        if model.mode.as_deref() == Some("embedding") {
+            out.push_str("mode = \"embedding\"\n");
+        }
         prices(&mut out, &model.prices);
         for tier in &model.tiers {
             out.push_str("[[models.tiers]]\n");

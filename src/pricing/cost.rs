@@ -27,6 +27,33 @@ pub struct Tier {
     pub rates: Rates,
 }
 
+/// What kind of model a price entry is for: the endpoints it is served on follow from it, so
+/// an embedding request is never charged at a chat model's prices, nor the other way round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelMode {
+    /// Chat, legacy completions and Anthropic messages.
+    #[default]
+    Chat,
+    /// `/v1/embeddings` only.
+    Embedding,
+}
+
+impl ModelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelMode::Chat => "chat",
+            ModelMode::Embedding => "embedding",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ModelMode> {
+        [ModelMode::Chat, ModelMode::Embedding]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+    }
+}
+
 /// One dated price entry of one model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModelPrice {
@@ -38,6 +65,8 @@ pub struct ModelPrice {
     pub effective_from: NaiveDate,
     /// Other names clients send for the same model at the same price (e.g. dated snapshots).
     pub aliases: Vec<String>,
+    /// `chat` (the default) or `embedding`.
+    pub mode: ModelMode,
     /// Prices for requests that fall in no tier.
     pub rates: Rates,
     /// Long-context tiers, sorted by `above_prompt_tokens`, thresholds unique.
@@ -185,6 +214,7 @@ mod tests {
             provider: "test".into(),
             effective_from: NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
             aliases: Vec::new(),
+            mode: ModelMode::Chat,
             rates: base,
             tiers,
             source: "test.toml".into(),

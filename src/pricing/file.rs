@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{ModelPrice, PricingError, Rates, Tier};
+use super::{ModelMode, ModelPrice, PricingError, Rates, Tier};
 
 /// Most decimal places a price may have. Together with the 28 significant digits of `Decimal`
 /// this keeps every cost exact (see `docs/pricing.md`).
@@ -37,6 +37,7 @@ struct RawModel {
     effective_from: Value,
     #[serde(default)]
     aliases: Vec<String>,
+    mode: Option<String>,
     input: Value,
     output: Value,
     cached_input: Option<Value>,
@@ -123,6 +124,15 @@ fn build_model(ctx: &Ctx<'_>, provider: &str, raw: RawModel) -> Result<ModelPric
         }
     }
     let effective_from = date(ctx, &raw.effective_from)?;
+    let mode = match raw.mode.as_deref() {
+        None => ModelMode::Chat,
+        Some(text) => ModelMode::parse(text).ok_or_else(|| {
+            ctx.bad_name(
+                "mode",
+                format!("{text:?} is not a kind of model (write \"chat\", the default, or \"embedding\")"),
+            )
+        })?,
+    };
     let rates = resolve_rates(
         ctx,
         &RawRates {
@@ -176,6 +186,7 @@ fn build_model(ctx: &Ctx<'_>, provider: &str, raw: RawModel) -> Result<ModelPric
         provider: provider.to_owned(),
         effective_from,
         aliases: raw.aliases,
+        mode,
         rates,
         tiers,
         source: ctx.file.to_owned(),

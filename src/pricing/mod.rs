@@ -24,7 +24,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use cost::{CostBreakdown, MAX_COST_USD, ModelPrice, Rates, Tier};
+pub use cost::{CostBreakdown, MAX_COST_USD, ModelMode, ModelPrice, Rates, Tier};
 pub use error::PricingError;
 pub use file::MAX_PRICE_PER_MILLION;
 pub use reload::reload;

@@ -386,6 +386,19 @@ fn bad_names_and_aliases_are_refused() {
 }
 
 #[test]
+fn the_kind_of_model_defaults_to_chat_and_anything_but_chat_or_embedding_is_refused() {
+    let table = load(&gpt_4o_with("input = \"1\""));
+    assert_eq!(table.models().next().unwrap().mode, ModelMode::Chat);
+    let table = load(&gpt_4o_with("input = \"1\"\nmode = \"embedding\""));
+    assert_eq!(table.models().next().unwrap().mode, ModelMode::Embedding);
+    let err = load_err(&gpt_4o_with("input = \"1\"\nmode = \"image\""));
+    assert!(
+        err.contains("field `mode`: \"image\" is not a kind of model (write \"chat\", the default, or \"embedding\")"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_duplicate_entry_is_refused_within_a_file_and_across_files() {
     let entry = "[[models]]\nname = \"gpt-4o\"\neffective_from = \"2024-10-02\"\ninput = \"2.50\"\noutput = \"10\"\n";
     let err = load_err(&format!("provider = \"openai\"\n{entry}{entry}"));

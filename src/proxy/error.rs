@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use super::operation::Operation;
 use crate::governance::{Period, RateKind, ScopeKind};
 use crate::keys::KeyRefusal;
+use crate::pricing::ModelMode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -70,6 +71,13 @@ pub enum ApiError {
         deployment: String,
         retry_after: Option<Duration>,
     },
+    /// The model's price entry is for another kind of model than the endpoint serves (an
+    /// embedding model on chat, a chat model on embeddings).
+    WrongKindOfModel {
+        model: String,
+        mode: ModelMode,
+        endpoint: &'static str,
+    },
     /// The client hung up before its request was read (nobody receives this answer; the
     /// ledger records it as 499).
     ClientDisconnected,
@@ -88,6 +96,7 @@ impl ApiError {
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::MalformedBody { .. }
             | ApiError::ModelNotPriced(_)
+            | ApiError::WrongKindOfModel { .. }
             | ApiError::OperationNotServed { .. } => StatusCode::BAD_REQUEST,
             ApiError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,6 +148,7 @@ impl ApiError {
             ApiError::UpstreamFailed { .. } => "upstream_error",
             ApiError::UpstreamRateLimited { .. } => "upstream_rate_limited",
             ApiError::OperationNotServed { .. } => "operation_not_supported",
+            ApiError::WrongKindOfModel { .. } => "wrong_kind_of_model",
             ApiError::ClientDisconnected => "client_disconnected",
             ApiError::Internal => "internal_error",
         }
@@ -153,6 +163,7 @@ impl ApiError {
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)
             | ApiError::OperationNotServed { .. }
+            | ApiError::WrongKindOfModel { .. }
             | ApiError::ClientDisconnected
             | ApiError::NotFound => "invalid_request_error",
             ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
@@ -234,6 +245,12 @@ impl ApiError {
             ApiError::OperationNotServed { model, endpoint } => {
                 format!("model `{model}` is not served on {endpoint} by any of its deployments")
             }
+            ApiError::WrongKindOfModel { model, mode: ModelMode::Embedding, endpoint } => format!(
+                "model `{model}` is an embedding model, so it is not served on {endpoint}: send it to /v1/embeddings, or use a chat model here"
+            ),
+            ApiError::WrongKindOfModel { model, mode: ModelMode::Chat, endpoint } => format!(
+                "model `{model}` is a chat model, so it is not served on {endpoint}: use an embedding model (one whose price entry says mode = \"embedding\"), such as text-embedding-3-small"
+            ),
             ApiError::ClientDisconnected => "the client closed the connection before sending the whole body".into(),
             ApiError::Internal => "internal error".into(),
         }
@@ -245,6 +262,7 @@ impl ApiError {
             ApiError::ModelNotAllowed(_)
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)
+            | ApiError::WrongKindOfModel { .. }
             | ApiError::OperationNotServed { .. } => Some("model"),
             _ => None,
         }

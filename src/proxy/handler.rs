@@ -180,6 +180,13 @@ async fn prepare_and_admit(
             .prices
             .price_at(&candidate.price_name, exchange.created_at)
         {
+            Some(price) if price.mode != op.serves() => {
+                return Err(ApiError::WrongKindOfModel {
+                    model: exchange.model.clone(),
+                    mode: price.mode,
+                    endpoint: op.endpoint(),
+                });
+            }
             Some(price) => prices.push(price),
             None if state.allow_unpriced => {
                 crate::metrics::observe_unpriced(&exchange.model);

@@ -1,6 +1,7 @@
 //! The client-facing operations and what each provider kind can do with them.
 
 use crate::config::ProviderKind;
+use crate::pricing::ModelMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -50,6 +51,14 @@ impl Operation {
             (ProviderKind::Anthropic, Operation::Chat) => Dialect::ChatViaAnthropic,
             (ProviderKind::Anthropic, _) => Dialect::Anthropic,
             (ProviderKind::OpenAi, _) => Dialect::OpenAi,
+        }
+    }
+
+    /// The kind of model this endpoint serves (from the model's price entry).
+    pub fn serves(self) -> ModelMode {
+        match self {
+            Operation::Embeddings => ModelMode::Embedding,
+            Operation::Chat | Operation::Completions | Operation::Messages => ModelMode::Chat,
         }
     }
 
