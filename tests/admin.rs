@@ -69,10 +69,7 @@ async fn teams_experiments_and_keys() {
             Some(json!({"name": "x", "budget": 1})),
         )
         .await;
-    assert!(
-        status == 400 || status == 422,
-        "unknown fields are refused, got {status}"
-    );
+    assert_eq!(status, 422, "unknown fields are refused");
     let (status, shown) = app.admin(Method::GET, "/teams/evals", None).await;
     assert_eq!((status, &shown["id"]), (200, &team["id"]));
 
@@ -236,4 +233,202 @@ async fn tollctl_bootstraps_a_campaign_end_to_end() {
         .chat(secret, json!({"model": "test-model", "messages": []}))
         .await;
     assert_eq!(response.status(), 200);
+}
+
+/// The whole error object, checked to have exactly the four members of the API's shape.
+fn error_of(status: u16, body: &Value) -> (u16, String, String, Option<String>) {
+    let error = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("not the API's error shape: {status} {body}"));
+    let mut members: Vec<&str> = error.keys().map(String::as_str).collect();
+    members.sort_unstable();
+    assert_eq!(members, ["code", "message", "param", "type"], "{body}");
+    (
+        status,
+        error["code"].as_str().unwrap().to_owned(),
+        error["message"].as_str().unwrap().to_owned(),
+        error["param"].as_str().map(str::to_owned),
+    )
+}
+
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String, String, Option<String>) {
+    let mut request = app
+        .http
+        .request(method, format!("{}/admin/v1{path}", app.admin_url))
+        .bearer_auth(&app.admin_token)
+        .body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    error_of(status, &body)
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_input_gets_the_json_error_and_its_documented_status() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.issue_key(json!({})).await;
+    let key = key["id"].as_str().unwrap();
+    let json = Some("application/json");
+
+    // Not JSON, or not sent as JSON: 400 `invalid_json`.
+    for (path, method) in [
+        ("/teams".to_owned(), Method::POST),
+        ("/campaigns".to_owned(), Method::POST),
+        (format!("/keys/{key}/limits"), Method::PUT),
+        (format!("/keys/{key}"), Method::PATCH),
+        (format!("/keys/{key}/rotate"), Method::POST),
+    ] {
+        let (status, code, message, _) = raw(&app, method.clone(), &path, json, "{,").await;
+        assert_eq!((status, code.as_str()), (400, "invalid_json"), "{path}");
+        assert!(message.contains("not valid JSON"), "{message}");
+        let (status, code, message, _) =
+            raw(&app, method.clone(), &path, Some("text/plain"), "{}").await;
+        assert_eq!((status, code.as_str()), (400, "invalid_json"), "{path}");
+        assert!(
+            message.contains("text/plain") && message.contains("application/json"),
+            "{message}"
+        );
+    }
+    let (status, _, message, _) = raw(&app, Method::POST, "/teams", None, "{}").await;
+    assert_eq!(status, 400);
+    assert!(message.contains("no `Content-Type`"), "{message}");
+
+    // JSON of the wrong shape: 422 `invalid_body`, naming the field.
+    for (method, path, body, param, words) in [
+        (
+            Method::POST,
+            "/teams".to_owned(),
+            json!({}),
+            "name",
+            "missing field `name`",
+        ),
+        (
+            Method::POST,
+            "/teams".to_owned(),
+            json!({"name": 5}),
+            "name",
+            "expected a string",
+        ),
+        (
+            Method::POST,
+            "/teams".to_owned(),
+            json!({"name": "x", "budget": 1}),
+            "budget",
+            "unknown field `budget`",
+        ),
+        (
+            Method::POST,
+            "/campaigns".to_owned(),
+            json!({"team": "t", "name": "n", "keys": 2, "limits": {"rpm": "fast"}}),
+            "limits.rpm",
+            "expected u32",
+        ),
+        (
+            Method::PUT,
+            format!("/keys/{key}/limits"),
+            json!({"budgets": [{"period": "total"}]}),
+            "budgets[0].amount_usd",
+            "missing field `amount_usd`",
+        ),
+        (
+            Method::POST,
+            "/keys".to_owned(),
+            json!({"team": "t", "count": -1}),
+            "count",
+            "expected u32",
+        ),
+        (
+            Method::PATCH,
+            format!("/keys/{key}"),
+            json!("x"),
+            "",
+            "expected struct",
+        ),
+        (
+            Method::POST,
+            "/pricing/quote".to_owned(),
+            json!({"model": "test-model", "input_tokens": "10", "output_tokens": 1}),
+            "input_tokens",
+            "expected u64",
+        ),
+    ] {
+        let (status, code, message, got) = raw(&app, method, &path, json, body.to_string()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "invalid_body"),
+            "{path} {body}"
+        );
+        assert_eq!(
+            got.as_deref().unwrap_or(""),
+            param,
+            "{path} {body}: {message}"
+        );
+        assert!(message.contains(words), "{path} {body}: {message}");
+    }
+
+    // Valid JSON but an invalid value stays a 400 naming the field.
+    let (status, code, _, param) = raw(
+        &app,
+        Method::POST,
+        "/keys",
+        json,
+        json!({"team": "t", "count": 0}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str(), param.as_deref()),
+        (400, "invalid_request", Some("count"))
+    );
+
+    // A rotation's body may be left out entirely.
+    let response = app
+        .http
+        .post(format!("{}/admin/v1/keys/{key}/rotate", app.admin_url))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Query strings and paths.
+    for path in [
+        "/keys?tem=research",
+        "/experiments?bogus=1",
+        "/spend?grup_by=team",
+    ] {
+        let (status, code, message, _) = raw(&app, Method::GET, path, None, "").await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_request"),
+            "{path}: {message}"
+        );
+        assert!(
+            message.contains("tem") || message.contains("bogus") || message.contains("grup_by")
+        );
+    }
+    let (status, _, message, param) = raw(&app, Method::GET, "/keys/not-a-key", None, "").await;
+    assert_eq!((status, param.as_deref()), (400, Some("key")), "{message}");
+
+    // Too big: 413; no such route: 404; no such method: 405. All in the same shape.
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(300 * 1024));
+    let (status, code, _, _) = raw(&app, Method::POST, "/teams", json, big).await;
+    assert_eq!((status, code.as_str()), (413, "body_too_large"));
+    let (status, code, message, _) = raw(&app, Method::GET, "/nope", None, "").await;
+    assert_eq!((status, code.as_str()), (404, "unknown_route"));
+    assert!(message.contains("/admin/v1/nope"), "{message}");
+    let (status, code, message, _) = raw(&app, Method::DELETE, "/teams", None, "").await;
+    assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
+    assert!(
+        message.contains("GET, POST") || message.contains("POST, GET"),
+        "{message}"
+    );
 }

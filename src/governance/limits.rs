@@ -9,7 +9,7 @@ use super::period::Period;
 /// Nano-USD per USD: Redis keeps money as integers in this unit (never floats).
 pub const NANOS_PER_USD: i64 = 1_000_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeKind {
     Key,
@@ -33,7 +33,7 @@ impl ScopeKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetMode {
     /// Reserve the most a request can cost: spend never exceeds the budget.
@@ -44,7 +44,7 @@ pub enum BudgetMode {
     Estimate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
     /// Redis unreachable: refuse with 503.
@@ -54,7 +54,7 @@ pub enum FailurePolicy {
     Open,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Budget {
     pub period: Period,
     #[serde(with = "rust_decimal::serde::str")]
@@ -69,7 +69,7 @@ impl Budget {
 }
 
 /// Everything one scope may limit. `None` means no limit of that kind.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,

@@ -9,7 +9,7 @@ const TOKENS_PER_QUOTE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0)
 
 /// USD per 1M tokens for each kind of token, with the price file's defaults already applied
 /// (an absent `cached_input` is stored as the input price, and so on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rates {
     pub input: Decimal,
     pub cached_input: Decimal,
@@ -21,14 +21,14 @@ pub struct Rates {
 
 /// Prices that replace the base rates for a whole request whose prompt is longer than
 /// `above_prompt_tokens`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tier {
     pub above_prompt_tokens: u64,
     pub rates: Rates,
 }
 
 /// One dated price entry of one model.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ModelPrice {
     /// The model name as clients send it.
     pub name: String,
@@ -47,7 +47,7 @@ pub struct ModelPrice {
 }
 
 /// The cost of one request in USD, split by kind of token. Exact: nothing is rounded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostBreakdown {
     /// Prompt tokens neither read from nor written to the cache.
     pub input: Decimal,
