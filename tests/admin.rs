@@ -51,6 +51,134 @@ async fn admin_routes_require_an_admin_token() {
     assert_eq!(status(on_data_plane).await, 404);
 }
 
+/// HS256 over arbitrary claims, to build every kind of wrong token.
+fn raw_token(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_token_is_told_what_failed_and_where_the_key_comes_from() {
+    let app = TestApp::spawn_with(Options {
+        admin_extra: "jwt_issuer = \"tollgate-test\"".into(),
+        ..Options::default()
+    })
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let good = json!({"sub": "t", "role": "admin", "iss": "tollgate-test", "exp": now + 600});
+    let with = |change: Value| {
+        let mut claims = good.clone();
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+    let forger = "another-secret-another-secret-another";
+    let cases: Vec<(String, &[&str])> = vec![
+        ("garbage".into(), &["malformed", "three base64url parts"]),
+        ("a.b.c".into(), &["malformed"]),
+        (
+            raw_token(forger, good.clone()),
+            &[
+                "signature does not match",
+                "TOLLGATE_ADMIN_JWT_SECRET",
+                "admin.jwt_secret",
+            ],
+        ),
+        (
+            raw_token(JWT_SECRET, with(json!({"exp": now - 3600}))),
+            &["has expired at 20", "clock skew"],
+        ),
+        (
+            raw_token(JWT_SECRET, with(json!({"iss": "someone-else"}))),
+            &["issuer (`iss`)", "\"tollgate-test\"", "admin.jwt_issuer"],
+        ),
+        (
+            raw_token(JWT_SECRET, with(json!({"iss": null}))),
+            &["no `iss` claim"],
+        ),
+        (
+            raw_token(JWT_SECRET, with(json!({"role": "root"}))),
+            &["claims are not valid", "`role`"],
+        ),
+    ];
+    for (token, words) in cases {
+        let response = app
+            .http
+            .get(format!("{}/admin/v1/teams", app.admin_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        for word in words {
+            assert!(message.contains(word), "{message} should say {word}");
+        }
+        for secret in [JWT_SECRET, forger, token.as_str()] {
+            assert!(
+                !message.contains(secret),
+                "{message} shows a secret or the token"
+            );
+        }
+    }
+    let response = app
+        .http
+        .get(format!("{}/admin/v1/teams", app.admin_url))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Bearer <admin JWT>`"),
+        "{body}"
+    );
+    let accepted = raw_token(JWT_SECRET, good);
+    let status = app
+        .http
+        .get(format!("{}/admin/v1/teams", app.admin_url))
+        .header("authorization", format!("bearer {accepted}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "the scheme is case-insensitive");
+}
+
+#[tokio::test]
+async fn the_data_plane_points_admin_requests_to_the_admin_listener() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .get(format!("{}/admin/v1/teams", app.data_url))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("data-plane listener")
+            && message.contains("admin_listen")
+            && message.contains("127.0.0.1:8081"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn teams_experiments_and_keys() {
     let app = TestApp::spawn().await;
