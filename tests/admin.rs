@@ -560,3 +560,331 @@ async fn every_kind_of_bad_input_gets_the_json_error_and_its_documented_status()
         "{message}"
     );
 }
+
+/// `tollctl` with the app's URL and admin token; returns (success, stdout, stderr).
+async fn tollctl_output(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let (url, token) = (app.admin_url.clone(), app.admin_token.clone());
+    tollctl_at(&url, &token, args).await
+}
+
+async fn tollctl_at(url: &str, token: &str, args: &[&str]) -> (bool, String, String) {
+    let mut command = tollctl::command(url, token);
+    command.args(args);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_experiment_named_without_its_team_gets_one_answer_everywhere() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.issue_key(json!({})).await;
+    let team = key["team_id"].as_str().unwrap().to_owned();
+
+    // The API: the same 400 `team_required` on every route that names an experiment.
+    let mut messages = std::collections::BTreeSet::new();
+    for (method, path) in [
+        (Method::GET, "/experiments/exp"),
+        (Method::GET, "/experiments/exp/limits"),
+        (Method::PUT, "/experiments/exp/limits"),
+        (Method::POST, "/campaigns/exp/close"),
+        (Method::GET, "/keys?experiment=exp"),
+        (Method::GET, "/spend?experiment=exp"),
+        (Method::GET, "/requests?experiment=exp"),
+    ] {
+        let (status, body) = app.admin(method.clone(), path, Some(json!({}))).await;
+        let (status, code, message, param) = error_of(status, &body);
+        assert_eq!(
+            (status, code.as_str(), param.as_deref()),
+            (400, "team_required", Some("team")),
+            "{method} {path}"
+        );
+        messages.insert(message);
+    }
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages.iter().all(|m| m.contains("`exp`")));
+
+    // tollctl: one message, in the words of the command typed, with what to add.
+    for args in [
+        vec!["limits", "show", "experiment", "exp"],
+        vec!["limits", "set", "experiment", "exp", "--rpm", "5"],
+        vec!["campaigns", "close", "exp"],
+        vec!["experiments", "show", "exp"],
+        vec!["keys", "list", "--experiment", "exp"],
+        vec!["spend", "report", "--experiment", "exp"],
+        vec!["requests", "tail", "--experiment", "exp"],
+    ] {
+        let (ok, _, stderr) = tollctl_output(&app, &args).await;
+        assert!(!ok, "{args:?}");
+        let typed = format!("`tollctl {} --team <team>`", args.join(" "));
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "error: \"exp\" is an experiment name, and experiment names are unique only within a team: \
+                 add its team, e.g. {typed} (or give the experiment's id: `tollctl experiments list` shows them)"
+            ),
+            "{args:?}"
+        );
+        assert!(!stderr.contains(&app.admin_token));
+    }
+    // And with the team they work.
+    for args in [
+        vec!["limits", "show", "experiment", "exp", "--team", &team],
+        vec!["experiments", "show", "exp", "--team", &team],
+        vec!["keys", "list", "--experiment", "exp", "--team", &team],
+    ] {
+        let (ok, _, stderr) = tollctl_output(&app, &args).await;
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    let (ok, _, stderr) = tollctl_output(&app, &["keys", "show", "worker-3"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.starts_with("error: \"worker-3\" is not a key id"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn tollctl_says_what_went_wrong_in_its_own_words() {
+    let app = TestApp::spawn().await;
+    // Usage lines name the command typed.
+    let (ok, _, stderr) = tollctl_output(&app, &["campaigns", "close"]).await;
+    assert!(
+        !ok && stderr.contains("Usage: tollctl campaigns close"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = tollctl_output(&app, &["campaigns", "launch", "--help"]).await;
+    assert!(ok && !stderr.contains("experiments"));
+    let (_, help, _) = tollctl_output(&app, &["campaigns", "launch", "--help"]).await;
+    assert!(help.contains("Usage: tollctl campaigns launch"), "{help}");
+
+    // Negative numbers and a zero budget say what is allowed.
+    for (args, words) in [
+        (
+            vec!["campaigns", "launch", "--team", "t", "n", "--budget", "-5"],
+            "a budget must be a positive amount in USD, like 50 or 0.25",
+        ),
+        (
+            vec!["limits", "set", "key", "k", "--rpm", "-3"],
+            "must be a whole number of requests per minute, at least 1",
+        ),
+        (
+            vec!["campaigns", "launch", "--team", "t", "n", "--budget", "0"],
+            "a budget of 0 would refuse every request",
+        ),
+    ] {
+        let (ok, _, stderr) = tollctl_output(&app, &args).await;
+        assert!(!ok && stderr.contains(words), "{args:?}: {stderr}");
+        assert!(!stderr.contains("tip:"), "{stderr}");
+    }
+
+    // `--group-by` is `--by`.
+    let (ok, by, _) = tollctl_output(&app, &["spend", "report", "--by", "team"]).await;
+    let (ok2, group_by, stderr) =
+        tollctl_output(&app, &["spend", "report", "--group-by", "team"]).await;
+    assert!(ok && ok2, "{stderr}");
+    assert_eq!(by, group_by);
+
+    // A bad token: what failed and where the secret comes from, never the token.
+    let forged = token("another-secret-another-secret-another", Role::Admin, 3600);
+    let (ok, _, stderr) = tollctl_at(&app.admin_url, &forged, &["teams", "list"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("signature does not match") && stderr.contains("TOLLGATE_ADMIN_JWT_SECRET"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&forged) && !stderr.contains(JWT_SECRET),
+        "{stderr}"
+    );
+
+    // Pointed at the data plane: a hint at the admin listener.
+    let (ok, _, stderr) = tollctl_at(&app.data_url, &app.admin_token, &["teams", "list"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{} is the gateway's data-plane listener",
+            app.data_url
+        )) && stderr.contains("TOLLGATE_ADMIN_URL")
+            && stderr.contains("http://127.0.0.1:8081"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn ended_and_closed_campaigns_show_their_state_and_their_keys_theirs() {
+    let app = TestApp::spawn().await;
+    tollctl::run(&app, &["teams", "create", "research"]).await;
+    for name in ["ran-out", "closed", "running"] {
+        tollctl::run(
+            &app,
+            &[
+                "campaigns",
+                "launch",
+                "--team",
+                "research",
+                name,
+                "--keys",
+                "1",
+                "--ends-in",
+                "7d",
+            ],
+        )
+        .await;
+    }
+    // `ran-out` reaches its end; `closed` is closed.
+    sqlx::query("UPDATE experiments SET ends_at = '2026-01-02T03:00:00Z' WHERE name = 'ran-out'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    tollctl::run(
+        &app,
+        &["campaigns", "close", "closed", "--team", "research"],
+    )
+    .await;
+
+    let table = tollctl::run(&app, &["campaigns", "list", "--team", "research"]).await;
+    let state_of = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!("  {name}  ")))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or_default().to_owned())
+    };
+    assert!(
+        table.starts_with("ID") && table.contains("STATE"),
+        "{table}"
+    );
+    assert_eq!(state_of("ran-out").as_deref(), Some("ended"), "{table}");
+    assert_eq!(state_of("closed").as_deref(), Some("closed"), "{table}");
+    assert_eq!(state_of("running").as_deref(), Some("running"), "{table}");
+
+    let keys = tollctl::run(&app, &["keys", "list", "--team", "research"]).await;
+    let line_of = |name: &str| {
+        keys.lines()
+            .find(|l| l.contains(&format!("  {name}  ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line_of("ran-out").contains("ended 2026-01-02 03:00 UTC"),
+        "{keys}"
+    );
+    assert!(line_of("closed").contains("revoked 20"), "{keys}");
+    assert!(line_of("running").contains("active until 20"), "{keys}");
+    let csv = tollctl::run(
+        &app,
+        &["keys", "list", "--team", "research", "--format", "csv"],
+    )
+    .await;
+    assert!(csv.contains(",ended,"), "{csv}");
+}
+
+/// `requests tail --follow` prints requests in the order they ended, with columns that stay
+/// put: a long stream started first is printed after the short requests that ended before it.
+#[tokio::test]
+async fn tail_follow_prints_in_the_order_requests_ended_in_fixed_columns() {
+    use std::io::{BufRead, BufReader};
+
+    let app = TestApp::spawn_with(Options {
+        mock: mock_provider::MockConfig {
+            chunks: 10,
+            chunk_delay_ms: 300,
+            ..mock_provider::MockConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let (key, _) = app.issue_key(json!({})).await;
+    let mut child = tollctl::command(&app.admin_url, &app.admin_token)
+        .args(["requests", "tail", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read on a thread of its own: the gateway answers on this test's runtime, which must not
+    // be blocked.
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(100);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.blocking_send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+
+    // The stream starts first and takes about 3 s; three short requests end meanwhile.
+    let slow = {
+        let (http, url, key) = (app.http.clone(), app.data_url.clone(), key.clone());
+        tokio::spawn(async move {
+            let response = http
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&json!({"model": "test-model", "stream": true, "messages": []}))
+                .send()
+                .await
+                .unwrap();
+            response.bytes().await.unwrap();
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let response = app
+            .chat(
+                &key,
+                json!({"model": "test-model", "messages": [], "max_tokens": 5}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    slow.await.unwrap();
+
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lines.len() < 5 && std::time::Instant::now() < deadline {
+        if let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_millis(200), lines_rx.recv()).await
+        {
+            lines.push(line);
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, now, stderr) = tollctl_output(&app, &["requests", "tail"]).await;
+    assert_eq!(lines.len(), 5, "{lines:#?}\n{now}\n{stderr}");
+    let header = &lines[0];
+    assert!(header.starts_with("ENDED"), "{header}");
+    let ended: Vec<&str> = lines[1..].iter().map(|l| &l[..23]).collect();
+    let mut sorted = ended.clone();
+    sorted.sort_unstable();
+    assert_eq!(ended, sorted, "printed out of order:\n{}", lines.join("\n"));
+    // The stream (the longest MS) ended last.
+    let ms = |line: &str| -> u64 {
+        line.split_whitespace()
+            .last()
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap()
+    };
+    assert!(ms(&lines[4]) >= 2500, "{}", lines.join("\n"));
+    assert!(
+        lines[1..4].iter().all(|l| ms(l) < 2500),
+        "{}",
+        lines.join("\n")
+    );
+    let column = |line: &str, at: usize| line.chars().nth(at);
+    let status_at = header.find("STATUS").unwrap();
+    for line in &lines[1..] {
+        assert_eq!(column(line, status_at), Some('2'), "{line}\n{header}");
+        assert_eq!(
+            column(line, status_at.saturating_sub(1)),
+            Some(' '),
+            "{line}"
+        );
+    }
+}

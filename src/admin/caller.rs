@@ -164,24 +164,18 @@ impl Caller {
 /// The one answer to an experiment named by name without its team: names are unique only
 /// within a team.
 pub fn experiment_needs_team(input: &str) -> AdminError {
-    AdminError::bad(
-        "team",
-        format!(
-            "`{input}` is not an experiment id, and experiment names are unique only within a team: \
-             give its team too (`team=<id or name>`), or the experiment's id"
-        ),
-    )
+    AdminError::TeamRequired(format!(
+        "`{input}` is not an experiment id, and experiment names are unique only within a team: \
+         give its team too (`team=<id or name>`), or the experiment's id"
+    ))
 }
 
 /// A key is named by its id only (names and prefixes are not unique).
 pub fn key_id(input: &str) -> Result<KeyId, AdminError> {
     uuid::Uuid::parse_str(input.trim()).map(KeyId).map_err(|_| {
-        AdminError::bad(
-            "key",
-            format!(
-                "`{input}` is not a key id: keys are named by their id (`GET /admin/v1/keys` lists them)"
-            ),
-        )
+        AdminError::NotAKeyId(format!(
+            "`{input}` is not a key id: keys are named by their id (`GET /admin/v1/keys` lists them)"
+        ))
     })
 }
 

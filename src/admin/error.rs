@@ -23,6 +23,11 @@ pub enum AdminError {
         message: String,
         param: Option<Cow<'static, str>>,
     },
+    /// 400 `team_required`: an experiment named by name without its team (names are unique
+    /// only within a team). One variant, so the mistake gets one answer wherever it happens.
+    TeamRequired(String),
+    /// 400 `not_a_key_id`: a key named by something other than its id.
+    NotAKeyId(String),
     /// 400: the body is not JSON, or is not sent as `application/json`.
     MalformedBody(String),
     /// 422: the body is JSON, but not of the shape the route takes (a field missing, unknown
@@ -55,8 +60,8 @@ pub struct ErrorDetail {
     #[serde(rename = "type")]
     kind: &'static str,
     /// Stable: `invalid_token`, `forbidden`, `not_found`, `conflict`, `invalid_request`,
-    /// `invalid_json`, `invalid_body`, `body_too_large`, `unknown_route`,
-    /// `method_not_allowed`, `internal_error`.
+    /// `team_required`, `not_a_key_id`, `invalid_json`, `invalid_body`, `body_too_large`,
+    /// `unknown_route`, `method_not_allowed`, `internal_error`.
     code: &'static str,
     /// The offending request field or parameter, when there is one.
     param: Option<String>,
@@ -97,6 +102,16 @@ impl AdminError {
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_request",
+            ),
+            AdminError::TeamRequired(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "team_required",
+            ),
+            AdminError::NotAKeyId(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "not_a_key_id",
             ),
             AdminError::MalformedBody(_) => (
                 StatusCode::BAD_REQUEST,
@@ -142,6 +157,8 @@ impl AdminError {
             | AdminError::MalformedBody(m)
             | AdminError::NoSuchRoute(m)
             | AdminError::MethodNotAllowed(m) => (m, None),
+            AdminError::TeamRequired(m) => (m, Some("team".to_owned())),
+            AdminError::NotAKeyId(m) => (m, Some("key".to_owned())),
             AdminError::BadRequest { message, param } => (message, param.map(Cow::into_owned)),
             AdminError::InvalidBody { message, param } => (message, param),
             AdminError::BodyTooLarge => (
