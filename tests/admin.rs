@@ -888,3 +888,40 @@ async fn tail_follow_prints_in_the_order_requests_ended_in_fixed_columns() {
         );
     }
 }
+
+/// The licence Cargo.toml declares is the one in the repository.
+#[test]
+fn the_declared_licence_is_in_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("license = \"Apache-2.0\""));
+    let licence = std::fs::read_to_string(root.join("LICENSE")).unwrap();
+    assert!(licence.contains("Apache License") && licence.contains("Version 2.0, January 2004"));
+    assert!(licence.contains("END OF TERMS AND CONDITIONS"));
+}
+
+/// Code and docs say what they mean in place, rather than pointing at a specification that is
+/// not in the repository.
+#[test]
+fn nothing_points_readers_to_a_file_that_is_not_there() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(!root.join("product.md").exists() && !root.join("docs/product.md").exists());
+    let mut stack = vec![
+        root.join("src"),
+        root.join("docs"),
+        root.join("admin-cli/src"),
+        root.join("README.md"),
+    ];
+    let needle = ["product", ".md"].concat();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            assert!(
+                !text.contains(&needle),
+                "{} mentions {needle}",
+                path.display()
+            );
+        }
+    }
+}

@@ -15,7 +15,7 @@ pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
 pub use raw::RawConfig;
 pub use secret::Secret;
 
-/// Environment variables that override the file (product.md, "Operations").
+/// Environment variables that override the file (docs/configuration.md lists them all).
 pub const ENV_DATABASE_URL: &str = "TOLLGATE_DATABASE_URL";
 pub const ENV_REDIS_URL: &str = "TOLLGATE_REDIS_URL";
 pub const ENV_LISTEN: &str = "TOLLGATE_LISTEN";
