@@ -601,7 +601,7 @@ async fn an_experiment_named_without_its_team_gets_one_answer_everywhere() {
         let (status, code, message, param) = error_of(status, &body);
         assert_eq!(
             (status, code.as_str(), param.as_deref()),
-            (400, "team_required", Some("team")),
+            (400, "team_required", Some("experiment")),
             "{method} {path}"
         );
         messages.insert(message);

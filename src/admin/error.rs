@@ -24,7 +24,8 @@ pub enum AdminError {
         param: Option<Cow<'static, str>>,
     },
     /// 400 `team_required`: an experiment named by name without its team (names are unique
-    /// only within a team). One variant, so the mistake gets one answer wherever it happens.
+    /// only within a team); `param` is `experiment`, what was named. One variant, so the
+    /// mistake gets one answer wherever it happens.
     TeamRequired(String),
     /// 400 `not_a_key_id`: a key named by something other than its id.
     NotAKeyId(String),
@@ -157,7 +158,7 @@ impl AdminError {
             | AdminError::MalformedBody(m)
             | AdminError::NoSuchRoute(m)
             | AdminError::MethodNotAllowed(m) => (m, None),
-            AdminError::TeamRequired(m) => (m, Some("team".to_owned())),
+            AdminError::TeamRequired(m) => (m, Some("experiment".to_owned())),
             AdminError::NotAKeyId(m) => (m, Some("key".to_owned())),
             AdminError::BadRequest { message, param } => (message, param.map(Cow::into_owned)),
             AdminError::InvalidBody { message, param } => (message, param),
