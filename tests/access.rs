@@ -797,3 +797,161 @@ async fn jwks_keys_are_picked_by_kid() {
         401
     );
 }
+
+/// The audit log's inserts fail (a trigger in this test's own database refuses them): every
+/// change must then fail as a whole, leaving nothing behind, and the answer is a 500.
+#[tokio::test]
+async fn a_change_whose_audit_entry_cannot_be_written_is_not_made() {
+    let pricing = std::env::temp_dir().join(format!(
+        "tollgate-pricing-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&pricing).unwrap();
+    std::fs::copy(
+        common::fixture_pricing_dir().join("test.toml"),
+        pricing.join("test.toml"),
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(Options {
+        pricing_dir: Some(pricing.clone()),
+        ..Options::default()
+    })
+    .await;
+    let alpha = team(&app, "alpha").await;
+    let entries_before: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let snapshot = |table: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let rows: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT row_to_json(t)::text FROM {table} t ORDER BY 1"
+            ))
+            .fetch_all(&db)
+            .await
+            .unwrap();
+            rows
+        }
+    };
+    let tables = [
+        "teams",
+        "experiments",
+        "virtual_keys",
+        "scope_limits",
+        "scope_budgets",
+    ];
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(snapshot(table).await);
+    }
+
+    sqlx::query(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+         FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit()",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    std::fs::write(
+        pricing.join("new.toml"),
+        "provider = \"new\"\n[[models]]\nname = \"brand-new\"\neffective_from = \"2020-01-01\"\ninput = \"1\"\noutput = \"2\"\n",
+    )
+    .unwrap();
+
+    let key = &alpha.key;
+    let experiment = &alpha.experiment;
+    let changes: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::POST,
+            "/teams".into(),
+            Some(json!({"name": "bravo"})),
+        ),
+        (
+            Method::POST,
+            "/experiments".into(),
+            Some(json!({"team": "alpha", "name": "second"})),
+        ),
+        (
+            Method::POST,
+            "/keys".into(),
+            Some(json!({"team": "alpha", "count": 3})),
+        ),
+        (
+            Method::POST,
+            "/campaigns".into(),
+            Some(json!({"team": "alpha", "name": "gsm8k", "keys": 2,
+                        "limits": {"rpm": 5, "budgets": [{"period": "total", "amount_usd": "1"}]}})),
+        ),
+        (Method::POST, format!("/keys/{key}/revoke"), None),
+        (Method::POST, format!("/keys/{key}/rotate"), Some(json!({}))),
+        (
+            Method::PATCH,
+            format!("/keys/{key}"),
+            Some(json!({"name": "renamed", "allowed_models": ["test-model"]})),
+        ),
+        (
+            Method::PUT,
+            format!("/keys/{key}/limits"),
+            Some(json!({"rpm": 1})),
+        ),
+        (
+            Method::PUT,
+            format!("/teams/{}/limits", alpha.id),
+            Some(json!({"budgets": [{"period": "daily", "amount_usd": "3"}]})),
+        ),
+        (Method::POST, format!("/campaigns/{experiment}/close"), None),
+        (Method::POST, "/pricing/reload".into(), None),
+    ];
+    for (method, path, body) in changes {
+        let (status, answer) = app.admin(method.clone(), &path, body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (500, Some("internal_error")),
+            "{method} {path}: {answer}"
+        );
+    }
+
+    for (table, rows) in tables.iter().zip(&before) {
+        assert_eq!(&snapshot(table).await, rows, "{table} changed");
+    }
+    let entries_after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(entries_after, entries_before);
+    // The price table in force is the old one, and the key still works with its old secret.
+    let (status, _) = app
+        .admin(Method::GET, "/pricing?model=brand-new", None)
+        .await;
+    assert_eq!(status, 404);
+    let response = app
+        .chat(
+            &alpha.secret,
+            json!({"model": "test-model", "messages": []}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    // Once entries can be written again, the same changes go through.
+    sqlx::query("DROP TRIGGER refuse_audit ON audit_log")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, _) = app
+        .admin(Method::POST, format!("/keys/{key}/revoke").as_str(), None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, page) = app
+        .admin(Method::GET, &format!("/audit?target={key}"), None)
+        .await;
+    assert_eq!(page["data"][0]["action"], "key.revoke", "{page}");
+    let _ = std::fs::remove_dir_all(&pricing);
+}

@@ -32,6 +32,12 @@ pub struct Experiment {
     #[serde(default)]
     pub ends_at: Option<String>,
     pub created_at: String,
+    /// When it was closed as a campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// `running`, `ended` or `closed` (gateways before 0.1 send none: it is worked out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -59,6 +65,12 @@ pub struct Key {
     /// What the key spent so far (listings and `show`), a decimal string in USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend_usd: Option<String>,
+    /// `active`, `revoked`, `expired` or `ended` (listings and `show`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// When the key's experiment ends or ended: the key stops then too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_ends_at: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -77,11 +89,15 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// Only the message is shown to people; `type` and `code` are for programs, which should use
-/// `--format json` on success paths and the exit code on failures.
+/// The message is shown to people; `code` and `param` let tollctl say a few mistakes in the
+/// words of the command that was typed (see `hints`).
 #[derive(Debug, Deserialize)]
 pub struct ErrorDetail {
     pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub param: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

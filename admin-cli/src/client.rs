@@ -23,6 +23,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ApiError {
     pub status: u16,
     pub message: String,
+    /// The API's stable `code`, when the answer was the API's.
+    pub code: Option<String>,
+    pub param: Option<String>,
 }
 
 impl fmt::Display for ApiError {
@@ -105,14 +108,6 @@ impl Client {
         self.send(self.http.request(method, url).json(body)).await
     }
 
-    pub async fn put<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &[&str],
-        body: &B,
-    ) -> Result<T> {
-        self.send_json(Method::PUT, path, &[], body).await
-    }
-
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &[&str],
@@ -121,8 +116,12 @@ impl Client {
         self.send_json(Method::PATCH, path, &[], body).await
     }
 
-    pub async fn delete<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T> {
-        let url = self.url(path, &[])?;
+    pub async fn delete<T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        query: &[(&str, Option<&str>)],
+    ) -> Result<T> {
+        let url = self.url(path, query)?;
         self.send(self.http.request(Method::DELETE, url)).await
     }
 
@@ -185,8 +184,10 @@ impl Client {
 /// Turns an error response into an [`ApiError`], falling back to the body's first line (or
 /// the status reason) when a proxy in front of the gateway answered instead.
 pub fn api_error(status: StatusCode, body: &[u8]) -> ApiError {
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) if !b.error.message.trim().is_empty() => b.error.message,
+    let (message, code, param) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) if !b.error.message.trim().is_empty() => {
+            (b.error.message, b.error.code, b.error.param)
+        }
         _ => {
             let text = String::from_utf8_lossy(body);
             let line = text
@@ -194,19 +195,22 @@ pub fn api_error(status: StatusCode, body: &[u8]) -> ApiError {
                 .map(str::trim)
                 .find(|l| !l.is_empty())
                 .unwrap_or("");
-            if line.is_empty() {
+            let message = if line.is_empty() {
                 status
                     .canonical_reason()
                     .unwrap_or("request failed")
                     .to_string()
             } else {
                 line.chars().take(200).collect()
-            }
+            };
+            (message, None, None)
         }
     };
     ApiError {
         status: status.as_u16(),
         message,
+        code,
+        param,
     }
 }
 

@@ -4,7 +4,9 @@ mod api;
 mod client;
 mod commands;
 mod duration;
+mod hints;
 mod litellm;
+mod numbers;
 mod output;
 mod report;
 mod token;
@@ -51,7 +53,7 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
-    /// Output format; `env` only for `keys issue`, `keys rotate` and `campaigns launch`.
+    /// Output format.
     #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Table)]
     format: Format,
     #[command(subcommand)]
@@ -63,9 +65,13 @@ enum Command {
     /// Teams own experiments and keys.
     #[command(subcommand)]
     Teams(TeamsCmd),
-    /// Experiments (eval campaigns) group keys within a team.
-    #[command(subcommand, visible_alias = "campaigns")]
+    /// Experiments group keys within a team (the same commands as `campaigns`).
+    #[command(subcommand)]
     Experiments(ExperimentsCmd),
+    /// Eval campaigns: launch one (experiment, budget, limits, keys) in one call, close it,
+    /// list them (the same commands as `experiments`).
+    #[command(subcommand)]
+    Campaigns(ExperimentsCmd),
     /// Virtual keys that clients use against the gateway.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -89,10 +95,12 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     client::install_crypto_provider();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    let url = cli.url.clone();
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", hints::explain(&e, &url));
             ExitCode::FAILURE
         }
     }
@@ -104,11 +112,10 @@ async fn run(cli: Cli) -> Result<()> {
         cli.command,
         Command::Keys(KeysCmd::Issue { .. } | KeysCmd::Rotate { .. })
             | Command::Experiments(ExperimentsCmd::Launch(_))
+            | Command::Campaigns(ExperimentsCmd::Launch(_))
     );
     if cli.format == Format::Env && !wants_env {
-        bail!(
-            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
-        );
+        bail!("{}", output::ENV_ONLY);
     }
     // Built only for commands that call the API: `token mint` needs neither URL nor token.
     let ctx = || -> Result<Ctx> {
@@ -119,7 +126,9 @@ async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Teams(cmd) => commands::teams::run(cmd, &ctx()?).await,
-        Command::Experiments(cmd) => commands::experiments::run(cmd, &ctx()?).await,
+        Command::Experiments(cmd) | Command::Campaigns(cmd) => {
+            commands::experiments::run(cmd, &ctx()?).await
+        }
         Command::Keys(cmd) => commands::keys::run(cmd, &ctx()?).await,
         Command::Limits(cmd) => commands::limits::run(cmd, &ctx()?).await,
         Command::Token(cmd) => commands::token::run(cmd),
@@ -148,13 +157,85 @@ mod tests {
     }
 
     #[test]
-    fn campaigns_is_an_alias_for_experiments() -> Result<()> {
+    fn campaigns_takes_the_experiments_commands_and_names_itself_in_usage() -> Result<()> {
         let cli = Cli::try_parse_from(["tollctl", "campaigns", "list", "--team", "research"])?;
         assert!(matches!(
             cli.command,
-            Command::Experiments(ExperimentsCmd::List { team: Some(_) })
+            Command::Campaigns(ExperimentsCmd::List { team: Some(_) })
         ));
+        for (command, usage) in [
+            ("campaigns", "Usage: tollctl campaigns close"),
+            ("experiments", "Usage: tollctl experiments close"),
+        ] {
+            let err = Cli::try_parse_from(["tollctl", command, "close"])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(usage), "{err}");
+        }
         Ok(())
+    }
+
+    #[test]
+    fn negative_and_zero_numbers_say_what_is_allowed() {
+        for (args, words) in [
+            (
+                vec!["campaigns", "launch", "--team", "t", "n", "--budget", "-5"],
+                "a budget must be a positive amount in USD, like 50 or 0.25",
+            ),
+            (
+                vec!["campaigns", "launch", "--team", "t", "n", "--budget", "0"],
+                "a budget of 0 would refuse every request",
+            ),
+            (
+                vec!["limits", "set", "key", "k", "--budget", "daily=0"],
+                "a budget of 0 would refuse every request",
+            ),
+            (
+                vec!["limits", "set", "key", "k", "--rpm", "-3"],
+                "must be a whole number of requests per minute, at least 1",
+            ),
+            (
+                vec!["keys", "issue", "--team", "t", "--count", "-2"],
+                "must be a whole number of keys, 1 to 1000",
+            ),
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("tollctl").chain(args.clone()))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(words), "{args:?}: {err}");
+            assert!(!err.contains("tip: to pass"), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn spend_report_takes_group_by_as_well_as_by() -> Result<()> {
+        for flag in ["--by", "--group-by"] {
+            let cli = Cli::try_parse_from(["tollctl", "spend", "report", flag, "team,model"])?;
+            let Command::Spend(commands::spend::SpendCmd::Report { by, .. }) = cli.command else {
+                bail!("wrong command parsed");
+            };
+            assert_eq!(by, ["team", "model"]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_format_help_says_one_thing() {
+        let help = Cli::command().render_long_help().to_string();
+        let env_lines: Vec<&str> = help.lines().filter(|l| l.contains("env")).collect();
+        assert!(
+            help.contains("`keys issue`, `keys rotate` and `campaigns launch`"),
+            "{help}"
+        );
+        assert!(!help.contains("only for `keys issue`\n"), "{help}");
+        assert!(
+            env_lines
+                .iter()
+                .all(|l| !l.ends_with("only for `keys issue`")),
+            "{env_lines:?}"
+        );
     }
 
     #[test]
@@ -183,7 +264,7 @@ mod tests {
         ])?;
         assert!(matches!(
             cli.command,
-            Command::Experiments(ExperimentsCmd::Launch(_))
+            Command::Campaigns(ExperimentsCmd::Launch(_))
         ));
         let cli = Cli::try_parse_from([
             "tollctl",
@@ -371,9 +452,6 @@ mod tests {
             Ok(cli) => run(cli).await.err().map(|e| e.to_string()),
             Err(e) => Some(e.to_string()),
         };
-        assert!(
-            err.unwrap_or_default()
-                .contains("only supported by `tollctl keys issue`")
-        );
+        assert!(err.unwrap_or_default().contains(output::ENV_ONLY));
     }
 }

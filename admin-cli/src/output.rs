@@ -10,13 +10,17 @@ use serde::Serialize;
 pub enum Format {
     /// Aligned columns for reading.
     Table,
-    /// Pretty JSON, exactly the API's objects (lists as an array).
+    /// Pretty JSON, exactly the API's objects (lists as an array; `requests tail --follow`:
+    /// one object per line).
     Json,
     /// CSV with a header row, all fields.
     Csv,
-    /// `OPENAI_API_KEY=...` lines; only for `keys issue`.
+    /// `OPENAI_API_KEY=...` lines, for `keys issue`, `keys rotate` and `campaigns launch`.
     Env,
 }
+
+/// The one refusal of `--format env` elsewhere.
+pub const ENV_ONLY: &str = "--format env is only for `keys issue`, `keys rotate` and `campaigns launch`; use table, json or csv";
 
 /// How a value is written: for reading in a table, or verbatim for CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +70,7 @@ pub fn list<T: Record>(items: &[T], format: Format, noun: &str) -> Result<String
             let rows: Vec<Vec<String>> = items.iter().map(|i| i.values(Style::Raw)).collect();
             Ok(csv(T::COLUMNS, &rows))
         }
-        Format::Env => bail!(
-            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
-        ),
+        Format::Env => bail!("{ENV_ONLY}"),
     }
 }
 
@@ -85,9 +87,7 @@ pub fn one<T: Record>(item: &T, format: Format) -> Result<String> {
         }
         Format::Json => json(item),
         Format::Csv => Ok(csv(T::COLUMNS, &[item.values(Style::Raw)])),
-        Format::Env => bail!(
-            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
-        ),
+        Format::Env => bail!("{ENV_ONLY}"),
     }
 }
 

@@ -1,22 +1,26 @@
-//! The audit log of admin changes: [`record`] is called by every handler that changes
-//! something, after the change; `GET /admin/v1/audit` lists the entries, newest first.
+//! The audit log of admin changes: every handler that changes something makes the change in
+//! a [`Tx`] and ends with [`commit`], which writes the change's entries in the same
+//! transaction, so a change and its entries are committed together or not at all (a
+//! [`Tx`] cannot be committed any other way). `GET /admin/v1/audit` lists the entries,
+//! newest first.
 //!
 //! Entries carry the objects as the API shows them, which never include a secret: keys
-//! appear by id and prefix. If the entry cannot be written (the change itself was already
-//! made), it goes to the error log in full instead, so it is never lost without a trace.
+//! appear by id and prefix.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::DateTime;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AdminState;
 use super::caller::Caller;
-use super::error::AdminError;
+use super::error::{AdminError, ErrorBody};
+use super::extract::ApiQuery;
 use super::params::{Params, cut_page};
+use super::response::Page;
 use crate::ids::TeamId;
-use crate::store::{ActionFilter, AuditCursor, AuditFilter, NewAuditEntry};
+use crate::store::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry, Tx};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
@@ -65,13 +69,10 @@ impl Change {
     }
 }
 
-/// Records one change.
-pub async fn record(state: &AdminState, caller: &Caller, change: Change) {
-    record_all(state, caller, vec![change]).await;
-}
-
-/// Records several changes made by one call (e.g. N keys issued), all in one statement.
-pub async fn record_all(state: &AdminState, caller: &Caller, changes: Vec<Change>) {
+/// Commits the change `tx` holds with the audit entries of `changes`: both or neither. If
+/// writing the entries (or the commit) fails, nothing of the change is kept and the caller
+/// answers 500.
+pub async fn commit(tx: Tx, caller: &Caller, changes: Vec<Change>) -> Result<(), AdminError> {
     let entries: Vec<NewAuditEntry> = changes
         .into_iter()
         .map(|c| NewAuditEntry {
@@ -85,26 +86,10 @@ pub async fn record_all(state: &AdminState, caller: &Caller, changes: Vec<Change
             after: c.after,
         })
         .collect();
-    if let Err(e) = state.store.insert_audit(&entries).await {
-        let json = |v: &Option<Value>| {
-            v.as_ref()
-                .map_or_else(|| "null".to_owned(), Value::to_string)
-        };
-        for entry in &entries {
-            tracing::error!(
-                error = %e,
-                actor = %entry.actor,
-                role = entry.role,
-                team_id = ?entry.team_id.map(|t| t.0),
-                action = entry.action,
-                target_kind = entry.target_kind,
-                target_id = %entry.target_id,
-                before = %json(&entry.before),
-                after = %json(&entry.after),
-                "audit log write failed; the change was made and is recorded here instead"
-            );
-        }
-    }
+    tx.commit_audited(&entries).await.map_err(|e| {
+        tracing::error!(error = %e, "admin change rolled back: it or its audit entries could not be written");
+        AdminError::Internal
+    })
 }
 
 const PARAMS: [&str; 8] = [
@@ -127,16 +112,16 @@ const PARAMS: [&str; 8] = [
         ("to" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
     ),
     responses(
-        (status = 200, body = super::openapi::AuditPage),
-        (status = 400, body = super::openapi::ErrorBody),
-        (status = 404, body = super::openapi::ErrorBody),
+        (status = 200, body = Page<AuditEntry>),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<AdminState>,
     caller: Caller,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, AdminError> {
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Page<AuditEntry>>, AdminError> {
     let params = Params::new(pairs, &PARAMS)?;
     let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
     let before = params.get("before").map(cursor).transpose()?;
@@ -162,7 +147,10 @@ pub async fn list(
     let next = cut_page(&mut entries, limit, |e| {
         encode_cursor(&AuditCursor { at: e.at, id: e.id })
     });
-    Ok(Json(json!({"data": entries, "next": next})))
+    Ok(Json(Page {
+        data: entries,
+        next,
+    }))
 }
 
 /// The last entry's time in microseconds and its id, hex-encoded. Clients treat it as opaque.

@@ -54,16 +54,11 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = token else {
-        return AdminError::Unauthorized("send `Authorization: Bearer <admin JWT>`")
-            .into_response();
+    let token = match bearer_token(request.headers()) {
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
     };
-    let claims = match state.jwt.verify(token.trim()) {
+    let claims = match state.jwt.verify(&token) {
         Ok(claims) => claims,
         Err(e) => return e.into_response(),
     };
@@ -72,7 +67,7 @@ pub async fn authenticate(
         (Role::Team, Some(team)) => Caller::team(claims.sub, team),
         (Role::Team, None) => {
             return AdminError::Forbidden(
-                "a `team` token must carry its team's id in the `team` claim",
+                "a `team` token must carry its team's id in the `team` claim (`tollctl token mint --role team --team <team id>` adds it)",
             )
             .into_response();
         }
@@ -93,4 +88,29 @@ pub async fn authenticate(
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer_token(headers: &axum::http::HeaderMap) -> Result<String, AdminError> {
+    let missing = || {
+        AdminError::unauthorized(
+            "no admin token: send `Authorization: Bearer <admin JWT>` \
+             (to bootstrap, mint one from the gateway's secret: tollctl token mint --role admin)",
+        )
+    };
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| {
+        AdminError::unauthorized("the Authorization header is not ASCII; send `Bearer <admin JWT>`")
+    })?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AdminError::unauthorized(
+            "the Authorization header must be `Bearer <admin JWT>`",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token.to_owned())
 }

@@ -103,21 +103,29 @@ impl Caller {
             .ok_or_else(|| self.not_found("team", input))
     }
 
-    /// An experiment by id.
-    pub async fn experiment(
+    /// An experiment named the way every route takes one: by id, or by name within `team`
+    /// (an id or name; a team token's own team when not given). A name without a team is the
+    /// same 400 wherever it happens, naming what to add.
+    pub async fn experiment_named(
         &self,
         state: &AdminState,
         input: &str,
+        team: Option<&str>,
     ) -> Result<Experiment, AdminError> {
-        let Ok(id) = uuid::Uuid::parse_str(input) else {
-            return Err(self.not_found("experiment", input));
-        };
-        state
-            .store
-            .get_experiment(ExperimentId(id))
-            .await?
-            .filter(|e| self.can_see_team(e.team_id))
-            .ok_or_else(|| self.not_found("experiment", input))
+        let own = self.team_filter().map(|t| t.to_string());
+        match (team.or(own.as_deref()), uuid::Uuid::parse_str(input)) {
+            (Some(team), _) => {
+                let team = self.team_named(state, team).await?;
+                self.experiment_in(state, &team, input).await
+            }
+            (None, Ok(id)) => state
+                .store
+                .get_experiment(ExperimentId(id))
+                .await?
+                .filter(|e| self.can_see_team(e.team_id))
+                .ok_or_else(|| self.not_found("experiment", input)),
+            (None, Err(_)) => Err(experiment_needs_team(input)),
+        }
     }
 
     /// An experiment by id or by name within `team` (a team the caller can see).
@@ -143,16 +151,32 @@ impl Caller {
 
     /// A key by id.
     pub async fn key(&self, state: &AdminState, input: &str) -> Result<KeyRecord, AdminError> {
-        let Ok(id) = uuid::Uuid::parse_str(input) else {
-            return Err(self.not_found("key", input));
-        };
+        let id = key_id(input)?;
         state
             .store
-            .get_key(KeyId(id))
+            .get_key(id)
             .await?
             .filter(|k| self.can_see_team(k.team_id))
             .ok_or_else(|| self.not_found("key", input))
     }
+}
+
+/// The one answer to an experiment named by name without its team: names are unique only
+/// within a team.
+pub fn experiment_needs_team(input: &str) -> AdminError {
+    AdminError::TeamRequired(format!(
+        "`{input}` is not an experiment id, and experiment names are unique only within a team: \
+         give its team too (`team=<id or name>`), or the experiment's id"
+    ))
+}
+
+/// A key is named by its id only (names and prefixes are not unique).
+pub fn key_id(input: &str) -> Result<KeyId, AdminError> {
+    uuid::Uuid::parse_str(input.trim()).map(KeyId).map_err(|_| {
+        AdminError::NotAKeyId(format!(
+            "`{input}` is not a key id: keys are named by their id (`GET /admin/v1/keys` lists them)"
+        ))
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -164,9 +188,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .extensions
             .get::<Caller>()
             .cloned()
-            .ok_or(AdminError::Unauthorized(
-                "send `Authorization: Bearer <admin JWT>`",
-            ))
+            .ok_or_else(|| AdminError::unauthorized("send `Authorization: Bearer <admin JWT>`"))
     }
 }
 

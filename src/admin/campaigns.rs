@@ -2,32 +2,26 @@
 //! one transaction; `POST /admin/v1/campaigns/{experiment}/close` revokes every key, ends the
 //! experiment and answers with its final spend report.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
-use super::error::AdminError;
-use super::key_changes::Issued;
+use super::error::{AdminError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::issuance::{self, Issue, IssueError, IssuedKey};
 use super::limit_caps::within_team_limits;
 use super::limits::LimitsBody;
-use super::openapi::{ErrorBody, IssuedKeyDoc, SpendReport};
-use super::params::Params;
-use super::spend::to_json;
-use super::teams::valid_name;
-use crate::governance::ScopeKind;
-use crate::ids::KeyId;
-use crate::keys::NewKey;
+use super::spend::{SpendReport, report_of};
+use super::teams::{TeamParam, valid_name};
+use crate::governance::{Limits, ScopeKind};
 use crate::store::{
-    Experiment, NewCampaign, NewExperiment, NewKeyRecord, SpendDimension, SpendFilter, SpendQuery,
-    SpendTotals, is_unique_violation,
+    Experiment, KeySettings, NewExperiment, SpendDimension, SpendFilter, SpendQuery,
+    is_unique_violation,
 };
 
 const MAX_KEYS: u32 = 1000;
@@ -51,24 +45,23 @@ pub struct LaunchCampaign {
     limits: Option<LimitsBody>,
 }
 
-/// The answer to a launch (for the OpenAPI document).
+/// Everything a launch created; the secrets are in this answer only.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct LaunchedDoc {
+pub struct Launched {
     experiment: Experiment,
     /// The experiment's limits as stored; `null` when none were given.
-    #[schema(value_type = Option<Object>)]
-    limits: Option<Value>,
-    /// Each secret is in this answer only.
-    keys: Vec<IssuedKeyDoc>,
+    limits: Option<Limits>,
+    keys: Vec<IssuedKey>,
 }
 
-/// The answer to a close (for the OpenAPI document).
+/// What a close did.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ClosedDoc {
-    /// The experiment, with `ends_at` now (or earlier, if it had already ended).
+pub struct Closed {
+    /// The experiment, with `ends_at` now (or earlier, if it had already ended) and
+    /// `state: closed`.
     experiment: Experiment,
-    /// How many keys this call revoked.
-    revoked_keys: u64,
+    /// How many keys this call revoked (0 when closing again).
+    revoked_keys: usize,
     /// Its spend by key and model, with the total.
     report: SpendReport,
 }
@@ -81,8 +74,9 @@ pub struct ClosedDoc {
     tag = "campaigns",
     request_body = LaunchCampaign,
     responses(
-        (status = 201, body = LaunchedDoc),
+        (status = 201, body = Launched),
         (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
     )
@@ -90,8 +84,8 @@ pub struct ClosedDoc {
 pub async fn launch(
     State(state): State<AdminState>,
     caller: Caller,
-    Json(body): Json<LaunchCampaign>,
-) -> Result<(StatusCode, Json<Value>), AdminError> {
+    ApiJson(body): ApiJson<LaunchCampaign>,
+) -> Result<(StatusCode, Json<Launched>), AdminError> {
     // Everything is checked before anything is written.
     let name = valid_name("name", &body.name)?.to_owned();
     if !(1..=MAX_KEYS).contains(&body.keys) {
@@ -118,31 +112,16 @@ pub async fn launch(
         within_team_limits(&state, &caller, team.id, limits).await?;
     }
 
-    let generated: Vec<(KeyId, NewKey)> = (0..body.keys)
-        .map(|_| (KeyId::new(), NewKey::generate()))
-        .collect();
-    let records: Vec<NewKeyRecord> = generated
-        .iter()
-        .map(|(id, k)| NewKeyRecord {
-            id: *id,
-            hash: k.hash,
-            prefix: k.prefix.clone(),
-        })
-        .collect();
-    let new = NewCampaign {
-        experiment: NewExperiment {
-            team_id: team.id,
-            name: name.clone(),
-            tags: body.tags,
-            ends_at: body.ends_at,
-        },
-        limits: limits.clone(),
-        allowed_models: body.allowed_models,
-        key_name: Some(name.clone()),
-        keys: records,
+    // The experiment, its limits, its keys and the audit entries: one transaction.
+    let mut tx = state.store.begin().await?;
+    let new = NewExperiment {
+        team_id: team.id,
+        name: name.clone(),
+        tags: body.tags,
+        ends_at: body.ends_at,
     };
-    let (experiment, stored) = match state.store.launch_campaign(new).await {
-        Ok(done) => done,
+    let experiment = match tx.create_experiment(new).await {
+        Ok(experiment) => experiment,
         Err(e) if is_unique_violation(&e) => {
             return Err(AdminError::Conflict(format!(
                 "team `{}` already has an experiment `{name}`",
@@ -151,17 +130,29 @@ pub async fn launch(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut secrets: HashMap<KeyId, String> = generated
-        .into_iter()
-        .map(|(id, k)| (id, k.secret))
-        .collect();
-    let keys: Vec<Issued> = stored
-        .into_iter()
-        .map(|record| Issued {
-            key: secrets.remove(&record.id).unwrap_or_default(),
-            record,
-        })
-        .collect();
+    if let Some(limits) = &limits {
+        tx.set_limits(ScopeKind::Experiment, experiment.id.0, team.id, limits)
+            .await?;
+    }
+    let settings = KeySettings {
+        team: team.id,
+        experiment: Some(experiment.id),
+        name: Some(name),
+        allowed_models: body.allowed_models,
+        expires_at: None,
+    };
+    let issued = issuance::issue(
+        &mut tx,
+        Issue::New {
+            settings: &settings,
+            count: body.keys,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        IssueError::Database(e) => AdminError::from(e),
+        IssueError::NoSuchKey | IssueError::Revoked => AdminError::Internal,
+    })?;
     let mut changes = vec![
         Change::new("campaign.launch", "experiment", experiment.id)
             .team(team.id)
@@ -174,36 +165,20 @@ pub async fn launch(
                 .after(limits),
         );
     }
-    changes.extend(keys.iter().map(|k| {
+    changes.extend(issued.keys.iter().map(|k| {
         Change::new("key.issue", "key", k.record.id)
             .team(team.id)
             .after(&k.record)
     }));
-    audit::record_all(&state, &caller, changes).await;
+    audit::commit(tx, &caller, changes).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"experiment": experiment, "limits": limits, "keys": keys})),
+        Json(Launched {
+            experiment,
+            limits,
+            keys: issued.keys,
+        }),
     ))
-}
-
-/// `{experiment}` is an id, or a name within `?team=`.
-async fn find_experiment(
-    state: &AdminState,
-    caller: &Caller,
-    experiment: &str,
-    params: &Params,
-) -> Result<Experiment, AdminError> {
-    match (params.get("team"), uuid::Uuid::parse_str(experiment)) {
-        (Some(team), _) => {
-            let team = caller.team_named(state, team).await?;
-            caller.experiment_in(state, &team, experiment).await
-        }
-        (None, Ok(_)) => caller.experiment(state, experiment).await,
-        (None, Err(_)) => Err(AdminError::bad(
-            "team",
-            "give the experiment's id, or its name with `?team=<id|name>`",
-        )),
-    }
 }
 
 /// Revokes every key of the campaign (one statement), ends it now unless it already ended, and
@@ -214,10 +189,10 @@ async fn find_experiment(
     tag = "campaigns",
     params(
         ("id" = String, Path, description = "experiment id, or its name with `team`"),
-        ("team" = Option<String>, Query, description = "team id or name, when `id` is a name"),
+        TeamParam,
     ),
     responses(
-        (status = 200, body = ClosedDoc),
+        (status = 200, body = Closed),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -225,37 +200,43 @@ async fn find_experiment(
 pub async fn close(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(experiment): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, AdminError> {
-    let params = Params::new(pairs, &["team"])?;
-    let before = find_experiment(&state, &caller, &experiment, &params).await?;
-    let id = before.id;
-    let closed = state
-        .store
-        .close_campaign(id)
+    ApiPath(experiment): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TeamParam>,
+) -> Result<Json<Closed>, AdminError> {
+    let id = caller
+        .experiment_named(&state, &experiment, q.team.as_deref())
+        .await?
+        .id;
+    let mut tx = state.store.begin().await?;
+    let before = tx
+        .lock_experiment(id)
         .await?
         .ok_or_else(|| caller.not_found("experiment", &experiment))?;
-    // One message drops every cached key of the experiment on every instance: the revoked
-    // keys and the end time take effect at once.
-    state.scope_changed(ScopeKind::Experiment, id.0).await;
+    let closed = tx.close_campaign(id).await?;
+    let team = closed.experiment.team_id;
     // Closing a closed campaign changes nothing, and is not recorded.
-    if !closed.revoked.is_empty() || closed.experiment.ends_at != before.ends_at {
-        let team = closed.experiment.team_id;
-        let mut changes = vec![
+    let changed = !closed.revoked.is_empty()
+        || closed.experiment.ends_at != before.ends_at
+        || closed.experiment.closed_at != before.closed_at;
+    let mut changes = Vec::new();
+    if changed {
+        changes.push(
             Change::new("campaign.close", "experiment", id)
                 .team(team)
                 .before(&before)
                 .after(&closed.experiment),
-        ];
+        );
         changes.extend(
             closed
                 .revoked
                 .iter()
                 .map(|key| Change::new("key.revoke", "key", key).team(team)),
         );
-        audit::record_all(&state, &caller, changes).await;
     }
+    audit::commit(tx, &caller, changes).await?;
+    // One message drops every cached key of the experiment on every instance: the revoked
+    // keys and the end time take effect at once.
+    state.scope_changed(ScopeKind::Experiment, id.0).await;
 
     let query = SpendQuery {
         group_by: vec![SpendDimension::Key, SpendDimension::Model],
@@ -266,21 +247,9 @@ pub async fn close(
         ..SpendQuery::default()
     };
     let rows = state.store.spend_report(&query).await?;
-    let mut total = SpendTotals::default();
-    rows.iter().for_each(|row| total.add(&row.totals));
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|row| Value::Object(to_json(&query.group_by, row)))
-        .collect();
-    Ok(Json(json!({
-        "experiment": closed.experiment,
-        "revoked_keys": closed.revoked.len(),
-        "report": {
-            "group_by": ["key", "model"],
-            "from": null,
-            "to": null,
-            "data": data,
-            "total": total,
-        },
-    })))
+    Ok(Json(Closed {
+        experiment: closed.experiment,
+        revoked_keys: closed.revoked.len(),
+        report: report_of(&query, rows, None, None),
+    }))
 }

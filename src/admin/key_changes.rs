@@ -1,74 +1,24 @@
-//! Changes to existing keys: a new secret under the same id (`POST /keys/{id}/rotate`), new
-//! settings (`PATCH /keys/{id}`), and the spend and limits that listings show next to a key.
-
-use std::collections::HashMap;
+//! Changes to existing keys: a new secret under the same id (`POST /keys/{id}/rotate`) and
+//! new settings (`PATCH /keys/{id}`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
-use super::error::AdminError;
-use super::openapi::{ErrorBody, IssuedKeyDoc, ListedKeyDoc};
-use crate::governance::{Limits, ScopeKind};
-use crate::ids::KeyId;
-use crate::keys::NewKey;
-use crate::store::{KeyPatch, KeyRecord, Rotation};
+use super::error::{AdminError, ErrorBody};
+use super::extract::{ApiJson, ApiPath};
+use super::issuance::{self, Issue, IssueError, IssuedKey};
+use super::key_view::{self, ListedKey};
+use crate::store::KeyPatch;
 
 /// How long a rotated key's previous secret keeps working unless the caller says otherwise.
 const DEFAULT_GRACE_SECS: u64 = 86_400;
 /// Long enough to roll any fleet of workers; a longer overlap would be a second key.
 const MAX_GRACE_SECS: u64 = 30 * 86_400;
-
-/// A key with its secret, shown once: at issue, at launch and at rotation.
-#[derive(Serialize)]
-pub struct Issued {
-    #[serde(flatten)]
-    pub record: KeyRecord,
-    pub key: String,
-}
-
-/// A key as listings show it: the record, what it spent so far and its own limits (the limits
-/// of its experiment and team are on those scopes). Never the secret or its hash.
-#[derive(Serialize)]
-pub struct ListedKey {
-    #[serde(flatten)]
-    record: KeyRecord,
-    /// USD, exact, from the hourly rollups.
-    #[serde(with = "rust_decimal::serde::str")]
-    spend_usd: Decimal,
-    limits: Option<Limits>,
-}
-
-/// Adds spend and limits to keys with a fixed number of queries, whatever their number.
-pub async fn with_usage(
-    state: &AdminState,
-    records: Vec<KeyRecord>,
-) -> Result<Vec<ListedKey>, AdminError> {
-    let ids: Vec<KeyId> = records.iter().map(|r| r.id).collect();
-    let spend = state.store.spend_of_keys(&ids).await?;
-    let scopes: Vec<(ScopeKind, uuid::Uuid)> =
-        ids.iter().map(|id| (ScopeKind::Key, id.0)).collect();
-    let mut limits: HashMap<uuid::Uuid, Limits> = state
-        .store
-        .limits_of(&scopes)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.limits))
-        .collect();
-    Ok(records
-        .into_iter()
-        .map(|record| ListedKey {
-            spend_usd: spend.get(&record.id).copied().unwrap_or(Decimal::ZERO),
-            limits: limits.remove(&record.id.0),
-            record,
-        })
-        .collect())
-}
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +37,7 @@ pub struct RotateBody {
     params(("id" = String, Path, description = "key id")),
     request_body = RotateBody,
     responses(
-        (status = 200, body = IssuedKeyDoc),
+        (status = 200, body = IssuedKey),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
@@ -96,12 +46,11 @@ pub struct RotateBody {
 pub async fn rotate_key(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(id): Path<String>,
-    body: Option<Json<RotateBody>>,
-) -> Result<Json<Issued>, AdminError> {
+    ApiPath(id): ApiPath<String>,
+    body: Option<ApiJson<RotateBody>>,
+) -> Result<Json<IssuedKey>, AdminError> {
     let grace = body
-        .map(|Json(b)| b.grace_secs)
-        .unwrap_or_default()
+        .and_then(|ApiJson(b)| b.grace_secs)
         .unwrap_or(DEFAULT_GRACE_SECS);
     if grace > MAX_GRACE_SECS {
         return Err(AdminError::bad(
@@ -109,39 +58,42 @@ pub async fn rotate_key(
             format!("`grace_secs` must be 0 to {MAX_GRACE_SECS} (30 days)"),
         ));
     }
-    let valid_until = i64::try_from(grace)
+    let previous_valid_until = i64::try_from(grace)
         .ok()
         .and_then(TimeDelta::try_seconds)
         .and_then(|g| Utc::now().checked_add_signed(g))
         .ok_or(AdminError::Internal)?;
-    let before = caller.key(&state, &id).await?;
-    let key = before.id;
-    let new = NewKey::generate();
-    let record = match state
-        .store
-        .rotate_key(key, new.hash, &new.prefix, valid_until)
+    let key = caller.key(&state, &id).await?.id;
+    let mut tx = state.store.begin().await?;
+    let before = tx
+        .lock_key(key)
         .await?
-    {
-        Rotation::Rotated(record) => record,
-        Rotation::NoSuchKey => return Err(caller.not_found("key", &id)),
-        Rotation::Revoked => {
-            return Err(AdminError::Conflict(format!(
-                "key `{id}` is revoked; issue a new key instead"
-            )));
+        .ok_or_else(|| caller.not_found("key", &id))?;
+    let issued = issuance::issue(
+        &mut tx,
+        Issue::Rotation {
+            key,
+            previous_valid_until,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        IssueError::NoSuchKey => caller.not_found("key", &id),
+        IssueError::Revoked => {
+            AdminError::Conflict(format!("key `{id}` is revoked; issue a new key instead"))
         }
-    };
+        IssueError::Database(e) => e.into(),
+    })?;
+    let rotated = issued.into_one().ok_or(AdminError::Internal)?;
+    let change = Change::new("key.rotate", "key", key)
+        .team(rotated.record.team_id)
+        .before(&before)
+        .after(&rotated.record);
+    audit::commit(tx, &caller, vec![change]).await?;
     // Drops the cached policy of the old secret everywhere, so its next use reads the grace
     // deadline.
     state.invalidate_key(key).await;
-    let change = Change::new("key.rotate", "key", key)
-        .team(record.team_id)
-        .before(&before)
-        .after(&record);
-    audit::record(&state, &caller, change).await;
-    Ok(Json(Issued {
-        record,
-        key: new.secret,
-    }))
+    Ok(Json(rotated))
 }
 
 /// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value; with `#[serde(default)]`
@@ -211,7 +163,7 @@ impl KeyUpdate {
     params(("id" = String, Path, description = "key id")),
     request_body = KeyUpdate,
     responses(
-        (status = 200, body = ListedKeyDoc),
+        (status = 200, body = ListedKey),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -219,28 +171,27 @@ impl KeyUpdate {
 pub async fn update_key(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(id): Path<String>,
-    Json(body): Json<KeyUpdate>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<KeyUpdate>,
 ) -> Result<Json<ListedKey>, AdminError> {
     let patch = body.validate()?;
-    let before = caller.key(&state, &id).await?;
-    let key = before.id;
-    let record = state
-        .store
+    let key = caller.key(&state, &id).await?.id;
+    let mut tx = state.store.begin().await?;
+    let before = tx
+        .lock_key(key)
+        .await?
+        .ok_or_else(|| caller.not_found("key", &id))?;
+    let record = tx
         .update_key(key, &patch)
         .await?
         .ok_or_else(|| caller.not_found("key", &id))?;
-    state.invalidate_key(key).await;
     let change = Change::new("key.update", "key", key)
         .team(record.team_id)
         .before(&before)
         .after(&record);
-    audit::record(&state, &caller, change).await;
-    with_usage(&state, vec![record])
-        .await?
-        .pop()
-        .map(Json)
-        .ok_or(AdminError::Internal)
+    audit::commit(tx, &caller, vec![change]).await?;
+    state.invalidate_key(key).await;
+    Ok(Json(key_view::one(&state, record).await?))
 }
 
 #[cfg(test)]

@@ -1,21 +1,20 @@
 //! Virtual keys: issue (N at once, each secret shown once), list, show, revoke.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
-use super::error::AdminError;
-use super::key_changes::{ListedKey, with_usage};
-use super::openapi::{ErrorBody, IssuedKeyList, KeyList, ListedKeyDoc};
-use crate::ids::KeyId;
-use crate::keys::NewKey;
-use crate::store::{KeyFilter, KeyRecord, NewKeyRecord};
+use super::error::{AdminError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::issuance::{self, Issue, IssueError, IssuedKey};
+use super::key_view::{self, ListedKey};
+use super::response::List;
+use crate::store::{KeyFilter, KeyRecord, KeySettings};
 
 const MAX_KEYS_PER_CALL: u32 = 1000;
 
@@ -28,17 +27,12 @@ pub struct IssueKeys {
     experiment: Option<String>,
     /// 1..=1000, default 1.
     count: Option<u32>,
+    /// A label stored on every key.
     name: Option<String>,
+    /// Models the keys may call; omitted means any.
     allowed_models: Option<Vec<String>>,
+    /// RFC 3339; omitted means never.
     expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Serialize)]
-pub struct IssuedKey {
-    #[serde(flatten)]
-    record: KeyRecord,
-    /// The secret; returned by this call only.
-    key: String,
 }
 
 /// Each secret is in this answer only.
@@ -48,7 +42,7 @@ pub struct IssuedKey {
     tag = "keys",
     request_body = IssueKeys,
     responses(
-        (status = 201, body = IssuedKeyList),
+        (status = 201, body = List<IssuedKey>),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -56,8 +50,8 @@ pub struct IssuedKey {
 pub async fn issue_keys(
     State(state): State<AdminState>,
     caller: Caller,
-    Json(body): Json<IssueKeys>,
-) -> Result<(StatusCode, Json<Value>), AdminError> {
+    ApiJson(body): ApiJson<IssueKeys>,
+) -> Result<(StatusCode, Json<List<IssuedKey>>), AdminError> {
     let count = body.count.unwrap_or(1);
     if !(1..=MAX_KEYS_PER_CALL).contains(&count) {
         return Err(AdminError::bad(
@@ -76,40 +70,28 @@ pub async fn issue_keys(
         None => None,
         Some(e) => Some(caller.experiment_in(&state, &team, e).await?.id),
     };
-    let generated: Vec<NewKey> = (0..count).map(|_| NewKey::generate()).collect();
-    let records: Vec<NewKeyRecord> = generated
-        .iter()
-        .map(|k| NewKeyRecord {
-            id: KeyId::new(),
-            hash: k.hash,
-            prefix: k.prefix.clone(),
-        })
-        .collect();
-    let stored = state
-        .store
-        .insert_keys(
-            team.id,
-            experiment,
-            body.name.as_deref(),
-            body.allowed_models.as_deref(),
-            body.expires_at,
-            &records,
-        )
-        .await?;
-    let issued: Vec<IssuedKey> = stored
-        .into_iter()
-        .map(|record| {
-            let index = records
-                .iter()
-                .position(|r| r.id == record.id)
-                .unwrap_or_default();
-            IssuedKey {
-                key: generated[index].secret.clone(),
-                record,
-            }
-        })
-        .collect();
+    let settings = KeySettings {
+        team: team.id,
+        experiment,
+        name: body.name,
+        allowed_models: body.allowed_models,
+        expires_at: body.expires_at,
+    };
+    let mut tx = state.store.begin().await?;
+    let issued = issuance::issue(
+        &mut tx,
+        Issue::New {
+            settings: &settings,
+            count,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        IssueError::Database(e) => AdminError::from(e),
+        IssueError::NoSuchKey | IssueError::Revoked => AdminError::Internal,
+    })?;
     let changes = issued
+        .keys
         .iter()
         .map(|k| {
             Change::new("key.issue", "key", k.record.id)
@@ -117,13 +99,17 @@ pub async fn issue_keys(
                 .after(&k.record)
         })
         .collect();
-    audit::record_all(&state, &caller, changes).await;
-    Ok((StatusCode::CREATED, Json(json!({ "data": issued }))))
+    audit::commit(tx, &caller, changes).await?;
+    Ok((StatusCode::CREATED, Json(List::of(issued.keys))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct KeyQuery {
+    /// Team id or name.
     team: Option<String>,
+    /// Experiment id, or a name within `team`.
     experiment: Option<String>,
 }
 
@@ -132,12 +118,9 @@ pub struct KeyQuery {
     get,
     path = "/admin/v1/keys",
     tag = "keys",
-    params(
-        ("team" = Option<String>, Query, description = "team id or name"),
-        ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
-    ),
+    params(KeyQuery),
     responses(
-        (status = 200, body = KeyList),
+        (status = 200, body = List<ListedKey>),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -145,8 +128,8 @@ pub struct KeyQuery {
 pub async fn list_keys(
     State(state): State<AdminState>,
     caller: Caller,
-    Query(q): Query<KeyQuery>,
-) -> Result<Json<Value>, AdminError> {
+    ApiQuery(q): ApiQuery<KeyQuery>,
+) -> Result<Json<List<ListedKey>>, AdminError> {
     let mut filter = KeyFilter {
         team: match &q.team {
             Some(t) => Some(caller.team_named(&state, t).await?.id),
@@ -155,21 +138,13 @@ pub async fn list_keys(
         ..KeyFilter::default()
     };
     if let Some(e) = &q.experiment {
-        let not_found = || caller.not_found("experiment", e);
-        let experiment = match (uuid::Uuid::parse_str(e), filter.team) {
-            (Ok(_), _) => Some(caller.experiment(&state, e).await?),
-            (Err(_), Some(team)) => state.store.find_experiment(team, e).await?,
-            (Err(_), None) => {
-                return Err(AdminError::bad(
-                    "experiment",
-                    "name the team too, or give the experiment's id",
-                ));
-            }
-        };
-        filter.experiment = Some(experiment.ok_or_else(not_found)?.id);
+        let experiment = caller
+            .experiment_named(&state, e, q.team.as_deref())
+            .await?;
+        filter.experiment = Some(experiment.id);
     }
     let keys = state.store.list_keys(&filter).await?;
-    Ok(Json(json!({"data": with_usage(&state, keys).await?})))
+    Ok(Json(List::of(key_view::with_usage(&state, keys).await?)))
 }
 
 #[utoipa::path(
@@ -177,48 +152,60 @@ pub async fn list_keys(
     path = "/admin/v1/keys/{id}",
     tag = "keys",
     params(("id" = String, Path, description = "key id")),
-    responses((status = 200, body = ListedKeyDoc), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = ListedKey),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
 )]
 pub async fn show_key(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ListedKey>, AdminError> {
     let record = caller.key(&state, &id).await?;
-    with_usage(&state, vec![record])
-        .await?
-        .pop()
-        .map(Json)
-        .ok_or_else(|| caller.not_found("key", &id))
+    Ok(Json(key_view::one(&state, record).await?))
 }
 
-/// Idempotent: revoking a revoked key returns it unchanged.
+/// Idempotent: revoking a revoked key returns it unchanged. Any body is ignored.
 #[utoipa::path(
     post,
     path = "/admin/v1/keys/{id}/revoke",
     tag = "keys",
     params(("id" = String, Path, description = "key id")),
-    responses((status = 200, body = KeyRecord), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = KeyRecord),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
 )]
 pub async fn revoke_key(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<KeyRecord>, AdminError> {
-    let before = caller.key(&state, &id).await?;
-    let key = before.id;
-    let record = state
-        .store
+    let key = caller.key(&state, &id).await?.id;
+    let mut tx = state.store.begin().await?;
+    let before = tx
+        .lock_key(key)
+        .await?
+        .ok_or_else(|| caller.not_found("key", &id))?;
+    let record = tx
         .revoke_key(key)
         .await?
         .ok_or_else(|| caller.not_found("key", &id))?;
+    // Revoking a revoked key changes nothing and is not recorded.
+    let changes = if before.revoked_at.is_none() {
+        vec![
+            Change::new("key.revoke", "key", key)
+                .team(record.team_id)
+                .before(&before)
+                .after(&record),
+        ]
+    } else {
+        Vec::new()
+    };
+    audit::commit(tx, &caller, changes).await?;
     state.invalidate_key(key).await;
-    if before.revoked_at.is_none() {
-        let change = Change::new("key.revoke", "key", key)
-            .team(record.team_id)
-            .before(&before)
-            .after(&record);
-        audit::record(&state, &caller, change).await;
-    }
     Ok(Json(record))
 }

@@ -2,22 +2,36 @@
 //! `/admin/v1/{teams|experiments|keys}/{id}/limits`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
-use super::error::AdminError;
+use super::error::{AdminError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::limit_caps::within_team_limits;
-use super::openapi::{ErrorBody, LimitsView};
+use super::teams::TeamParam;
 use crate::governance::{
-    Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits,
+    Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits, ScopeUsage,
     budget_amount_problem, tpm_problem,
 };
 use crate::ids::TeamId;
+
+/// A scope's limits with current usage next to them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LimitsView {
+    /// `team`, `experiment` or `key`.
+    scope: ScopeKind,
+    id: uuid::Uuid,
+    /// `null` when the scope has none.
+    limits: Option<Limits>,
+    /// Current usage of each limit; `null` when there are no limits or Redis cannot be read
+    /// (the limits are still shown).
+    usage: Option<ScopeUsage>,
+}
 
 /// The body of `PUT .../limits`: the scope's complete limits (what is omitted is cleared).
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -134,21 +148,28 @@ impl LimitsBody {
     }
 }
 
-/// Resolves `/{scope}/{id}` to the scope and the team it belongs to; 404 for a scope the
-/// caller cannot see.
+/// Resolves `/{scope}/{id}` (an experiment also by name with `?team=`) to the scope and the
+/// team it belongs to; 404 for a scope the caller cannot see.
 async fn resolve(
     state: &AdminState,
     caller: &Caller,
     kind: ScopeKind,
     id: &str,
+    team: Option<&str>,
 ) -> Result<(uuid::Uuid, TeamId), AdminError> {
+    if team.is_some() && kind != ScopeKind::Experiment {
+        return Err(AdminError::bad(
+            "team",
+            "`team` names the team of an experiment given by name; teams and keys are named by themselves",
+        ));
+    }
     match kind {
         ScopeKind::Team => {
             let team = caller.team_named(state, id).await?;
             Ok((team.id.0, team.id))
         }
         ScopeKind::Experiment => {
-            let experiment = caller.experiment(state, id).await?;
+            let experiment = caller.experiment_named(state, id, team).await?;
             Ok((experiment.id.0, experiment.team_id))
         }
         ScopeKind::Key => {
@@ -167,20 +188,6 @@ fn may_change(caller: &Caller, kind: ScopeKind) -> Result<(), AdminError> {
         )),
         _ => Ok(()),
     }
-}
-
-/// The scope's limits as stored, for the audit log.
-async fn current(
-    state: &AdminState,
-    kind: ScopeKind,
-    id: uuid::Uuid,
-) -> Result<Option<Limits>, AdminError> {
-    Ok(state
-        .store
-        .limits_of(&[(kind, id)])
-        .await?
-        .pop()
-        .map(|s| s.limits))
 }
 
 fn scope_kind(segment: &str) -> Result<ScopeKind, AdminError> {
@@ -202,7 +209,8 @@ fn scope_kind(segment: &str) -> Result<ScopeKind, AdminError> {
     tag = "limits",
     params(
         ("scope" = String, Path, description = "`teams`, `experiments` or `keys`"),
-        ("id" = String, Path, description = "the scope's id (a team also by name)"),
+        ("id" = String, Path, description = "the scope's id (a team also by name, an experiment by name with `team`)"),
+        TeamParam,
     ),
     request_body = LimitsBody,
     responses(
@@ -215,25 +223,31 @@ fn scope_kind(segment: &str) -> Result<ScopeKind, AdminError> {
 pub async fn put_limits(
     State(state): State<AdminState>,
     caller: Caller,
-    Path((segment, id)): Path<(String, String)>,
-    Json(body): Json<LimitsBody>,
-) -> Result<Json<Value>, AdminError> {
+    ApiPath((segment, id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<TeamParam>,
+    ApiJson(body): ApiJson<LimitsBody>,
+) -> Result<Json<LimitsView>, AdminError> {
     let kind = scope_kind(&segment)?;
     may_change(&caller, kind)?;
     let limits = body.validate()?;
-    let (scope_id, team) = resolve(&state, &caller, kind, &id).await?;
+    let (scope_id, team) = resolve(&state, &caller, kind, &id, q.team.as_deref()).await?;
     within_team_limits(&state, &caller, team, &limits).await?;
-    let before = current(&state, kind, scope_id).await?;
-    state
-        .store
-        .set_limits(kind, scope_id, team, &limits)
-        .await?;
-    state.scope_changed(kind, scope_id).await;
+    let mut tx = state.store.begin().await?;
+    if !tx.lock_scope(kind, scope_id).await? {
+        return Err(caller.not_found(kind.as_str(), &id));
+    }
+    let before = tx
+        .limits_of(&[(kind, scope_id)])
+        .await?
+        .pop()
+        .map(|s| s.limits);
+    tx.set_limits(kind, scope_id, team, &limits).await?;
     let change = Change::new("limits.set", kind.as_str(), scope_id)
         .team(team)
         .before(&before)
         .after(&limits);
-    audit::record(&state, &caller, change).await;
+    audit::commit(tx, &caller, vec![change]).await?;
+    state.scope_changed(kind, scope_id).await;
     show(&state, kind, scope_id, team).await
 }
 
@@ -243,17 +257,19 @@ pub async fn put_limits(
     tag = "limits",
     params(
         ("scope" = String, Path, description = "`teams`, `experiments` or `keys`"),
-        ("id" = String, Path, description = "the scope's id (a team also by name)"),
+        ("id" = String, Path, description = "the scope's id (a team also by name, an experiment by name with `team`)"),
+        TeamParam,
     ),
     responses((status = 200, body = LimitsView), (status = 404, body = ErrorBody))
 )]
 pub async fn get_limits(
     State(state): State<AdminState>,
     caller: Caller,
-    Path((segment, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
+    ApiPath((segment, id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<TeamParam>,
+) -> Result<Json<LimitsView>, AdminError> {
     let kind = scope_kind(&segment)?;
-    let (scope_id, team) = resolve(&state, &caller, kind, &id).await?;
+    let (scope_id, team) = resolve(&state, &caller, kind, &id, q.team.as_deref()).await?;
     show(&state, kind, scope_id, team).await
 }
 
@@ -263,7 +279,8 @@ pub async fn get_limits(
     tag = "limits",
     params(
         ("scope" = String, Path, description = "`teams`, `experiments` or `keys`"),
-        ("id" = String, Path, description = "the scope's id (a team also by name)"),
+        ("id" = String, Path, description = "the scope's id (a team also by name, an experiment by name with `team`)"),
+        TeamParam,
     ),
     responses(
         (status = 200, body = LimitsView),
@@ -274,20 +291,33 @@ pub async fn get_limits(
 pub async fn delete_limits(
     State(state): State<AdminState>,
     caller: Caller,
-    Path((segment, id)): Path<(String, String)>,
-) -> Result<Json<Value>, AdminError> {
+    ApiPath((segment, id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<TeamParam>,
+) -> Result<Json<LimitsView>, AdminError> {
     let kind = scope_kind(&segment)?;
     may_change(&caller, kind)?;
-    let (scope_id, team) = resolve(&state, &caller, kind, &id).await?;
-    let before = current(&state, kind, scope_id).await?;
-    state.store.clear_limits(kind, scope_id).await?;
-    state.scope_changed(kind, scope_id).await;
-    if before.is_some() {
-        let change = Change::new("limits.clear", kind.as_str(), scope_id)
-            .team(team)
-            .before(&before);
-        audit::record(&state, &caller, change).await;
+    let (scope_id, team) = resolve(&state, &caller, kind, &id, q.team.as_deref()).await?;
+    let mut tx = state.store.begin().await?;
+    if !tx.lock_scope(kind, scope_id).await? {
+        return Err(caller.not_found(kind.as_str(), &id));
     }
+    let before = tx
+        .limits_of(&[(kind, scope_id)])
+        .await?
+        .pop()
+        .map(|s| s.limits);
+    tx.clear_limits(kind, scope_id).await?;
+    // Clearing a scope without limits changes nothing and is not recorded.
+    let changes = match &before {
+        Some(before) => vec![
+            Change::new("limits.clear", kind.as_str(), scope_id)
+                .team(team)
+                .before(before),
+        ],
+        None => Vec::new(),
+    };
+    audit::commit(tx, &caller, changes).await?;
+    state.scope_changed(kind, scope_id).await;
     show(&state, kind, scope_id, team).await
 }
 
@@ -298,27 +328,33 @@ async fn show(
     kind: ScopeKind,
     id: uuid::Uuid,
     team: TeamId,
-) -> Result<Json<Value>, AdminError> {
-    let limits = state
+) -> Result<Json<LimitsView>, AdminError> {
+    let scope = state
         .store
         .limits_of(&[(kind, id)])
         .await?
         .into_iter()
         .next();
-    let Some(scope) = limits else {
-        return Ok(Json(
-            json!({"scope": kind.as_str(), "id": id, "limits": null, "usage": null}),
-        ));
+    let Some(scope) = scope else {
+        return Ok(Json(LimitsView {
+            scope: kind,
+            id,
+            limits: None,
+            usage: None,
+        }));
     };
     let usage = match state.governor.usage(team, &scope).await {
-        Ok(usage) => serde_json::to_value(usage).unwrap_or(Value::Null),
+        Ok(usage) => Some(usage),
         Err(e) => {
             tracing::warn!(error = %e, "could not read usage from Redis");
-            Value::Null
+            None
         }
     };
     let ScopeLimits { limits, .. } = scope;
-    Ok(Json(
-        json!({"scope": kind.as_str(), "id": id, "limits": limits, "usage": usage}),
-    ))
+    Ok(Json(LimitsView {
+        scope: kind,
+        id,
+        limits: Some(limits),
+        usage,
+    }))
 }

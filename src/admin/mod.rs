@@ -6,8 +6,11 @@ mod auth;
 mod caller;
 mod campaigns;
 mod error;
+mod extract;
+mod issuance;
 mod jwt;
 mod key_changes;
+mod key_view;
 mod keys;
 mod limit_caps;
 mod limits;
@@ -16,18 +19,22 @@ mod params;
 mod pricing;
 mod pricing_reload;
 mod requests;
+mod response;
 mod spend;
 mod teams;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::MatchedPath;
+use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::routing::{get, post, put};
 
 pub use auth::{Claims, Role, mint};
 pub use caller::Caller;
-pub use error::AdminError;
+pub use error::{AdminError, ErrorBody};
+pub use issuance::{Issued, IssuedKey};
 pub use jwt::JwtVerifier;
 pub use openapi::AdminApiDoc;
 
@@ -123,9 +130,13 @@ pub const ADMIN_ROUTES: &[AdminRoute] = &[
 ];
 
 /// Every route but the public OpenAPI document requires a JWT (the layer below); team tokens
-/// reach only the routes `ADMIN_ROUTES` marks `Team`.
+/// reach only the routes `ADMIN_ROUTES` marks `Team`. A path no route has, and a method a path
+/// does not take, get the API's JSON error like everything else (404 `unknown_route`, 405
+/// `method_not_allowed`).
 pub fn router(state: AdminState) -> Router {
-    let public = Router::new().route("/admin/v1/openapi.json", get(openapi::document));
+    let public = Router::new()
+        .route("/admin/v1/openapi.json", get(openapi::document))
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route(
             "/admin/v1/teams",
@@ -162,11 +173,33 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/pricing/quote", post(pricing::quote))
         .route("/admin/v1/pricing/reload", post(pricing_reload::reload))
         .route("/admin/v1/audit", get(audit::list))
+        .method_not_allowed_fallback(method_not_allowed)
         // Applies to the routes above only: `public` is merged after it.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
         .merge(public)
+        .fallback(no_such_route)
         .with_state(state)
+}
+
+async fn no_such_route(uri: Uri) -> AdminError {
+    let path: String = uri.path().chars().take(200).collect();
+    AdminError::NoSuchRoute(format!(
+        "the admin API has no route {path}; GET /admin/v1/openapi.json lists them all"
+    ))
+}
+
+async fn method_not_allowed(method: Method, path: Option<MatchedPath>) -> AdminError {
+    let path = path.as_ref().map_or("this path", MatchedPath::as_str);
+    let methods: Vec<&str> = ADMIN_ROUTES
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.method)
+        .collect();
+    AdminError::MethodNotAllowed(format!(
+        "{path} does not take {method}; it takes {}",
+        methods.join(", ")
+    ))
 }

@@ -1,152 +1,20 @@
 //! `GET /admin/v1/openapi.json`: the admin API's OpenAPI document, generated from the
-//! `#[utoipa::path]` annotations on the handlers and the `ToSchema` types they exchange.
+//! `#[utoipa::path]` annotations on the handlers and the `ToSchema` derives on the very types
+//! they accept and return (there are no types written for the document only), so a field
+//! added to an answer is in the document too. tests/openapi.rs checks real answers against it.
 //!
 //! It is served without a token: it describes the API's surface (the same as
 //! docs/admin-api.md, which is public with the source), never data, and clients and
 //! code generators need it before they hold a token. Every other route stays behind the auth
 //! layer; the route table in `super::ADMIN_ROUTES` marks this one as the only public one.
-//!
-//! Most answers are built with `json!`, so the wrappers below describe their shape for the
-//! document only; the tests compare them with real answers.
 
 use axum::Json;
-use serde::Serialize;
-use serde_json::Value;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
-use super::error::AdminError;
-use crate::store::{AuditEntry, Experiment, KeyRecord, RequestRow, Team};
-
-/// Every error: `{"error": {...}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// For people.
-    message: String,
-    /// Stable: `authentication_error`, `permission_error`, `invalid_request_error`, `api_error`.
-    #[serde(rename = "type")]
-    kind: String,
-    /// Stable: `invalid_token`, `forbidden`, `not_found`, `conflict`, `invalid_request`, ...
-    code: String,
-    /// The offending request field, when there is one.
-    param: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TeamList {
-    data: Vec<Team>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ExperimentList {
-    data: Vec<Experiment>,
-}
-
-/// A key as listed and shown: the record, its spend so far and its own limits.
-#[derive(Serialize, ToSchema)]
-pub struct ListedKeyDoc {
-    #[serde(flatten)]
-    record: KeyRecord,
-    /// USD, a decimal string.
-    spend_usd: String,
-    /// The key's own limits, as in `PUT .../limits`; `null` when it has none.
-    #[schema(value_type = Option<Object>)]
-    limits: Option<Value>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct KeyList {
-    data: Vec<ListedKeyDoc>,
-}
-
-/// A key with its secret: in the answer that creates it only.
-#[derive(Serialize, ToSchema)]
-pub struct IssuedKeyDoc {
-    #[serde(flatten)]
-    record: KeyRecord,
-    /// The secret (`tg-...`), shown once.
-    key: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct IssuedKeyList {
-    data: Vec<IssuedKeyDoc>,
-}
-
-/// A scope's limits with current usage next to them.
-#[derive(Serialize, ToSchema)]
-pub struct LimitsView {
-    /// `team`, `experiment` or `key`.
-    scope: String,
-    id: uuid::Uuid,
-    /// `rpm`, `tpm`, `max_concurrent`, `budgets` (`[{period, amount_usd}]`, amounts as decimal
-    /// strings), `budget_mode`, `on_redis_failure`; `null` when none are set.
-    #[schema(value_type = Option<Object>)]
-    limits: Option<Value>,
-    /// Current usage of each limit; `null` when none are set or Redis cannot be read.
-    #[schema(value_type = Option<Object>)]
-    usage: Option<Value>,
-}
-
-/// A spend report. Rows carry the columns of their groups, then the totals; money is a
-/// decimal string (`cost_usd`).
-#[derive(Serialize, ToSchema)]
-pub struct SpendReport {
-    group_by: Vec<String>,
-    from: Option<String>,
-    to: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    data: Vec<Value>,
-    #[schema(value_type = Object)]
-    total: Value,
-    /// `spend/top` only.
-    limit: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RequestPageDoc {
-    data: Vec<RequestRow>,
-    /// The cursor of the next page; `null` on the last.
-    next: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuditPage {
-    data: Vec<AuditEntry>,
-    /// Pass as `before` for the next page; `null` on the last.
-    next: Option<String>,
-}
-
-/// Price entries with their history; rates are decimal strings in USD per 1M tokens.
-#[derive(Serialize, ToSchema)]
-pub struct PriceList {
-    #[schema(value_type = Vec<Object>)]
-    data: Vec<Value>,
-}
-
-/// A quote: the entry and rates that applied and the cost of each part (decimal strings).
-#[derive(Serialize, ToSchema)]
-pub struct QuoteDoc {
-    model: String,
-    at: String,
-    #[schema(value_type = Object)]
-    usage: Value,
-    #[schema(value_type = Object)]
-    entry: Value,
-    #[schema(value_type = Option<Object>)]
-    tier: Option<Value>,
-    #[schema(value_type = Object)]
-    rates: Value,
-    #[schema(value_type = Object)]
-    billed_tokens: Value,
-    #[schema(value_type = Object)]
-    cost: Value,
-}
+use super::error::ErrorBody;
 
 struct BearerJwt;
 
@@ -163,6 +31,75 @@ impl Modify for BearerJwt {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme("jwt", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The errors every route of a kind can answer, added to each operation so that a handler
+/// lists only its own: 401 and 403 (a team token without its `team` claim) wherever a token
+/// is needed, 400 wherever there is a query string or path to get wrong, and 400, 413 and 422
+/// wherever there is a body.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_common_errors(operation);
+            }
+        }
+    }
+}
+
+fn add_common_errors(operation: &mut Operation) {
+    // `security` is set on an operation only to lift the document-wide requirement.
+    let secured = operation.security.is_none();
+    let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_body = operation.request_body.is_some();
+    let mut add = |status: &str, description: &str| {
+        let error = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert(RefOr::T(error));
+    };
+    if secured {
+        add(
+            "401",
+            "no token, or one that is malformed, badly signed, expired or from another issuer",
+        );
+        add(
+            "403",
+            "the token's role may not do this (or a team token lacks its `team` claim)",
+        );
+    }
+    if has_params || has_body {
+        add(
+            "400",
+            "a parameter or field that is not valid, or a body that is not JSON",
+        );
+    }
+    if has_body {
+        add("413", "a body over the admin API's size limit");
+        add(
+            "422",
+            "JSON of the wrong shape: a field missing, unknown or of the wrong type (named in `param`)",
+        );
     }
 }
 
@@ -199,7 +136,8 @@ impl Modify for BearerJwt {
         super::pricing_reload::reload,
         super::audit::list,
     ),
-    modifiers(&BearerJwt),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerJwt, &CommonErrors),
     security(("jwt" = [])),
 )]
 pub struct AdminApiDoc;
@@ -212,10 +150,8 @@ pub struct AdminApiDoc;
     security(()),
     responses((status = 200, description = "this OpenAPI document", content_type = "application/json"))
 )]
-pub async fn document() -> Result<Json<Value>, AdminError> {
-    serde_json::to_value(AdminApiDoc::openapi())
-        .map(Json)
-        .map_err(|_| AdminError::Internal)
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(AdminApiDoc::openapi())
 }
 
 #[cfg(test)]
@@ -276,5 +212,16 @@ mod tests {
         let me = &doc["paths"]["/admin/v1/openapi.json"]["get"];
         assert_eq!(me["security"], serde_json::json!([{}]));
         assert_eq!(doc["security"], serde_json::json!([{"jwt": []}]));
+    }
+
+    #[test]
+    fn every_operation_with_a_body_documents_the_body_errors() {
+        let doc = serde_json::to_value(AdminApiDoc::openapi()).unwrap();
+        let post = &doc["paths"]["/admin/v1/teams"]["post"]["responses"];
+        for status in ["400", "401", "403", "413", "422"] {
+            assert!(post.get(status).is_some(), "POST /teams lacks {status}");
+        }
+        let public = &doc["paths"]["/admin/v1/openapi.json"]["get"]["responses"];
+        assert!(public.get("401").is_none());
     }
 }

@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use uuid::Uuid;
 
 use super::AdminState;
-use super::caller::Caller;
+use super::caller::{Caller, key_id};
 use super::error::AdminError;
 use crate::ids::{ExperimentId, KeyId, TeamId};
 
@@ -31,7 +30,7 @@ impl Params {
                         "unknown parameter `{name}` (this route takes: {})",
                         allowed.join(", ")
                     ),
-                    param: None,
+                    param: Some(name.into()),
                 });
             };
             if values.insert(name, value).is_some() {
@@ -119,38 +118,17 @@ impl Params {
         };
         let experiment = match self.get("experiment") {
             None => None,
-            Some(e) => {
-                let found = match (Uuid::parse_str(e), team) {
-                    (Ok(id), _) => state.store.get_experiment(ExperimentId(id)).await?,
-                    (Err(_), Some(team)) => state.store.find_experiment(team, e).await?,
-                    (Err(_), None) => {
-                        return Err(AdminError::bad(
-                            "experiment",
-                            "`experiment` is not an id: give the experiment's id, or name its team in `team` too",
-                        ));
-                    }
-                };
-                let found = found
-                    .filter(|x| caller.can_see_team(x.team_id))
-                    .ok_or_else(|| caller.not_found("experiment", e))?;
-                if team.is_some_and(|t| t != found.team_id) {
-                    return Err(AdminError::bad(
-                        "experiment",
-                        format!("experiment `{e}` does not belong to the team in `team`"),
-                    ));
-                }
-                Some(found.id)
-            }
+            Some(e) => Some(
+                caller
+                    .experiment_named(state, e, self.get("team"))
+                    .await?
+                    .id,
+            ),
         };
         let key = match self.get("key") {
             None => None,
             Some(k) => {
-                let id = Uuid::parse_str(k).map(KeyId).map_err(|_| {
-                    AdminError::bad(
-                        "key",
-                        format!("`key` = {k:?} is not a key id (`tollctl keys list` shows them)"),
-                    )
-                })?;
+                let id = key_id(k)?;
                 state
                     .store
                     .get_key(id)

@@ -4,32 +4,42 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use axum::extract::State;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::AdminState;
-use super::error::AdminError;
-use super::openapi::{ErrorBody, PriceList, QuoteDoc};
+use super::error::{AdminError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
 use super::params::{Params, parse_time};
+use super::response::List;
 use crate::pricing::{CostBreakdown, ModelPrice, PriceTable, Rates, Usage};
 
 /// One entry as listed: the entry itself plus where it stands in its model's history.
-#[derive(Serialize)]
-struct Entry<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PriceEntry {
     #[serde(flatten)]
-    price: &'a ModelPrice,
+    price: ModelPrice,
     /// The next entry's `effective_from` (this one applies up to the day before), if any.
     effective_until: Option<NaiveDate>,
     /// `current` (in force now for its name or an alias), `scheduled` (starts later) or
     /// `superseded`.
-    status: &'static str,
+    status: EntryStatus,
     /// The names (name and aliases) this entry prices right now.
-    in_force_for: Vec<&'a str>,
+    in_force_for: Vec<String>,
 }
 
-fn entries<'a>(table: &'a PriceTable, now: DateTime<Utc>) -> Vec<Entry<'a>> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryStatus {
+    Current,
+    Scheduled,
+    Superseded,
+}
+
+/// Every entry with its place in its model's history, paired with the entry it describes
+/// (compared by address to find the one a quote used).
+fn entries(table: &PriceTable, now: DateTime<Utc>) -> Vec<(&ModelPrice, PriceEntry)> {
     // Every entry's successor in its name's history. Names are unique per model, so the
     // history of a name is all entries with that name, across files.
     let mut dates: HashMap<&str, Vec<NaiveDate>> = HashMap::new();
@@ -46,28 +56,29 @@ fn entries<'a>(table: &'a PriceTable, now: DateTime<Utc>) -> Vec<Entry<'a>> {
             let effective_until = dates
                 .get(price.name.as_str())
                 .and_then(|d| d.iter().find(|&&day| day > price.effective_from).copied());
-            let in_force_for: Vec<&str> = std::iter::once(&price.name)
+            let in_force_for: Vec<String> = std::iter::once(&price.name)
                 .chain(&price.aliases)
                 .filter(|key| {
                     table
                         .price_at(key, now)
                         .is_some_and(|p| std::ptr::eq(p, price))
                 })
-                .map(String::as_str)
+                .cloned()
                 .collect();
             let status = if !in_force_for.is_empty() {
-                "current"
+                EntryStatus::Current
             } else if price.effective_from > now.date_naive() {
-                "scheduled"
+                EntryStatus::Scheduled
             } else {
-                "superseded"
+                EntryStatus::Superseded
             };
-            Entry {
-                price,
+            let entry = PriceEntry {
+                price: price.clone(),
                 effective_until,
                 status,
                 in_force_for,
-            }
+            };
+            (price, entry)
         })
         .collect()
 }
@@ -82,12 +93,16 @@ fn entries<'a>(table: &'a PriceTable, now: DateTime<Utc>) -> Vec<Entry<'a>> {
         ("model" = Option<String>, Query, description = "a model name or alias: its history"),
         ("provider" = Option<String>, Query),
     ),
-    responses((status = 200, body = PriceList), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = List<PriceEntry>),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
 )]
 pub async fn list(
     State(state): State<AdminState>,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, AdminError> {
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<List<PriceEntry>>, AdminError> {
     let params = Params::new(pairs, &["model", "provider"])?;
     let table = state.prices.load_full();
     let model = params.get("model");
@@ -98,14 +113,15 @@ pub async fn list(
             "no price for model `{model}`"
         )));
     }
-    let data: Vec<Entry<'_>> = entries(&table, Utc::now())
+    let data: Vec<PriceEntry> = entries(&table, Utc::now())
         .into_iter()
+        .map(|(_, entry)| entry)
         .filter(|e| {
             model.is_none_or(|m| e.price.name == m || e.price.aliases.iter().any(|a| a == m))
         })
         .filter(|e| params.get("provider").is_none_or(|p| e.price.provider == p))
         .collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(List::of(data)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -127,8 +143,8 @@ pub struct QuoteRequest {
 }
 
 /// The tokens each part of the breakdown charges (the subsets taken out of the totals).
-#[derive(Serialize)]
-struct BilledTokens {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BilledTokens {
     input: u64,
     cached_input: u64,
     cache_write: u64,
@@ -137,17 +153,25 @@ struct BilledTokens {
     reasoning: u64,
 }
 
-#[derive(Serialize)]
-struct Quote<'a> {
-    model: &'a str,
-    at: String,
+/// What a usage costs: the entry and rates that applied and the cost of each part.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Quote {
+    model: String,
+    /// The time whose prices applied.
+    at: DateTime<Utc>,
     usage: Usage,
-    entry: Entry<'a>,
+    entry: PriceEntry,
     /// The tier whose prices applied, or `null` for the base prices.
-    tier: Option<Value>,
-    rates: &'a Rates,
+    tier: Option<TierUsed>,
+    rates: Rates,
     billed_tokens: BilledTokens,
     cost: CostBreakdown,
+}
+
+/// The long-context tier a quote was priced at.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TierUsed {
+    above_prompt_tokens: u64,
 }
 
 /// What a usage costs, computed exactly as the gateway charges it.
@@ -157,15 +181,15 @@ struct Quote<'a> {
     tag = "pricing",
     request_body = QuoteRequest,
     responses(
-        (status = 200, body = QuoteDoc),
+        (status = 200, body = Quote),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
 )]
 pub async fn quote(
     State(state): State<AdminState>,
-    Json(body): Json<QuoteRequest>,
-) -> Result<Json<Value>, AdminError> {
+    ApiJson(body): ApiJson<QuoteRequest>,
+) -> Result<Json<Quote>, AdminError> {
     let at = match &body.at {
         None => Utc::now(),
         Some(text) => parse_time(text).ok_or_else(|| {
@@ -200,20 +224,23 @@ pub async fn quote(
         .tiers
         .iter()
         .find(|t| std::ptr::eq(&t.rates, rates))
-        .map(|t| json!({"above_prompt_tokens": t.above_prompt_tokens}));
+        .map(|t| TierUsed {
+            above_prompt_tokens: t.above_prompt_tokens,
+        });
     let entry = entries(&table, Utc::now())
         .into_iter()
-        .find(|e| std::ptr::eq(e.price, price))
+        .find(|(p, _)| std::ptr::eq(*p, price))
+        .map(|(_, entry)| entry)
         .ok_or(AdminError::Internal)?;
     let mut cost = price.cost(&usage);
     cost.total = cost.total.normalize();
     let quote = Quote {
-        model,
-        at: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        model: model.to_owned(),
+        at,
         usage,
         entry,
         tier,
-        rates,
+        rates: *rates,
         billed_tokens: BilledTokens {
             input: usage.uncached_input_tokens(),
             cached_input: usage.cached_input_tokens,
@@ -224,7 +251,5 @@ pub async fn quote(
         },
         cost,
     };
-    serde_json::to_value(quote)
-        .map(Json)
-        .map_err(|_| AdminError::Internal)
+    Ok(Json(quote))
 }

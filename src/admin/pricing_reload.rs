@@ -2,15 +2,26 @@
 //! `SIGHUP` does. A bad file leaves the table in force unchanged and answers 400 naming the
 //! file and the field.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
-use super::error::AdminError;
-use super::openapi::ErrorBody;
+use super::error::{AdminError, ErrorBody};
+use crate::pricing::PriceTable;
+
+/// The table now in force.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    /// Entries, history included.
+    entries: usize,
+    /// The directory read (`pricing.dir`).
+    dir: String,
+}
 
 /// Admin only.
 #[utoipa::path(
@@ -18,7 +29,7 @@ use super::openapi::ErrorBody;
     path = "/admin/v1/pricing/reload",
     tag = "pricing",
     responses(
-        (status = 200, description = "`{\"entries\": N, \"dir\": \"pricing\"}`"),
+        (status = 200, body = Reloaded),
         (status = 400, body = ErrorBody, description = "a bad file; the previous table stays"),
         (status = 403, body = ErrorBody),
     )
@@ -26,23 +37,25 @@ use super::openapi::ErrorBody;
 pub async fn reload(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Reloaded>, AdminError> {
     caller.require_admin()?;
-    let entries = crate::pricing::reload(&state.pricing_dir, &state.prices).map_err(|e| {
+    let table = PriceTable::load_dir(&state.pricing_dir).map_err(|e| {
+        tracing::warn!(error = %e, "price table not reloaded; the previous one stays in force");
         AdminError::BadRequest {
             message: format!("price table not reloaded, the previous one stays in force: {e}"),
             param: None,
         }
     })?;
-    let answer = json!({
-        "entries": entries,
-        "dir": state.pricing_dir.display().to_string(),
-    });
-    audit::record(
-        &state,
-        &caller,
-        Change::new("pricing.reload", "pricing", "table").after(&answer),
-    )
-    .await;
+    let answer = Reloaded {
+        entries: table.len(),
+        dir: state.pricing_dir.display().to_string(),
+    };
+    // The table is swapped in only once its audit entry is committed: a reload that cannot be
+    // recorded does not happen.
+    let tx = state.store.begin().await?;
+    let change = Change::new("pricing.reload", "pricing", "table").after(&answer);
+    audit::commit(tx, &caller, vec![change]).await?;
+    state.prices.store(Arc::new(table));
+    tracing::info!(dir = %answer.dir, entries = answer.entries, "price table reloaded");
     Ok(Json(answer))
 }

@@ -1,17 +1,17 @@
 //! `GET /admin/v1/requests`: the per-request log, newest first, paged with an opaque cursor.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::DateTime;
-use serde_json::{Value, json};
 
 use super::AdminState;
 use super::caller::Caller;
-use super::error::AdminError;
-use super::openapi::{ErrorBody, RequestPageDoc};
+use super::error::{AdminError, ErrorBody};
+use super::extract::ApiQuery;
 use super::params::{Params, cut_page};
+use super::response::Page;
 use crate::ids::RequestId;
-use crate::store::{RequestCursor, RequestFilter, RequestPage, StatusFilter};
+use crate::store::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
@@ -50,7 +50,7 @@ const PARAMS: [&str; 11] = [
         ("to" = Option<String>, Query, description = "exclusive"),
     ),
     responses(
-        (status = 200, body = RequestPageDoc),
+        (status = 200, body = Page<RequestRow>),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -58,8 +58,8 @@ const PARAMS: [&str; 11] = [
 pub async fn list(
     State(state): State<AdminState>,
     caller: Caller,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, AdminError> {
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<Page<RequestRow>>, AdminError> {
     let params = Params::new(pairs, &PARAMS)?;
     let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
     let before = params
@@ -118,7 +118,7 @@ pub async fn list(
     };
     let mut rows = state.store.list_requests(&page).await?;
     let next = cut_page(&mut rows, limit, |row| encode_cursor(&row.cursor()));
-    Ok(Json(json!({"data": rows, "next": next})))
+    Ok(Json(Page { data: rows, next }))
 }
 
 fn status(text: &str) -> Result<StatusFilter, AdminError> {

@@ -2,21 +2,134 @@
 //! (biggest spenders), as JSON or CSV, from the hourly rollups.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Timelike, Utc};
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Timelike, Utc};
+use serde::Serialize;
 
 use super::AdminState;
 use super::caller::Caller;
-use super::error::AdminError;
-use super::openapi::{ErrorBody, SpendReport};
+use super::error::{AdminError, ErrorBody};
+use super::extract::ApiQuery;
 use super::params::Params;
+use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::store::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
     SpendTotals,
 };
+
+/// A spend report: one row per group, then the totals of everything the filters select.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SpendReport {
+    /// The dimensions rows are grouped by, in order.
+    group_by: Vec<&'static str>,
+    /// Start, inclusive; `null`: from the beginning.
+    from: Option<DateTime<Utc>>,
+    /// End, exclusive; `null`: up to now.
+    to: Option<DateTime<Utc>>,
+    data: Vec<ReportRow>,
+    total: SpendTotals,
+    /// `spend/top` only: how many rows were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i64>,
+}
+
+/// One group: the columns of the dimensions grouped by (absent otherwise; `null` where the
+/// group has no value, e.g. keys without an experiment), then the totals.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct ReportRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TeamId>)]
+    team_id: Option<Option<TeamId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    team_name: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ExperimentId>)]
+    experiment_id: Option<Option<ExperimentId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    experiment_name: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<KeyId>)]
+    key_id: Option<Option<KeyId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    key_prefix: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    model: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    provider: Option<Option<String>>,
+    /// The UTC date, `2026-11-01`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<NaiveDate>)]
+    day: Option<Option<NaiveDate>>,
+    /// The hour's start, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    hour: Option<Option<DateTime<Utc>>>,
+    #[serde(flatten)]
+    totals: SpendTotals,
+}
+
+impl ReportRow {
+    fn of(group_by: &[SpendDimension], row: &SpendRow) -> ReportRow {
+        let mut out = ReportRow {
+            totals: row.totals,
+            ..ReportRow::default()
+        };
+        for dim in group_by {
+            match dim {
+                SpendDimension::Team => {
+                    out.team_id = Some(row.team_id);
+                    out.team_name = Some(row.team_name.clone());
+                }
+                SpendDimension::Experiment => {
+                    out.experiment_id = Some(row.experiment_id);
+                    out.experiment_name = Some(row.experiment_name.clone());
+                }
+                SpendDimension::Key => {
+                    out.key_id = Some(row.key_id);
+                    out.key_prefix = Some(row.key_prefix.clone());
+                }
+                SpendDimension::Model => out.model = Some(row.model.clone()),
+                SpendDimension::Provider => out.provider = Some(row.provider.clone()),
+                SpendDimension::Day => out.day = Some(row.day()),
+                SpendDimension::Hour => out.hour = Some(row.hour),
+            }
+        }
+        out
+    }
+}
+
+/// The report of `rows` for `query`. `total` is given when the rows are not every group (a
+/// `top` report); otherwise it is their sum, which is exact (costs are decimals).
+pub(super) fn report_of(
+    query: &SpendQuery,
+    rows: Vec<SpendRow>,
+    total: Option<SpendTotals>,
+    limit: Option<i64>,
+) -> SpendReport {
+    let total = total.unwrap_or_else(|| {
+        let mut total = SpendTotals::default();
+        rows.iter().for_each(|row| total.add(&row.totals));
+        total
+    });
+    SpendReport {
+        group_by: query.group_by.iter().map(|d| d.name()).collect(),
+        from: query.filter.from,
+        to: query.filter.to,
+        data: rows
+            .iter()
+            .map(|row| ReportRow::of(&query.group_by, row))
+            .collect(),
+        total,
+        limit,
+    }
+}
 
 const FILTERS: [&str; 7] = [
     "team",
@@ -55,7 +168,7 @@ const MAX_TOP: i64 = 1000;
 pub async fn report(
     State(state): State<AdminState>,
     caller: Caller,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
     let params = Params::new(
         pairs,
@@ -84,7 +197,7 @@ pub async fn report(
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = SpendReport),
+        (status = 200, body = SpendReport, description = "JSON, or text/csv with format=csv"),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -92,7 +205,7 @@ pub async fn report(
 pub async fn top(
     State(state): State<AdminState>,
     caller: Caller,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
     let params = Params::new(
         pairs,
@@ -150,33 +263,15 @@ async fn run(
         limit,
     };
     let rows = state.store.spend_report(&query).await?;
-    let total = if limit.is_some() {
-        state.store.spend_total(&query.filter).await?
-    } else {
-        // Every group is here, so their sum is the total (exact: costs are decimals).
-        let mut total = SpendTotals::default();
-        rows.iter().for_each(|row| total.add(&row.totals));
-        total
-    };
     if csv {
         let body = to_csv(&query.group_by, &rows);
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
     }
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|row| Value::Object(to_json(&query.group_by, row)))
-        .collect();
-    let mut body = json!({
-        "group_by": query.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
-        "from": from.map(rfc3339),
-        "to": to.map(rfc3339),
-        "data": data,
-        "total": total,
-    });
-    if let Some(limit) = limit {
-        body["limit"] = json!(limit);
-    }
-    Ok(Json(body).into_response())
+    let total = match limit {
+        Some(_) => Some(state.store.spend_total(&query.filter).await?),
+        None => None,
+    };
+    Ok(Json(report_of(&query, rows, total, limit)).into_response())
 }
 
 fn dimension_names() -> String {
@@ -328,22 +423,6 @@ fn total_values(totals: &SpendTotals) -> [String; 9] {
     ]
 }
 
-pub(super) fn to_json(group_by: &[SpendDimension], row: &SpendRow) -> Map<String, Value> {
-    let mut object = Map::new();
-    for dim in group_by {
-        for (column, value) in columns(*dim).iter().zip(dimension_values(*dim, row)) {
-            object.insert(
-                (*column).to_owned(),
-                value.map_or(Value::Null, Value::String),
-            );
-        }
-    }
-    if let Ok(Value::Object(totals)) = serde_json::to_value(row.totals) {
-        object.extend(totals);
-    }
-    object
-}
-
 fn to_csv(group_by: &[SpendDimension], rows: &[SpendRow]) -> String {
     let mut header: Vec<&str> = group_by.iter().flat_map(|d| columns(*d)).copied().collect();
     header.extend(TOTAL_COLUMNS);
@@ -417,9 +496,10 @@ mod tests {
 
     #[test]
     fn json_rows_carry_only_grouped_columns_and_money_as_strings() {
-        let object = to_json(&[SpendDimension::Experiment], &row());
-        assert_eq!(object["experiment_id"], Value::Null);
-        assert!(!object.contains_key("team_id"));
+        let object =
+            serde_json::to_value(ReportRow::of(&[SpendDimension::Experiment], &row())).unwrap();
+        assert_eq!(object["experiment_id"], serde_json::Value::Null);
+        assert!(object.get("team_id").is_none());
         assert_eq!(object["cost_usd"], "0.000000675");
         assert_eq!(object["requests"], 2);
     }

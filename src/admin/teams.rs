@@ -1,22 +1,23 @@
 //! Teams and experiments.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
-use super::error::AdminError;
-use super::openapi::{ErrorBody, ExperimentList, TeamList};
+use super::error::{AdminError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::response::List;
 use crate::store::{Experiment, NewExperiment, Team, is_unique_violation};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
+    /// Unique, 1 to 200 characters, not shaped like an id.
     name: String,
 }
 
@@ -36,23 +37,25 @@ pub struct CreateTeam {
 pub async fn create_team(
     State(state): State<AdminState>,
     caller: Caller,
-    Json(body): Json<CreateTeam>,
+    ApiJson(body): ApiJson<CreateTeam>,
 ) -> Result<(StatusCode, Json<Team>), AdminError> {
     caller.require_admin()?;
     let name = valid_name("name", &body.name)?;
-    match state.store.create_team(name).await {
-        Ok(team) => {
-            let change = Change::new("team.create", "team", team.id)
-                .team(team.id)
-                .after(&team);
-            audit::record(&state, &caller, change).await;
-            Ok((StatusCode::CREATED, Json(team)))
+    let mut tx = state.store.begin().await?;
+    let team = match tx.create_team(name).await {
+        Ok(team) => team,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(AdminError::Conflict(format!(
+                "team `{name}` already exists"
+            )));
         }
-        Err(e) if is_unique_violation(&e) => Err(AdminError::Conflict(format!(
-            "team `{name}` already exists"
-        ))),
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    let change = Change::new("team.create", "team", team.id)
+        .team(team.id)
+        .after(&team);
+    audit::commit(tx, &caller, vec![change]).await?;
+    Ok((StatusCode::CREATED, Json(team)))
 }
 
 /// Every team (a team token: its own).
@@ -60,12 +63,12 @@ pub async fn create_team(
     get,
     path = "/admin/v1/teams",
     tag = "teams",
-    responses((status = 200, body = TeamList))
+    responses((status = 200, body = List<Team>))
 )]
 pub async fn list_teams(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<List<Team>>, AdminError> {
     let teams = match caller.team_filter() {
         None => state.store.list_teams().await?,
         Some(own) => state
@@ -75,7 +78,7 @@ pub async fn list_teams(
             .into_iter()
             .collect(),
     };
-    Ok(Json(json!({ "data": teams })))
+    Ok(Json(List::of(teams)))
 }
 
 #[utoipa::path(
@@ -88,7 +91,7 @@ pub async fn list_teams(
 pub async fn show_team(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> Result<Json<Team>, AdminError> {
     Ok(Json(caller.team_named(&state, &team).await?))
 }
@@ -98,9 +101,11 @@ pub async fn show_team(
 pub struct CreateExperiment {
     /// Team id or name.
     team: String,
+    /// Unique within the team, 1 to 200 characters, not shaped like an id.
     name: String,
     #[serde(default)]
     tags: Vec<String>,
+    /// RFC 3339; its keys are refused from then on. Omitted: no end.
     ends_at: Option<DateTime<Utc>>,
 }
 
@@ -119,7 +124,7 @@ pub struct CreateExperiment {
 pub async fn create_experiment(
     State(state): State<AdminState>,
     caller: Caller,
-    Json(body): Json<CreateExperiment>,
+    ApiJson(body): ApiJson<CreateExperiment>,
 ) -> Result<(StatusCode, Json<Experiment>), AdminError> {
     let name = valid_name("name", &body.name)?.to_string();
     let team = caller.team_named(&state, &body.team).await?;
@@ -129,25 +134,30 @@ pub async fn create_experiment(
         tags: body.tags,
         ends_at: body.ends_at,
     };
-    match state.store.create_experiment(new).await {
-        Ok(experiment) => {
-            let change = Change::new("experiment.create", "experiment", experiment.id)
-                .team(experiment.team_id)
-                .after(&experiment);
-            audit::record(&state, &caller, change).await;
-            Ok((StatusCode::CREATED, Json(experiment)))
+    let mut tx = state.store.begin().await?;
+    let experiment = match tx.create_experiment(new).await {
+        Ok(experiment) => experiment,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(AdminError::Conflict(format!(
+                "team `{}` already has an experiment `{name}`",
+                team.name
+            )));
         }
-        Err(e) if is_unique_violation(&e) => Err(AdminError::Conflict(format!(
-            "team `{}` already has an experiment `{name}`",
-            team.name
-        ))),
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    let change = Change::new("experiment.create", "experiment", experiment.id)
+        .team(experiment.team_id)
+        .after(&experiment);
+    audit::commit(tx, &caller, vec![change]).await?;
+    Ok((StatusCode::CREATED, Json(experiment)))
 }
 
-#[derive(Deserialize)]
-pub struct ExperimentFilter {
-    team: Option<String>,
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TeamParam {
+    /// Team id or name.
+    pub(super) team: Option<String>,
 }
 
 /// Every experiment the token can see, or those of `team`.
@@ -155,36 +165,51 @@ pub struct ExperimentFilter {
     get,
     path = "/admin/v1/experiments",
     tag = "experiments",
-    params(("team" = Option<String>, Query, description = "team id or name")),
-    responses((status = 200, body = ExperimentList), (status = 404, body = ErrorBody))
+    params(TeamParam),
+    responses(
+        (status = 200, body = List<Experiment>),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
 )]
 pub async fn list_experiments(
     State(state): State<AdminState>,
     caller: Caller,
-    Query(filter): Query<ExperimentFilter>,
-) -> Result<Json<Value>, AdminError> {
+    ApiQuery(filter): ApiQuery<TeamParam>,
+) -> Result<Json<List<Experiment>>, AdminError> {
     let team = match filter.team {
         Some(t) => Some(caller.team_named(&state, &t).await?.id),
         None => caller.team_filter(),
     };
-    Ok(Json(
-        json!({"data": state.store.list_experiments(team).await?}),
-    ))
+    Ok(Json(List::of(state.store.list_experiments(team).await?)))
 }
 
+/// `{id}` is the experiment's id, or its name with `?team=`.
 #[utoipa::path(
     get,
     path = "/admin/v1/experiments/{id}",
     tag = "experiments",
-    params(("id" = String, Path, description = "experiment id")),
-    responses((status = 200, body = Experiment), (status = 404, body = ErrorBody))
+    params(
+        ("id" = String, Path, description = "experiment id, or its name with `team`"),
+        TeamParam,
+    ),
+    responses(
+        (status = 200, body = Experiment),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
 )]
 pub async fn show_experiment(
     State(state): State<AdminState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TeamParam>,
 ) -> Result<Json<Experiment>, AdminError> {
-    Ok(Json(caller.experiment(&state, &id).await?))
+    Ok(Json(
+        caller
+            .experiment_named(&state, &id, q.team.as_deref())
+            .await?,
+    ))
 }
 
 pub(super) fn valid_name<'a>(param: &'static str, name: &'a str) -> Result<&'a str, AdminError> {

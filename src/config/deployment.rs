@@ -103,7 +103,7 @@ impl Validator<'_> {
                 "write it like \"https://api.openai.com/v1\"",
             ));
         }
-        let api_keys = self.api_keys(index, raw.api_key_env, raw.api_keys)?;
+        let api_keys = self.api_keys(index, &raw.name, raw.api_key_env, raw.api_keys)?;
         if raw.models.is_empty() {
             return Err(self.invalid(
                 &field("models"),
@@ -135,6 +135,7 @@ impl Validator<'_> {
     fn api_keys(
         &self,
         index: usize,
+        name: &str,
         single: Option<String>,
         pool: Vec<RawApiKey>,
     ) -> Result<Vec<ApiKey>, ConfigError> {
@@ -168,6 +169,21 @@ impl Validator<'_> {
                             ),
                         )
                     })?;
+                if let Some(position) = first_invalid_header_byte(&secret) {
+                    return Err(self.invalid(
+                        &field,
+                        format!(
+                            "the key of deployment {:?} in environment variable {} is not a valid HTTP header value \
+                             (character {} is a newline, a space or another character outside visible ASCII)",
+                            name, entry.env, position
+                        ),
+                        format!(
+                            "export {} again with the key alone: no quotes, spaces or line breaks \
+                             (e.g. `export {}=\"$(tr -d '[:space:]' < keyfile)\"`)",
+                            entry.env, entry.env
+                        ),
+                    ));
+                }
                 Ok(ApiKey {
                     env: entry.env,
                     secret: Secret::new(secret),
@@ -191,6 +207,17 @@ impl Validator<'_> {
     }
 }
 
+/// The 1-based position of the first character that cannot go into the header carrying the
+/// key (`Authorization: Bearer <key>` or `x-api-key: <key>`), if any. Provider keys are
+/// visible ASCII only, so anything else (a trailing newline from a file, a space, a non-ASCII
+/// letter) is a mistake; sent as is it would make every request fail.
+fn first_invalid_header_byte(secret: &str) -> Option<usize> {
+    secret
+        .chars()
+        .position(|c| !c.is_ascii_graphic())
+        .map(|i| i.saturating_add(1))
+}
+
 fn model_routes(raw: BTreeMap<String, RawModelRoute>) -> HashMap<String, ModelRoute> {
     raw.into_iter()
         .map(|(public, route)| {
@@ -210,4 +237,51 @@ fn model_routes(raw: BTreeMap<String, RawModelRoute>) -> HashMap<String, ModelRo
             (public, route)
         })
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use crate::config::Config;
+
+    const FILE: &str = r#"
+database_url = "postgres://u:p@localhost/db"
+[admin]
+jwt_secret = "0123456789abcdef0123456789abcdef"
+[[deployments]]
+name = "openai-main"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_keys = [{ env = "GOOD_KEY" }, { env = "BAD_KEY" }]
+models = { "gpt-4o-mini" = "gpt-4o-mini" }
+"#;
+
+    fn load(bad: &str) -> Result<Config, String> {
+        let bad = bad.to_owned();
+        let env = move |name: &str| match name {
+            "GOOD_KEY" => Some("sk-good-0123".to_owned()),
+            "BAD_KEY" => Some(bad.clone()),
+            _ => None,
+        };
+        Config::from_toml_str("tollgate.toml", FILE, &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_header_value_is_refused_by_name_without_showing_it() {
+        for bad in [
+            "sk-secret-part\n",
+            "sk-secret-part\r",
+            "sk secret-part",
+            "sk-secret-\u{7f}",
+            "sk-secret-é",
+            "\tsk-secret-part",
+        ] {
+            let err = load(bad).unwrap_err();
+            assert!(err.contains("deployments[0].api_keys[1]"), "{err}");
+            assert!(err.contains("\"openai-main\""), "{err}");
+            assert!(err.contains("BAD_KEY"), "{err}");
+            assert!(!err.contains("secret"), "the key leaked: {err}");
+        }
+        assert!(load("sk-fine_0123-ABC.x").is_ok());
+    }
 }

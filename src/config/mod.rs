@@ -17,7 +17,7 @@ pub use raw::RawConfig;
 pub use secret::Secret;
 pub use storage::{DatabaseConfig, LedgerConfig};
 
-/// Environment variables that override the file (product.md, "Operations").
+/// Environment variables that override the file (docs/configuration.md lists them all).
 pub const ENV_DATABASE_URL: &str = "TOLLGATE_DATABASE_URL";
 pub const ENV_REDIS_URL: &str = "TOLLGATE_REDIS_URL";
 pub const ENV_LISTEN: &str = "TOLLGATE_LISTEN";

@@ -36,7 +36,7 @@ const _: () = assert!(MAX_SPENT_NANOS.checked_add(MAX_BUDGET_NANOS).is_some());
 /// 1/60000-token units in floating point, which stays exact only below 2^53 units.
 pub const MAX_TPM: u64 = 100_000_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeKind {
     Key,
@@ -60,7 +60,7 @@ impl ScopeKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetMode {
     /// Reserve the most a request can cost: spend never exceeds the budget.
@@ -71,7 +71,7 @@ pub enum BudgetMode {
     Estimate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
     /// Redis unreachable: refuse with 503.
@@ -81,7 +81,7 @@ pub enum FailurePolicy {
     Open,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Budget {
     pub period: Period,
     #[serde(with = "rust_decimal::serde::str")]
@@ -123,7 +123,7 @@ pub fn tpm_problem(field: &str, tpm: u64) -> Option<String> {
 }
 
 /// Everything one scope may limit. `None` means no limit of that kind.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,

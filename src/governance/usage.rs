@@ -9,7 +9,7 @@ use super::keys::ScopeKeys;
 use super::limits::{ScopeLimits, nanos_to_usd};
 use crate::ids::TeamId;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScopeUsage {
     pub scope: &'static str,
     pub id: uuid::Uuid,
@@ -19,14 +19,14 @@ pub struct ScopeUsage {
     pub budgets: Vec<BudgetUsage>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RateUsage {
     pub limit: u64,
     /// Requests or tokens available now (for concurrency: free slots).
     pub remaining: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BudgetUsage {
     pub period: &'static str,
     pub period_start: DateTime<Utc>,

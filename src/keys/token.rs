@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 
 /// Every virtual key starts with this, so leaked keys are easy to recognise and scan for.
 pub const KEY_PREFIX: &str = "tg-";
-/// 43 base62 characters carry 256 bits: more than the 32 random bytes product.md asks for.
+/// 43 base62 characters carry 256 bits (43 × log2(62) ≈ 256.03): a key is as hard to guess as
+/// 32 random bytes, the least a virtual key may carry.
 const RANDOM_CHARS: usize = 43;
 /// Characters after `tg-` kept in clear so people can tell keys apart.
 const VISIBLE_CHARS: usize = 8;

@@ -9,7 +9,7 @@ const TOKENS_PER_QUOTE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0)
 
 /// USD per 1M tokens for each kind of token, with the price file's defaults already applied
 /// (an absent `cached_input` is stored as the input price, and so on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rates {
     pub input: Decimal,
     pub cached_input: Decimal,
@@ -21,7 +21,7 @@ pub struct Rates {
 
 /// Prices that replace the base rates for a whole request whose prompt is longer than
 /// `above_prompt_tokens`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tier {
     pub above_prompt_tokens: u64,
     pub rates: Rates,
@@ -29,7 +29,7 @@ pub struct Tier {
 
 /// What kind of model a price entry is for: the endpoints it is served on follow from it, so
 /// an embedding request is never charged at a chat model's prices, nor the other way round.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelMode {
     /// Chat, legacy completions and Anthropic messages.
@@ -55,7 +55,7 @@ impl ModelMode {
 }
 
 /// One dated price entry of one model.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ModelPrice {
     /// The model name as clients send it.
     pub name: String,
@@ -83,7 +83,7 @@ pub const MAX_COST_USD: Decimal = Decimal::from_parts(u32::MAX, 0x7FFF_FFFF, 0, 
 
 /// The cost of one request in USD, split by kind of token. Exact: nothing is rounded, unless
 /// `saturated`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostBreakdown {
     /// Prompt tokens neither read from nor written to the cache.
     pub input: Decimal,

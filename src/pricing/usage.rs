@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// negative (see [`Usage::uncached_input_tokens`]).
 ///
 /// [`ModelPrice::cost`]: super::ModelPrice::cost
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Usage {
     /// All prompt tokens, including cache reads and cache writes.

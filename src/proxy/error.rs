@@ -197,7 +197,10 @@ impl ApiError {
             ApiError::ModelNotPriced(m) => format!(
                 "model `{m}` has no price in the pricing table, so its spend cannot be recorded; add it under pricing/"
             ),
-            ApiError::NotFound => "no such endpoint".into(),
+            // tollctl (or curl) pointed at the wrong port is the usual way to get here.
+            ApiError::NotFound => "no such endpoint on the data-plane listener (/v1/...); \
+                the admin API (/admin/v1/...) listens on admin_listen (default 127.0.0.1:8081)"
+                .into(),
             ApiError::BackendUnavailable => {
                 "the gateway cannot reach its governance backend; try again shortly".into()
             }

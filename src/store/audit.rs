@@ -1,11 +1,13 @@
-//! The audit log of admin changes, newest first, with keyset pagination on (`at`, `id`).
+//! The audit log of admin changes, newest first, with keyset pagination on (`at`, `id`), and
+//! [`Tx`], the transaction every admin change is made in: it commits only together with the
+//! change's audit entries, so a change is never recorded without them nor they without it.
 //!
 //! `before` and `after` are JSON documents; they cross the driver as text and are cast in SQL.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::Store;
 use super::filters::push_time_range;
@@ -86,27 +88,55 @@ pub enum ActionFilter {
     Prefix(String),
 }
 
+/// One admin change in progress: the writes of the `Tx` methods (in this module's siblings)
+/// are seen by no one until [`Tx::commit_audited`] commits them with their audit entries.
+/// Dropped without that, everything it wrote is rolled back.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
+
+impl Tx {
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Writes the entries and commits: the change and its entries are written together or not
+    /// at all. With no entries (a call that changed nothing) it just commits.
+    pub async fn commit_audited(mut self, entries: &[NewAuditEntry]) -> Result<(), sqlx::Error> {
+        if !entries.is_empty() {
+            insert_audit(&mut self.tx, entries).await?;
+        }
+        self.tx.commit().await
+    }
+}
+
+async fn insert_audit(db: &mut PgConnection, entries: &[NewAuditEntry]) -> Result<(), sqlx::Error> {
+    let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    sqlx::query(
+        "INSERT INTO audit_log (actor, role, team_id, action, target_kind, target_id, before, after) \
+         SELECT actor, role, team_id, action, target_kind, target_id, before::jsonb, after::jsonb \
+         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+           AS t(actor, role, team_id, action, target_kind, target_id, before, after)",
+    )
+    .bind(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.role).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.team_id.map(|t| t.0)).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.action).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.target_kind).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.target_id.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| text(&e.before)).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| text(&e.after)).collect::<Vec<_>>())
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 impl Store {
-    /// Records changes, all or none.
-    pub async fn insert_audit(&self, entries: &[NewAuditEntry]) -> Result<(), sqlx::Error> {
-        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        sqlx::query(
-            "INSERT INTO audit_log (actor, role, team_id, action, target_kind, target_id, before, after) \
-             SELECT actor, role, team_id, action, target_kind, target_id, before::jsonb, after::jsonb \
-             FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
-               AS t(actor, role, team_id, action, target_kind, target_id, before, after)",
-        )
-        .bind(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.role).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.team_id.map(|t| t.0)).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.action).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.target_kind).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.target_id.as_str()).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| text(&e.before)).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| text(&e.after)).collect::<Vec<_>>())
-        .execute(self.pool())
-        .await
-        .map(|_| ())
+    /// Starts an admin change; see [`Tx`].
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(Tx {
+            tx: self.pool().begin().await?,
+        })
     }
 
     /// Up to `limit` entries, newest first, strictly older than `before` when given.

@@ -1,100 +1,59 @@
-//! Campaigns: an experiment, its limits and its keys created together, and closed together.
-//! Each is one transaction, so a campaign never exists half-made or half-closed.
+//! Closing a campaign: every key of an experiment revoked and the experiment ended, in the
+//! change's transaction, so a campaign is never half-closed. (A launch is written with the
+//! experiment, limits and key writes of a [`Tx`], all in one transaction too.)
 
-use super::Store;
-use super::keys::{KeyRecord, NewKeyRecord, insert_keys_in};
-use super::limits::write_limits;
-use super::teams::{Experiment, NewExperiment, create_experiment_in};
-use crate::governance::{Limits, ScopeKind};
+use super::audit::Tx;
+use super::teams::{Experiment, experiment_columns};
 use crate::ids::{ExperimentId, KeyId};
 
-/// Everything a campaign launch creates.
-pub struct NewCampaign {
-    pub experiment: NewExperiment,
-    /// The experiment's limits and budgets; `None` leaves it unlimited.
-    pub limits: Option<Limits>,
-    /// Models every key may call; `None` means any.
-    pub allowed_models: Option<Vec<String>>,
-    /// The label stored on every key.
-    pub key_name: Option<String>,
-    pub keys: Vec<NewKeyRecord>,
-}
-
-/// What [`Store::close_campaign`] did.
+/// What [`Tx::close_campaign`] did.
 pub struct ClosedCampaign {
     pub experiment: Experiment,
     /// Keys this call revoked (keys revoked earlier are not counted again).
     pub revoked: Vec<KeyId>,
 }
 
-impl Store {
-    /// Creates the experiment, its limits and its keys in one transaction: if any part fails
-    /// (the name is taken, a constraint is violated) nothing is created.
-    pub async fn launch_campaign(
-        &self,
-        new: NewCampaign,
-    ) -> Result<(Experiment, Vec<KeyRecord>), sqlx::Error> {
-        let team = new.experiment.team_id;
-        let mut tx = self.pool().begin().await?;
-        let experiment = create_experiment_in(&mut *tx, new.experiment).await?;
-        if let Some(limits) = &new.limits {
-            write_limits(
-                &mut tx,
-                ScopeKind::Experiment,
-                experiment.id.0,
-                team,
-                limits,
-            )
-            .await?;
-        }
-        let keys = insert_keys_in(
-            &mut *tx,
-            team,
-            Some(experiment.id),
-            new.key_name.as_deref(),
-            new.allowed_models.as_deref(),
-            None,
-            &new.keys,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((experiment, keys))
+impl Tx {
+    /// The experiment as it is, locked until the change commits, so two closes of one
+    /// campaign run one after the other.
+    pub async fn lock_experiment(
+        &mut self,
+        id: ExperimentId,
+    ) -> Result<Option<Experiment>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            experiment_columns!(),
+            " FROM experiments WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await
     }
 
-    /// Revokes every key of the experiment and ends it now (unless it already ended), in one
-    /// transaction. `None` if there is no such experiment.
+    /// Revokes every key of the experiment, ends it now unless it already ended, and marks it
+    /// closed (the first close's time stays). Call [`Tx::lock_experiment`] first.
     pub async fn close_campaign(
-        &self,
+        &mut self,
         id: ExperimentId,
-    ) -> Result<Option<ClosedCampaign>, sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
-        // Locks the experiment row, so two closes of one campaign run one after the other.
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM experiments WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if found.is_none() {
-            return Ok(None);
-        }
+    ) -> Result<ClosedCampaign, sqlx::Error> {
         let revoked: Vec<KeyId> = sqlx::query_scalar(
             "UPDATE virtual_keys SET revoked_at = now() \
              WHERE experiment_id = $1 AND revoked_at IS NULL RETURNING id",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(self.conn())
         .await?;
-        let experiment: Experiment = sqlx::query_as(
-            "UPDATE experiments SET ends_at = LEAST(COALESCE(ends_at, now()), now()) WHERE id = $1 \
-             RETURNING id, team_id, name, tags, ends_at, created_at",
-        )
+        let experiment: Experiment = sqlx::query_as(concat!(
+            "UPDATE experiments SET ends_at = LEAST(COALESCE(ends_at, now()), now()), \
+               closed_at = COALESCE(closed_at, now()) WHERE id = $1 RETURNING ",
+            experiment_columns!()
+        ))
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(self.conn())
         .await?;
-        tx.commit().await?;
-        Ok(Some(ClosedCampaign {
+        Ok(ClosedCampaign {
             experiment,
             revoked,
-        }))
+        })
     }
 }

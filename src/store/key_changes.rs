@@ -1,4 +1,5 @@
-//! Changes to existing keys (a new secret, new settings) and what listings show next to them.
+//! Writing keys (issuing, revoking, a new secret, new settings), always inside an admin
+//! change's [`Tx`], and what listings show next to them.
 
 use std::collections::HashMap;
 
@@ -6,8 +7,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::Store;
-use super::keys::{KeyRecord, key_columns};
-use crate::ids::KeyId;
+use super::audit::Tx;
+use super::keys::{KeyRecord, NewKeyRecord, insert_keys_in, key_columns};
+use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::KeyHash;
 
 /// What a `PATCH` changes: `None` leaves a field as it is, `Some(None)` clears it.
@@ -18,24 +20,72 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<DateTime<Utc>>>,
 }
 
-pub enum Rotation {
-    Rotated(KeyRecord),
-    NoSuchKey,
-    /// A revoked key stays revoked: it gets no new secret.
-    Revoked,
+/// What every key of one issuing call shares.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    pub team: TeamId,
+    pub experiment: Option<ExperimentId>,
+    /// The label stored on every key.
+    pub name: Option<String>,
+    /// `None`: any model.
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-impl Store {
-    /// Gives a key a new secret under the same id. The current secret becomes the previous
-    /// one, valid until `previous_valid_until`; a secret from an earlier rotation stops at once.
+impl Tx {
+    /// The key as it is, locked until the change commits, so concurrent changes of one key run
+    /// one after the other and each audit entry's `before` is what the change replaced.
+    pub async fn lock_key(&mut self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM virtual_keys WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await
+    }
+
+    /// Inserts keys that share owner and settings, all or none.
+    pub async fn insert_keys(
+        &mut self,
+        settings: &KeySettings,
+        keys: &[NewKeyRecord],
+    ) -> Result<Vec<KeyRecord>, sqlx::Error> {
+        insert_keys_in(
+            self.conn(),
+            settings.team,
+            settings.experiment,
+            settings.name.as_deref(),
+            settings.allowed_models.as_deref(),
+            settings.expires_at,
+            keys,
+        )
+        .await
+    }
+
+    /// Revokes a key (keeping the first revocation time if it was already revoked).
+    pub async fn revoke_key(&mut self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "UPDATE virtual_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ",
+            key_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await
+    }
+
+    /// Gives a key that is not revoked a new secret under the same id. The current secret
+    /// becomes the previous one, valid until `previous_valid_until`; a secret from an earlier
+    /// rotation stops at once. `None` if there is no such key or it is revoked.
     pub async fn rotate_key(
-        &self,
+        &mut self,
         id: KeyId,
         hash: KeyHash,
         prefix: &str,
         previous_valid_until: DateTime<Utc>,
-    ) -> Result<Rotation, sqlx::Error> {
-        let rotated: Option<KeyRecord> = sqlx::query_as(concat!(
+    ) -> Result<Option<KeyRecord>, sqlx::Error> {
+        sqlx::query_as(concat!(
             "UPDATE virtual_keys SET previous_key_hash = key_hash, previous_valid_until = $4, \
                key_hash = $2, key_prefix = $3 \
              WHERE id = $1 AND revoked_at IS NULL RETURNING ",
@@ -45,18 +95,13 @@ impl Store {
         .bind(hash.as_bytes())
         .bind(prefix)
         .bind(previous_valid_until)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match rotated {
-            Some(record) => Rotation::Rotated(record),
-            None if self.get_key(id).await?.is_some() => Rotation::Revoked,
-            None => Rotation::NoSuchKey,
-        })
+        .fetch_optional(self.conn())
+        .await
     }
 
     /// Applies a patch; `None` if there is no such key.
     pub async fn update_key(
-        &self,
+        &mut self,
         id: KeyId,
         patch: &KeyPatch,
     ) -> Result<Option<KeyRecord>, sqlx::Error> {
@@ -75,10 +120,12 @@ impl Store {
         .bind(patch.allowed_models.clone().flatten())
         .bind(patch.expires_at.is_some())
         .bind(patch.expires_at.flatten())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.conn())
         .await
     }
+}
 
+impl Store {
     /// Every key's spend so far (the sum of its hourly rollups), in one grouped query. Keys
     /// that never spent are absent.
     pub async fn spend_of_keys(

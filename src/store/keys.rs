@@ -104,29 +104,6 @@ impl Store {
         })))
     }
 
-    /// Inserts keys that share owner and settings, all or none.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn insert_keys(
-        &self,
-        team: TeamId,
-        experiment: Option<ExperimentId>,
-        name: Option<&str>,
-        allowed_models: Option<&[String]>,
-        expires_at: Option<DateTime<Utc>>,
-        keys: &[NewKeyRecord],
-    ) -> Result<Vec<KeyRecord>, sqlx::Error> {
-        insert_keys_in(
-            self.pool(),
-            team,
-            experiment,
-            name,
-            allowed_models,
-            expires_at,
-            keys,
-        )
-        .await
-    }
-
     pub async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, sqlx::Error> {
         sqlx::query_as(concat!(
             "SELECT ",
@@ -151,20 +128,10 @@ impl Store {
         .fetch_optional(self.pool())
         .await
     }
-
-    /// Revokes a key (keeping the first revocation time if it was already revoked).
-    pub async fn revoke_key(&self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "UPDATE virtual_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ",
-            key_columns!()
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-    }
 }
 
-/// [`Store::insert_keys`] on any executor, so it can be part of a larger transaction.
+/// Inserts keys that share owner and settings, all or none, on any executor (the admin API
+/// calls it inside a change's transaction).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn insert_keys_in<'e>(
     db: impl sqlx::PgExecutor<'e>,

@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::Store;
+use super::audit::Tx;
 use crate::governance::{
     Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits,
 };
@@ -35,88 +36,8 @@ impl Store {
         &self,
         scopes: &[(ScopeKind, Uuid)],
     ) -> Result<Vec<ScopeLimits>, sqlx::Error> {
-        let kinds: Vec<&str> = scopes.iter().map(|(k, _)| k.as_str()).collect();
-        let ids: Vec<Uuid> = scopes.iter().map(|(_, id)| *id).collect();
-        let rows: Vec<LimitsRow> = sqlx::query_as(
-            "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure \
-             FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
-               ON l.scope_kind = s.kind AND l.scope_id = s.id",
-        )
-        .bind(&kinds)
-        .bind(&ids)
-        .fetch_all(self.pool())
-        .await?;
-        let budgets: Vec<BudgetRow> = sqlx::query_as(
-            "SELECT b.scope_kind, b.scope_id, b.period, b.amount_usd \
-             FROM scope_budgets b JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
-               ON b.scope_kind = s.kind AND b.scope_id = s.id ORDER BY b.period",
-        )
-        .bind(&kinds)
-        .bind(&ids)
-        .fetch_all(self.pool())
-        .await?;
-        let mut out = Vec::new();
-        for (kind, id) in scopes {
-            let Some(row) = rows
-                .iter()
-                .find(|r| r.scope_kind == kind.as_str() && r.scope_id == *id)
-            else {
-                continue;
-            };
-            let limits = Limits {
-                rpm: row.rpm.and_then(|v| u32::try_from(v).ok()),
-                tpm: row.tpm.and_then(|v| u64::try_from(v).ok()),
-                max_concurrent: row.max_concurrent.and_then(|v| u32::try_from(v).ok()),
-                budgets: budgets
-                    .iter()
-                    .filter(|b| b.scope_kind == row.scope_kind && b.scope_id == row.scope_id)
-                    .filter_map(|b| {
-                        Some(Budget {
-                            period: Period::parse(&b.period)?,
-                            amount_usd: b.amount_usd,
-                        })
-                    })
-                    .collect(),
-                budget_mode: if row.budget_mode == "estimate" {
-                    BudgetMode::Estimate
-                } else {
-                    BudgetMode::Strict
-                },
-                on_redis_failure: if row.on_redis_failure == "open" {
-                    FailurePolicy::Open
-                } else {
-                    FailurePolicy::Closed
-                },
-            };
-            out.push(ScopeLimits {
-                kind: *kind,
-                id: *id,
-                limits,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Replaces a scope's limits and budgets (one transaction).
-    pub async fn set_limits(
-        &self,
-        kind: ScopeKind,
-        id: Uuid,
-        team: TeamId,
-        limits: &Limits,
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
-        write_limits(&mut tx, kind, id, team, limits).await?;
-        tx.commit().await
-    }
-
-    pub async fn clear_limits(&self, kind: ScopeKind, id: Uuid) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM scope_limits WHERE scope_kind = $1 AND scope_id = $2")
-            .bind(kind.as_str())
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map(|_| ())
+        let mut conn = self.pool().acquire().await?;
+        limits_in(&mut conn, scopes).await
     }
 
     /// What a scope spent in `[start, end)`, from the hourly rollups (periods start on whole
@@ -148,8 +69,121 @@ impl Store {
     }
 }
 
-/// Replaces a scope's limits and budgets on a connection the caller holds in a transaction.
-pub(super) async fn write_limits(
+impl Tx {
+    /// The limits of the given scopes as this change sees them.
+    pub async fn limits_of(
+        &mut self,
+        scopes: &[(ScopeKind, Uuid)],
+    ) -> Result<Vec<ScopeLimits>, sqlx::Error> {
+        limits_in(self.conn(), scopes).await
+    }
+
+    /// Locks the scope's own row (team, experiment or key) until the change commits, so two
+    /// changes of one scope's limits run one after the other and each audit entry's `before`
+    /// is what the change replaced. `false` if there is no such scope.
+    pub async fn lock_scope(&mut self, kind: ScopeKind, id: Uuid) -> Result<bool, sqlx::Error> {
+        let query = match kind {
+            ScopeKind::Team => "SELECT 1 FROM teams WHERE id = $1 FOR UPDATE",
+            ScopeKind::Experiment => "SELECT 1 FROM experiments WHERE id = $1 FOR UPDATE",
+            ScopeKind::Key => "SELECT 1 FROM virtual_keys WHERE id = $1 FOR UPDATE",
+        };
+        let found: Option<i32> = sqlx::query_scalar(query)
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Replaces a scope's limits and budgets.
+    pub async fn set_limits(
+        &mut self,
+        kind: ScopeKind,
+        id: Uuid,
+        team: TeamId,
+        limits: &Limits,
+    ) -> Result<(), sqlx::Error> {
+        write_limits(self.conn(), kind, id, team, limits).await
+    }
+
+    pub async fn clear_limits(&mut self, kind: ScopeKind, id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM scope_limits WHERE scope_kind = $1 AND scope_id = $2")
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(self.conn())
+            .await
+            .map(|_| ())
+    }
+}
+
+/// [`Store::limits_of`] on the pool or inside a [`Tx`].
+async fn limits_in(
+    conn: &mut sqlx::PgConnection,
+    scopes: &[(ScopeKind, Uuid)],
+) -> Result<Vec<ScopeLimits>, sqlx::Error> {
+    let kinds: Vec<&str> = scopes.iter().map(|(k, _)| k.as_str()).collect();
+    let ids: Vec<Uuid> = scopes.iter().map(|(_, id)| *id).collect();
+    let rows: Vec<LimitsRow> = sqlx::query_as(
+        "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure \
+         FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
+           ON l.scope_kind = s.kind AND l.scope_id = s.id",
+    )
+    .bind(&kinds)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let budgets: Vec<BudgetRow> = sqlx::query_as(
+        "SELECT b.scope_kind, b.scope_id, b.period, b.amount_usd \
+         FROM scope_budgets b JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
+           ON b.scope_kind = s.kind AND b.scope_id = s.id ORDER BY b.period",
+    )
+    .bind(&kinds)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for (kind, id) in scopes {
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.scope_kind == kind.as_str() && r.scope_id == *id)
+        else {
+            continue;
+        };
+        let limits = Limits {
+            rpm: row.rpm.and_then(|v| u32::try_from(v).ok()),
+            tpm: row.tpm.and_then(|v| u64::try_from(v).ok()),
+            max_concurrent: row.max_concurrent.and_then(|v| u32::try_from(v).ok()),
+            budgets: budgets
+                .iter()
+                .filter(|b| b.scope_kind == row.scope_kind && b.scope_id == row.scope_id)
+                .filter_map(|b| {
+                    Some(Budget {
+                        period: Period::parse(&b.period)?,
+                        amount_usd: b.amount_usd,
+                    })
+                })
+                .collect(),
+            budget_mode: if row.budget_mode == "estimate" {
+                BudgetMode::Estimate
+            } else {
+                BudgetMode::Strict
+            },
+            on_redis_failure: if row.on_redis_failure == "open" {
+                FailurePolicy::Open
+            } else {
+                FailurePolicy::Closed
+            },
+        };
+        out.push(ScopeLimits {
+            kind: *kind,
+            id: *id,
+            limits,
+        });
+    }
+    Ok(out)
+}
+
+/// Replaces a scope's limits and budgets on a connection held in a transaction.
+async fn write_limits(
     tx: &mut sqlx::PgConnection,
     kind: ScopeKind,
     id: Uuid,

@@ -21,16 +21,16 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
-pub use audit::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry};
-pub use campaigns::{ClosedCampaign, NewCampaign};
-pub use key_changes::{KeyPatch, Rotation};
+pub use audit::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry, Tx};
+pub use campaigns::ClosedCampaign;
+pub use key_changes::{KeyPatch, KeySettings};
 pub use keys::{KeyFilter, KeyRecord, NewKeyRecord};
 pub use requests::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
 pub use spend::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
     SpendTotals,
 };
-pub use teams::{Experiment, NewExperiment, Team};
+pub use teams::{Experiment, ExperimentState, NewExperiment, Team};
 
 use crate::config::Secret;
 

@@ -234,7 +234,9 @@ pub struct SpendQuery {
 
 /// Summed usage and cost. `cache_write_tokens` counts 5-minute and 1-hour cache writes
 /// together; `cache_write_1h_tokens` is the 1-hour part of it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema,
+)]
 pub struct SpendTotals {
     pub requests: i64,
     pub errors: i64,

@@ -1,10 +1,13 @@
 //! Teams and experiments.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::Store;
+use super::audit::Tx;
 use crate::ids::{ExperimentId, TeamId};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -20,9 +23,34 @@ pub struct Experiment {
     pub team_id: TeamId,
     pub name: String,
     pub tags: Vec<String>,
+    /// From then on its keys are refused (`403 experiment_ended`); `null`: no end.
     pub ends_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When it was closed as a campaign (every key revoked); `null` if it never was.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Where it stands as of the answer.
+    pub state: ExperimentState,
 }
+
+/// `running` until `ends_at`, `ended` after it, `closed` once closed as a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ExperimentState {
+    Running,
+    Ended,
+    Closed,
+}
+
+/// The columns of [`Experiment`], the state computed as of the statement's time.
+macro_rules! experiment_columns {
+    () => {
+        "id, team_id, name, tags, ends_at, created_at, closed_at, \
+         CASE WHEN closed_at IS NOT NULL THEN 'closed' \
+              WHEN ends_at <= now() THEN 'ended' ELSE 'running' END AS state"
+    };
+}
+pub(super) use experiment_columns;
 
 pub struct NewExperiment {
     pub team_id: TeamId,
@@ -32,16 +60,6 @@ pub struct NewExperiment {
 }
 
 impl Store {
-    pub async fn create_team(&self, name: &str) -> Result<Team, sqlx::Error> {
-        sqlx::query_as(
-            "INSERT INTO teams (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
-        )
-        .bind(TeamId::new())
-        .bind(name)
-        .fetch_one(self.pool())
-        .await
-    }
-
     pub async fn list_teams(&self) -> Result<Vec<Team>, sqlx::Error> {
         sqlx::query_as("SELECT id, name, created_at FROM teams ORDER BY name")
             .fetch_all(self.pool())
@@ -60,18 +78,15 @@ impl Store {
         .await
     }
 
-    pub async fn create_experiment(&self, new: NewExperiment) -> Result<Experiment, sqlx::Error> {
-        create_experiment_in(self.pool(), new).await
-    }
-
     pub async fn list_experiments(
         &self,
         team: Option<TeamId>,
     ) -> Result<Vec<Experiment>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, team_id, name, tags, ends_at, created_at FROM experiments \
-             WHERE $1::uuid IS NULL OR team_id = $1 ORDER BY created_at",
-        )
+        sqlx::query_as(concat!(
+            "SELECT ",
+            experiment_columns!(),
+            " FROM experiments WHERE $1::uuid IS NULL OR team_id = $1 ORDER BY created_at"
+        ))
         .bind(team)
         .fetch_all(self.pool())
         .await
@@ -81,9 +96,11 @@ impl Store {
         &self,
         id: ExperimentId,
     ) -> Result<Option<Experiment>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, team_id, name, tags, ends_at, created_at FROM experiments WHERE id = $1",
-        )
+        sqlx::query_as(concat!(
+            "SELECT ",
+            experiment_columns!(),
+            " FROM experiments WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(self.pool())
         .await
@@ -96,32 +113,59 @@ impl Store {
         id_or_name: &str,
     ) -> Result<Option<Experiment>, sqlx::Error> {
         let id = Uuid::parse_str(id_or_name).ok();
-        sqlx::query_as(
-            "SELECT id, team_id, name, tags, ends_at, created_at FROM experiments \
-             WHERE team_id = $1 AND (id = $2 OR ($2 IS NULL AND name = $3))",
-        )
+        sqlx::query_as(concat!(
+            "SELECT ",
+            experiment_columns!(),
+            " FROM experiments WHERE team_id = $1 AND (id = $2 OR ($2 IS NULL AND name = $3))"
+        ))
         .bind(team)
         .bind(id)
         .bind(id_or_name)
         .fetch_optional(self.pool())
         .await
     }
+
+    /// The end time of each of these experiments that has one, in one query.
+    pub async fn experiment_ends(
+        &self,
+        ids: &[ExperimentId],
+    ) -> Result<HashMap<ExperimentId, DateTime<Utc>>, sqlx::Error> {
+        let rows: Vec<(ExperimentId, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, ends_at FROM experiments WHERE id = ANY($1) AND ends_at IS NOT NULL",
+        )
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
 }
 
-/// [`Store::create_experiment`] on any executor, so it can be part of a larger transaction.
-pub(super) async fn create_experiment_in<'e>(
-    db: impl sqlx::PgExecutor<'e>,
-    new: NewExperiment,
-) -> Result<Experiment, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5) \
-         RETURNING id, team_id, name, tags, ends_at, created_at",
-    )
-    .bind(ExperimentId::new())
-    .bind(new.team_id)
-    .bind(new.name)
-    .bind(new.tags)
-    .bind(new.ends_at)
-    .fetch_one(db)
-    .await
+impl Tx {
+    pub async fn create_team(&mut self, name: &str) -> Result<Team, sqlx::Error> {
+        sqlx::query_as(
+            "INSERT INTO teams (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+        )
+        .bind(TeamId::new())
+        .bind(name)
+        .fetch_one(self.conn())
+        .await
+    }
+
+    pub async fn create_experiment(
+        &mut self,
+        new: NewExperiment,
+    ) -> Result<Experiment, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING ",
+            experiment_columns!()
+        ))
+        .bind(ExperimentId::new())
+        .bind(new.team_id)
+        .bind(new.name)
+        .bind(new.tags)
+        .bind(new.ends_at)
+        .fetch_one(self.conn())
+        .await
+    }
 }

@@ -13,6 +13,7 @@ use super::keys::env_lines;
 use super::limits::LimitFlags;
 use crate::api::{LaunchCampaign, Launched, Limits};
 use crate::duration;
+use crate::numbers;
 use crate::output::{self, Format};
 
 #[derive(Debug, Args)]
@@ -23,7 +24,7 @@ pub struct LaunchArgs {
     /// Campaign (experiment) name, unique within the team.
     name: String,
     /// How many keys to issue, one per worker (1 to 1000).
-    #[arg(long = "keys", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long = "keys", default_value_t = 1, allow_negative_numbers = true, value_parser = numbers::count(1, 1000, "keys"))]
     keys: u32,
     /// Models the keys may call, comma-separated (default: any model).
     #[arg(long, value_name = "MODEL,...", value_delimiter = ',')]

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::Subcommand;
 
 use super::Ctx;
@@ -35,8 +35,11 @@ pub enum ExperimentsCmd {
     },
     /// Show one experiment.
     Show {
-        /// Experiment id.
+        /// Experiment id, or its name with --team.
         id: String,
+        /// The experiment's team (id or name), when ID is a name.
+        #[arg(long)]
+        team: Option<String>,
     },
     /// Launch a campaign in one call: the experiment, its budget and limits, and N keys
     /// (printed once).
@@ -45,17 +48,50 @@ pub enum ExperimentsCmd {
     Close(CloseArgs),
 }
 
+impl Experiment {
+    /// `running`, `ended` or `closed`: the gateway's word, or worked out from `ends_at` and
+    /// `closed_at` when it sends none.
+    pub fn state(&self, now: DateTime<Utc>) -> String {
+        if let Some(state) = &self.state {
+            return state.clone();
+        }
+        let ended = self
+            .ends_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t <= now);
+        match (self.closed_at.is_some(), ended) {
+            (true, _) => "closed",
+            (false, true) => "ended",
+            (false, false) => "running",
+        }
+        .to_owned()
+    }
+}
+
 impl Record for Experiment {
-    const COLUMNS: &'static [&'static str] =
-        &["id", "team_id", "name", "tags", "ends_at", "created_at"];
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "team_id",
+        "name",
+        "state",
+        "tags",
+        "ends_at",
+        "closed_at",
+        "created_at",
+    ];
+    const TABLE_COLUMNS: &'static [&'static str] =
+        &["id", "name", "state", "tags", "ends_at", "created_at"];
 
     fn values(&self, style: Style) -> Vec<String> {
         vec![
             self.id.clone(),
             self.team_id.clone(),
             self.name.clone(),
+            self.state(Utc::now()),
             output::join(&self.tags, style),
             output::time(self.ends_at.as_deref(), style),
+            output::time(self.closed_at.as_deref(), style),
             output::time(Some(&self.created_at), style),
         ]
     }
@@ -93,10 +129,62 @@ pub async fn run(cmd: ExperimentsCmd, ctx: &Ctx) -> Result<()> {
                 .await?;
             output::list(&list.data, ctx.format, "experiments")?
         }
-        ExperimentsCmd::Show { id } => {
-            let exp: Experiment = ctx.client.get(&["experiments", &id], &[]).await?;
+        ExperimentsCmd::Show { id, team } => {
+            let exp: Experiment = ctx
+                .client
+                .get(&["experiments", &id], &[("team", team.as_deref())])
+                .await?;
             output::one(&exp, ctx.format)?
         }
     };
     output::emit(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Format;
+
+    fn experiment(
+        ends_at: Option<&str>,
+        closed_at: Option<&str>,
+        state: Option<&str>,
+    ) -> Experiment {
+        Experiment {
+            id: "e1".into(),
+            team_id: "t1".into(),
+            name: "gsm8k".into(),
+            tags: vec![],
+            ends_at: ends_at.map(String::from),
+            created_at: "2025-06-01T00:00:00Z".into(),
+            closed_at: closed_at.map(String::from),
+            state: state.map(String::from),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn the_state_is_the_gateways_or_worked_out() -> anyhow::Result<()> {
+        let now = DateTime::parse_from_rfc3339("2025-06-10T00:00:00Z")?.with_timezone(&Utc);
+        assert_eq!(experiment(None, None, None).state(now), "running");
+        assert_eq!(
+            experiment(Some("2025-06-20T00:00:00Z"), None, None).state(now),
+            "running"
+        );
+        assert_eq!(
+            experiment(Some("2025-06-08T00:00:00Z"), None, None).state(now),
+            "ended"
+        );
+        let closed = Some("2025-06-08T00:00:00Z");
+        assert_eq!(experiment(closed, closed, None).state(now), "closed");
+        assert_eq!(experiment(None, None, Some("closed")).state(now), "closed");
+        let table = output::list(
+            &[experiment(closed, closed, Some("closed"))],
+            Format::Table,
+            "experiments",
+        )?;
+        assert!(table.starts_with("ID  NAME   STATE"), "{table}");
+        assert!(table.contains("gsm8k  closed"), "{table}");
+        Ok(())
+    }
 }

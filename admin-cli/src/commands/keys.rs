@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use crate::api::{IssueKeys, IssuedKey, Key, List};
 use crate::duration;
+use crate::numbers;
 use crate::output::{self, Format, Record, Style};
 
 #[derive(Debug, Subcommand)]
@@ -19,7 +20,7 @@ pub enum KeysCmd {
         #[arg(long)]
         experiment: Option<String>,
         /// How many keys to issue (1 to 1000).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = numbers::count(1, 1000, "keys"))]
         count: u32,
         /// A label stored with each key.
         #[arg(long)]
@@ -99,18 +100,60 @@ pub enum KeysCmd {
 }
 
 impl Key {
-    /// `revoked`, `expired` or `active`, as of `now`.
-    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
-        if self.revoked_at.is_some() {
-            return "revoked";
+    /// `active`, `revoked`, `expired` (its own expiry passed) or `ended` (its experiment
+    /// ended, e.g. a closed campaign): the gateway's word, or worked out the same way when it
+    /// sends none.
+    pub fn status(&self, now: DateTime<Utc>) -> String {
+        if let Some(status) = &self.status {
+            return status.clone();
         }
-        let expired = self
-            .expires_at
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t <= now);
-        if expired { "expired" } else { "active" }
+        let passed = |t: Option<&str>| {
+            t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t <= now)
+        };
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if passed(self.expires_at.as_deref()) {
+            "expired"
+        } else if passed(self.experiment_ends_at.as_deref()) {
+            "ended"
+        } else {
+            "active"
+        }
+        .to_owned()
     }
+
+    /// The status with the time it refers to, for a table: `revoked 2025-06-01 12:00 UTC`,
+    /// `ended ...` (when its experiment ended), `active until ...` (the earlier of its expiry
+    /// and its experiment's end), or `active`.
+    fn status_line(&self, now: DateTime<Utc>) -> String {
+        let status = self.status(now);
+        let until = earliest(&[
+            self.expires_at.as_deref(),
+            self.experiment_ends_at.as_deref(),
+        ]);
+        let when = match status.as_str() {
+            "revoked" => self.revoked_at.clone(),
+            "expired" => self.expires_at.clone(),
+            "ended" => self.experiment_ends_at.clone(),
+            _ => until.map(|t| format!("until {}", output::time(Some(&t), Style::Human))),
+        };
+        match (status.as_str(), when) {
+            ("active", Some(until)) => format!("active {until}"),
+            (_, Some(t)) => format!("{status} {}", output::time(Some(&t), Style::Human)),
+            (_, None) => status,
+        }
+    }
+}
+
+/// The earliest of some RFC 3339 times.
+fn earliest(times: &[Option<&str>]) -> Option<String> {
+    times
+        .iter()
+        .flatten()
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok().map(|p| (p, *t)))
+        .min_by_key(|(p, _)| *p)
+        .map(|(_, t)| t.to_owned())
 }
 
 impl Record for Key {
@@ -123,6 +166,7 @@ impl Record for Key {
         "allowed_models",
         "status",
         "expires_at",
+        "experiment_ends_at",
         "revoked_at",
         "created_at",
         "previous_valid_until",
@@ -135,7 +179,6 @@ impl Record for Key {
         "experiment_id",
         "allowed_models",
         "status",
-        "expires_at",
         "spend_usd",
     ];
 
@@ -146,6 +189,11 @@ impl Record for Key {
             (Some(m), Style::Human) if m.is_empty() => "none".to_string(),
             (Some(m), _) => output::join(m, style),
         };
+        let now = Utc::now();
+        let status = match style {
+            Style::Human => self.status_line(now),
+            Style::Raw => self.status(now),
+        };
         vec![
             self.id.clone(),
             self.prefix.clone(),
@@ -153,8 +201,9 @@ impl Record for Key {
             self.team_id.clone(),
             output::opt(self.experiment_id.as_deref(), style),
             models,
-            self.status(Utc::now()).to_string(),
+            status,
             output::time(self.expires_at.as_deref(), style),
+            output::time(self.experiment_ends_at.as_deref(), style),
             output::time(self.revoked_at.as_deref(), style),
             output::time(Some(&self.created_at), style),
             output::time(self.previous_valid_until.as_deref(), style),
@@ -347,6 +396,8 @@ mod tests {
             created_at: "2025-01-01T00:00:00Z".into(),
             previous_valid_until: None,
             spend_usd: Some("0.25".into()),
+            status: None,
+            experiment_ends_at: None,
             extra: Map::new(),
         }
     }
@@ -398,6 +449,22 @@ mod tests {
     }
 
     #[test]
+    fn a_key_of_an_ended_campaign_shows_ended_with_the_time() -> Result<()> {
+        let now = DateTime::parse_from_rfc3339("2025-06-10T00:00:00Z")?.with_timezone(&Utc);
+        let mut k = key(None, None, None);
+        k.experiment_ends_at = Some("2025-06-08T12:00:00Z".into());
+        assert_eq!(k.status(now), "ended");
+        assert_eq!(k.status_line(now), "ended 2025-06-08 12:00 UTC");
+        k.experiment_ends_at = Some("2025-06-20T00:00:00Z".into());
+        k.expires_at = Some("2025-06-15T00:00:00Z".into());
+        assert_eq!(k.status_line(now), "active until 2025-06-15 00:00 UTC");
+        k.status = Some("revoked".into());
+        k.revoked_at = Some("2025-06-09T00:00:00Z".into());
+        assert_eq!(k.status_line(now), "revoked 2025-06-09 00:00 UTC");
+        Ok(())
+    }
+
+    #[test]
     fn status_reflects_revocation_and_expiry() -> Result<()> {
         let now = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")?.with_timezone(&Utc);
         assert_eq!(key(None, None, None).status(now), "active");
@@ -424,7 +491,7 @@ mod tests {
         let lines: Vec<&str> = c.split("\n").collect();
         assert_eq!(
             lines[0],
-            "id,prefix,name,team_id,experiment_id,allowed_models,status,expires_at,revoked_at,created_at,previous_valid_until,spend_usd"
+            "id,prefix,name,team_id,experiment_id,allowed_models,status,expires_at,experiment_ends_at,revoked_at,created_at,previous_valid_until,spend_usd"
         );
         assert!(lines[1].contains(",t,,,active,"), "{}", lines[1]);
         assert!(

@@ -6,11 +6,12 @@
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use rust_decimal::Decimal;
+use reqwest::Method;
 use serde_json::Value;
 
 use super::Ctx;
-use crate::api::{Budget, Experiment, Limits, List, ScopeLimits};
+use crate::api::{Budget, Limits, ScopeLimits};
+use crate::numbers;
 use crate::output::{self, Format, Style};
 use crate::report::{self, Align};
 
@@ -90,18 +91,18 @@ pub struct Target {
 /// Limit flags, shared by `limits set` and `campaigns launch`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LimitFlags {
-    /// Requests per minute.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub rpm: Option<u32>,
-    /// Tokens per minute.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Requests per minute (at least 1).
+    #[arg(long, allow_negative_numbers = true, value_parser = numbers::limit("requests per minute", u32::MAX.into()))]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (at least 1).
+    #[arg(long, allow_negative_numbers = true, value_parser = numbers::limit("tokens per minute", u64::MAX))]
     pub tpm: Option<u64>,
-    /// Requests in flight at once.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_concurrent: Option<u32>,
-    /// A budget in USD: PERIOD=AMOUNT (total, daily, weekly, monthly), or AMOUNT for the
-    /// --period; repeat for several periods.
-    #[arg(long = "budget", value_name = "[PERIOD=]USD", value_parser = parse_budget)]
+    /// Requests in flight at once (at least 1).
+    #[arg(long, allow_negative_numbers = true, value_parser = numbers::limit("requests in flight", u32::MAX.into()))]
+    pub max_concurrent: Option<u64>,
+    /// A budget in USD, more than 0: PERIOD=AMOUNT (total, daily, weekly, monthly), or AMOUNT
+    /// for the --period; repeat for several periods.
+    #[arg(long = "budget", value_name = "[PERIOD=]USD", allow_negative_numbers = true, value_parser = parse_budget)]
     pub budgets: Vec<BudgetArg>,
     /// The period of --budget amounts given without one.
     #[arg(long, value_parser = PERIODS, default_value = "total")]
@@ -133,12 +134,7 @@ fn parse_budget(text: &str) -> Result<BudgetArg, String> {
             "unknown budget period {p:?}: use total, daily, weekly or monthly"
         ));
     }
-    let valid = Decimal::from_str_exact(amount).is_ok_and(|d| !d.is_sign_negative());
-    if !valid {
-        return Err(format!(
-            "{amount:?} is not an amount in USD (e.g. 500 or 12.50)"
-        ));
-    }
+    numbers::budget_amount(amount)?;
     Ok(BudgetArg {
         period,
         amount: amount.to_owned(),
@@ -174,13 +170,13 @@ impl LimitFlags {
     /// `base` with what the flags name changed.
     pub fn apply(&self, mut base: Limits) -> Result<Limits> {
         if let Some(rpm) = self.rpm {
-            base.rpm = Some(rpm.into());
+            base.rpm = Some(rpm);
         }
         if let Some(tpm) = self.tpm {
             base.tpm = Some(tpm);
         }
         if let Some(max) = self.max_concurrent {
-            base.max_concurrent = Some(max.into());
+            base.max_concurrent = Some(max);
         }
         for budget in self.budgets()? {
             match base.budgets.iter_mut().find(|b| b.period == budget.period) {
@@ -237,33 +233,15 @@ fn merge(
     Ok(limits)
 }
 
-/// The API path segments of the target; an experiment name is looked up within `--team`.
-async fn resolve(target: &Target, ctx: &Ctx) -> Result<(&'static str, String)> {
-    let segment = target.scope.segment();
-    match (target.scope, &target.team) {
-        (ScopeArg::Experiment, Some(team)) if uuid::Uuid::parse_str(&target.id).is_err() => {
-            let list: List<Experiment> = ctx
-                .client
-                .get(&["experiments"], &[("team", Some(team))])
-                .await?;
-            let found = list
-                .data
-                .into_iter()
-                .find(|e| e.name == target.id)
-                .ok_or_else(|| anyhow!("team {team} has no experiment {:?}", target.id))?;
-            Ok((segment, found.id))
-        }
-        (ScopeArg::Experiment, None) if uuid::Uuid::parse_str(&target.id).is_err() => {
-            bail!(
-                "{:?} is not an experiment id: give its id, or its name with --team",
-                target.id
-            )
-        }
-        (ScopeArg::Team | ScopeArg::Key, Some(_)) => {
-            bail!("--team only applies to an experiment given by name")
-        }
-        _ => Ok((segment, target.id.clone())),
+/// The API path segments of the target, and the `team` parameter that names an experiment's
+/// team when the experiment is given by name.
+fn resolve(target: &Target) -> Result<(&'static str, &str, Option<&str>)> {
+    if target.team.is_some() && target.scope != ScopeArg::Experiment {
+        bail!(
+            "--team names the team of an experiment given by name; a team or a key is named by itself"
+        );
     }
+    Ok((target.scope.segment(), &target.id, target.team.as_deref()))
 }
 
 pub async fn run(cmd: LimitsCmd, ctx: &Ctx) -> Result<()> {
@@ -279,23 +257,30 @@ pub async fn run(cmd: LimitsCmd, ctx: &Ctx) -> Result<()> {
                     "nothing to set: give --rpm, --tpm, --max-concurrent, --budget, --budget-mode, --on-redis-failure or --unset"
                 );
             }
-            let (segment, id) = resolve(&target, ctx).await?;
+            let (segment, id, team) = resolve(&target)?;
+            let query = [("team", team)];
             let current = if replace {
                 None
             } else {
-                let shown: ScopeLimits = ctx.client.get(&[segment, &id, "limits"], &[]).await?;
+                let shown: ScopeLimits = ctx.client.get(&[segment, id, "limits"], &query).await?;
                 shown.limits
             };
             let limits = merge(current, &flags, &unset, replace)?;
-            ctx.client.put(&[segment, &id, "limits"], &limits).await?
+            ctx.client
+                .send_json(Method::PUT, &[segment, id, "limits"], &query, &limits)
+                .await?
         }
         LimitsCmd::Show { target } => {
-            let (segment, id) = resolve(&target, ctx).await?;
-            ctx.client.get(&[segment, &id, "limits"], &[]).await?
+            let (segment, id, team) = resolve(&target)?;
+            ctx.client
+                .get(&[segment, id, "limits"], &[("team", team)])
+                .await?
         }
         LimitsCmd::Clear { target } => {
-            let (segment, id) = resolve(&target, ctx).await?;
-            ctx.client.delete(&[segment, &id, "limits"]).await?
+            let (segment, id, team) = resolve(&target)?;
+            ctx.client
+                .delete(&[segment, id, "limits"], &[("team", team)])
+                .await?
         }
     };
     let shown: ScopeLimits = serde_json::from_value(body.clone())
@@ -307,7 +292,7 @@ pub async fn run(cmd: LimitsCmd, ctx: &Ctx) -> Result<()> {
         Format::Json => output::json(&body)?,
         Format::Csv => csv(&shown),
         Format::Table => table(&shown),
-        Format::Env => bail!("--format env is not supported by `tollctl limits`"),
+        Format::Env => bail!("{}", output::ENV_ONLY),
     };
     output::emit(&out)
 }

@@ -220,7 +220,7 @@ fn render_list(entries: &[Value], format: Format) -> Result<String> {
             let rows: Vec<Vec<String>> = entries.iter().map(list_values).collect();
             return Ok(output::csv(&LIST_COLUMNS, &rows));
         }
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!("{}", output::ENV_ONLY),
         Format::Table => {}
     }
     if entries.is_empty() {
@@ -336,7 +336,7 @@ fn render_quote(q: &Value, format: Format) -> Result<String> {
                 &rows,
             ));
         }
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!("{}", output::ENV_ONLY),
         Format::Table => {}
     }
     let entry = &q["entry"];
@@ -514,7 +514,7 @@ fn import_report(
                 .collect();
             return Ok(output::csv(&["model", "provider", "reason"], &rows));
         }
-        Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+        Format::Env => bail!("{}", output::ENV_ONLY),
         Format::Table => {}
     }
     let total: usize = written.iter().map(|w| w.entries).sum();

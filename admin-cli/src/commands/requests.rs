@@ -1,5 +1,12 @@
 //! `tollctl requests tail`: the latest requests from `GET /admin/v1/requests`, and with
-//! `--follow` new ones as they are logged.
+//! `--follow` new ones as they finish.
+//!
+//! The log orders requests by when they started but a request is logged when it ends, so a
+//! long one lands behind shorter ones started after it. `--follow` therefore prints requests
+//! in the order they *ended* (start plus latency), each once it has been over for
+//! [`SETTLE`], by which time every request that ended before it has been logged too: the
+//! ENDED column never goes back. Its table has fixed column widths (long text is cut with
+//! `…`), so rows printed minutes apart still line up.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,15 +19,20 @@ use serde_json::{Map, Value};
 
 use super::Ctx;
 use crate::duration;
+use crate::numbers;
 use crate::output::{self, Format};
 use crate::report::{self, Align};
 
 const POLL_EVERY: Duration = Duration::from_secs(2);
 const PAGE: &str = "1000";
+/// How long after a request ended `--follow` waits before printing it: more than a poll plus
+/// the ledger's batching delay, so requests that ended earlier are printed first.
+const SETTLE: TimeDelta = TimeDelta::seconds(5);
 
 #[derive(Debug, Subcommand)]
 pub enum RequestsCmd {
-    /// The latest requests, oldest first; --follow keeps printing new ones (Ctrl-C stops).
+    /// The latest requests, oldest first; --follow keeps printing new ones as they finish, in
+    /// the order they finished (Ctrl-C stops).
     Tail {
         /// Only this team (id or name).
         #[arg(long)]
@@ -38,7 +50,7 @@ pub enum RequestsCmd {
         #[arg(long)]
         status: Option<String>,
         /// How many of the latest requests to show first (1 to 1000).
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = numbers::count(1, 1000, "requests"))]
         limit: u32,
         /// Keep polling every 2 s for new requests.
         #[arg(long)]
@@ -86,17 +98,28 @@ const COLUMNS: [&str; 17] = [
     "latency_ms",
 ];
 
-const TABLE: [(&str, &str, Align); 10] = [
-    ("created_at", "TIME", Align::Left),
-    ("key_prefix", "KEY", Align::Left),
-    ("team_name", "TEAM", Align::Left),
-    ("experiment_name", "EXPERIMENT", Align::Left),
-    ("model", "MODEL", Align::Left),
-    ("status", "STATUS", Align::Left),
-    ("input_tokens", "IN", Align::Right),
-    ("output_tokens", "OUT", Align::Right),
-    ("cost_usd", "COST USD", Align::Right),
-    ("latency_ms", "MS", Align::Right),
+/// (field, header, alignment, width with --follow). Numbers are never cut: their widths fit
+/// any realistic value, and a larger one only pushes its row right.
+const TABLE: [(&str, &str, Align, usize); 10] = [
+    ("created_at", "TIME", Align::Left, 23),
+    ("key_prefix", "KEY", Align::Left, 11),
+    ("team_name", "TEAM", Align::Left, 16),
+    ("experiment_name", "EXPERIMENT", Align::Left, 16),
+    ("model", "MODEL", Align::Left, 22),
+    ("status", "STATUS", Align::Left, 24),
+    ("input_tokens", "IN", Align::Right, 11),
+    ("output_tokens", "OUT", Align::Right, 11),
+    ("cost_usd", "COST USD", Align::Right, 14),
+    ("latency_ms", "MS", Align::Right, 9),
+];
+
+/// The text columns --follow may cut to their width.
+const CUT: [&str; 5] = [
+    "key_prefix",
+    "team_name",
+    "experiment_name",
+    "model",
+    "status",
 ];
 
 impl Row {
@@ -112,18 +135,12 @@ impl Row {
         }
     }
 
-    fn cell(&self, name: &str) -> String {
+    fn cell(&self, name: &str, follow: bool) -> String {
         let value = self.field(name);
+        let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
         match name {
-            "created_at" => value
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| {
-                    t.with_timezone(&Utc)
-                        .format("%Y-%m-%d %H:%M:%S%.3f")
-                        .to_string()
-                })
-                .or(value),
+            "created_at" if follow => self.ended().map(time).or(value),
+            "created_at" => self.created().map(time).or(value),
             "team_name" => value.or_else(|| self.field("team_id")),
             "key_prefix" => value.or_else(|| self.field("key_id")),
             "status" => value.map(|s| match self.field("error_type") {
@@ -143,6 +160,27 @@ impl Row {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
+
+    /// When the request finished: its start plus its latency.
+    fn ended(&self) -> Option<DateTime<Utc>> {
+        let latency = self
+            .rest
+            .get("latency_ms")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        self.created()?
+            .checked_add_signed(TimeDelta::try_milliseconds(latency)?)
+    }
+}
+
+/// `text` cut to `width` characters, the last one `…` when something was cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// Prints rows as they come: a table whose column widths are fixed by the first batch.
@@ -186,45 +224,88 @@ impl Printer {
                     text
                 }
             }
-            Format::Env => bail!("--format env is only supported by `tollctl keys issue`"),
+            Format::Env => bail!("{}", output::ENV_ONLY),
             Format::Table => self.table(rows),
         };
         output::emit(&out)
     }
 
+    /// With --follow the widths are fixed up front; otherwise they fit this one batch.
     fn table(&mut self, rows: &[Row]) -> String {
-        let align: Vec<Align> = TABLE.iter().map(|(_, _, a)| *a).collect();
+        let align: Vec<Align> = TABLE.iter().map(|(_, _, a, _)| *a).collect();
         let cells: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| TABLE.iter().map(|(c, _, _)| r.cell(c)).collect())
+            .map(|r| {
+                TABLE
+                    .iter()
+                    .map(|(c, _, _, width)| {
+                        let clean: String = r
+                            .cell(c, self.follow)
+                            .chars()
+                            .map(|ch| if ch.is_control() { ' ' } else { ch })
+                            .collect();
+                        if self.follow && CUT.contains(c) {
+                            cut(&clean, *width)
+                        } else {
+                            clean
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         let mut out = String::new();
         if self.widths.is_none() {
-            let mut widths: Vec<usize> = TABLE.iter().map(|(_, h, _)| h.len()).collect();
-            for row in &cells {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
+            let widths: Vec<usize> = if self.follow {
+                TABLE.iter().map(|(_, _, _, w)| *w).collect()
+            } else {
+                let mut widths: Vec<usize> = TABLE.iter().map(|(_, h, _, _)| h.len()).collect();
+                for row in &cells {
+                    for (w, cell) in widths.iter_mut().zip(row) {
+                        *w = (*w).max(cell.chars().count());
+                    }
                 }
-            }
-            let headers: Vec<String> = TABLE.iter().map(|(_, h, _)| (*h).to_owned()).collect();
+                widths
+            };
+            let headers: Vec<String> = TABLE
+                .iter()
+                .map(|(c, h, _, _)| match (*c, self.follow) {
+                    ("created_at", true) => "ENDED".to_owned(),
+                    _ => (*h).to_owned(),
+                })
+                .collect();
             out.push_str(&report::line(&headers, &widths, &align));
             out.push('\n');
             self.widths = Some(widths);
         }
         let widths = self.widths.clone().unwrap_or_default();
         for row in &cells {
-            let clean: Vec<String> = row
-                .iter()
-                .map(|c| {
-                    c.chars()
-                        .map(|ch| if ch.is_control() { ' ' } else { ch })
-                        .collect()
-                })
-                .collect();
-            out.push_str(&report::line(&clean, &widths, &align));
+            out.push_str(&report::line(row, &widths, &align));
             out.push('\n');
         }
         out
+    }
+}
+
+/// Rows fetched but not printed yet, released in the order they ended once [`SETTLE`] has
+/// passed since.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<Row>,
+}
+
+impl Pending {
+    fn add(&mut self, rows: impl IntoIterator<Item = Row>) {
+        self.rows.extend(rows);
+    }
+
+    /// The rows that ended at or before `horizon`, in the order they ended (ties by id).
+    fn release(&mut self, horizon: DateTime<Utc>) -> Vec<Row> {
+        let (mut ready, waiting): (Vec<Row>, Vec<Row>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|r| r.ended().is_none_or(|e| e <= horizon));
+        self.rows = waiting;
+        ready.sort_by(|a, b| (a.ended(), &a.request_id).cmp(&(b.ended(), &b.request_id)));
+        ready
     }
 }
 
@@ -263,20 +344,27 @@ pub async fn run(cmd: RequestsCmd, ctx: &Ctx) -> Result<()> {
         }
         return printer.print(&rows);
     }
-    if !rows.is_empty() {
-        printer.print(&rows)?;
-    }
     let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut newest = back(Utc::now(), lookback);
     remember(&mut seen, &mut newest, &rows);
+    let mut pending = Pending::default();
+    pending.add(rows);
+    if ctx.format == Format::Table {
+        // The header at once, so the command shows it is running.
+        printer.print(&[])?;
+    }
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
+        let ready = pending.release(back(Utc::now(), SETTLE));
+        if !ready.is_empty() {
+            printer.print(&ready)?;
+        }
         tokio::select! {
             _ = &mut stop => return Ok(()),
             () = tokio::time::sleep(POLL_EVERY) => {}
         }
-        // Re-read the last `lookback` and print what was not printed yet: rows are ordered by
+        // Re-read the last `lookback` and keep what was not seen yet: rows are ordered by
         // when requests started but logged when they end, so new rows can land behind old ones.
         let since = back(newest, lookback).to_rfc3339_opts(SecondsFormat::Micros, true);
         let mut after: Option<String> = None;
@@ -300,15 +388,12 @@ pub async fn run(cmd: RequestsCmd, ctx: &Ctx) -> Result<()> {
                 None => break,
             }
         }
-        if !fresh.is_empty() {
-            printer.print(&fresh)?;
-            remember(&mut seen, &mut newest, &fresh);
-        }
+        remember(&mut seen, &mut newest, &fresh);
+        pending.add(fresh);
         let horizon = back(newest, lookback);
         seen.retain(|_, at| *at >= horizon);
     }
 }
-
 /// `at - d`, or the epoch for an absurd `d`.
 fn back(at: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
     at.checked_sub_signed(d).unwrap_or(DateTime::UNIX_EPOCH)
@@ -340,10 +425,69 @@ mod tests {
     #[test]
     fn table_cells_are_readable() {
         let r = row();
-        assert_eq!(r.cell("created_at"), "2026-11-01 12:00:01.250");
-        assert_eq!(r.cell("status"), "429 rate_limited");
-        assert_eq!(r.cell("experiment_name"), "-");
-        assert_eq!(r.cell("input_tokens"), "1,200");
+        assert_eq!(r.cell("created_at", false), "2026-11-01 12:00:01.250");
+        assert_eq!(r.cell("created_at", true), "2026-11-01 12:00:01.253");
+        assert_eq!(r.cell("status", false), "429 rate_limited");
+        assert_eq!(r.cell("experiment_name", false), "-");
+        assert_eq!(r.cell("input_tokens", false), "1,200");
+    }
+
+    fn at(id: &str, created_at: &str, latency_ms: i64) -> Row {
+        serde_json::from_value(json!({
+            "request_id": id, "created_at": created_at, "latency_ms": latency_ms,
+            "team_name": "a-team-with-a-rather-long-name", "model": "m", "status": 200
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn follow_releases_rows_in_the_order_they_ended_once_settled() {
+        let mut pending = Pending::default();
+        // A long request started first but ended last; a short one is still settling.
+        pending.add([
+            at("long", "2026-11-01T12:00:00Z", 9_000),
+            at("short", "2026-11-01T12:00:05Z", 100),
+            at("late", "2026-11-01T12:00:20Z", 100),
+        ]);
+        let horizon = DateTime::parse_from_rfc3339("2026-11-01T12:00:10Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ids: Vec<String> = pending
+            .release(horizon)
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(ids, ["short", "long"]);
+        assert_eq!(pending.rows.len(), 1);
+    }
+
+    #[test]
+    fn follow_columns_keep_their_width_whatever_the_rows_hold() {
+        let mut p = Printer {
+            format: Format::Table,
+            widths: None,
+            follow: true,
+        };
+        let header = p.table(&[]);
+        let short = p.table(&[at("a", "2026-11-01T12:00:00Z", 5)]);
+        let mut long = at("b", "2026-11-01T12:00:01Z", 5);
+        long.rest.insert(
+            "model".into(),
+            json!("a-model-name-far-longer-than-its-column"),
+        );
+        let long = p.table(&[long]);
+        // In characters, not bytes: `…` is three bytes.
+        let column = |line: &str, text: &str| line.find(text).map(|b| line[..b].chars().count());
+        let header = header.lines().next().unwrap();
+        assert!(header.starts_with("ENDED"), "{header}");
+        for line in [short.lines().next().unwrap(), long.lines().next().unwrap()] {
+            assert_eq!(
+                column(line, "200"),
+                column(header, "STATUS"),
+                "{line}\n{header}"
+            );
+            assert!(line.contains("a-team-with-a-r…  "), "{line}");
+        }
     }
 
     #[test]
@@ -355,7 +499,7 @@ mod tests {
         };
         let first = p.table(&[row()]);
         let second = p.table(&[row()]);
-        assert!(first.starts_with("TIME"));
+        assert!(first.starts_with("ENDED"));
         assert_eq!(first.lines().count(), 2);
         assert_eq!(second.lines().count(), 1);
         assert_eq!(first.lines().nth(1), second.lines().next());

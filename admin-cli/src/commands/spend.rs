@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::Ctx;
+use crate::numbers;
 use crate::output::{self, Format, Style};
 use crate::report::{self, Align};
 
@@ -25,7 +26,7 @@ pub enum SpendCmd {
     /// Spend totals for a period, grouped, with a TOTAL row.
     Report {
         /// Group by these, comma-separated (default: one total).
-        #[arg(long, value_name = "DIM,...", value_delimiter = ',', value_parser = DIMENSIONS)]
+        #[arg(long, visible_alias = "group-by", value_name = "DIM,...", value_delimiter = ',', value_parser = DIMENSIONS)]
         by: Vec<String>,
         #[command(flatten)]
         filter: SpendFilter,
@@ -37,10 +38,10 @@ pub enum SpendCmd {
     /// The biggest spenders.
     Top {
         /// Rank by these, comma-separated.
-        #[arg(long, value_name = "DIM,...", value_delimiter = ',', value_parser = DIMENSIONS, required = true)]
+        #[arg(long, visible_alias = "group-by", value_name = "DIM,...", value_delimiter = ',', value_parser = DIMENSIONS, required = true)]
         by: Vec<String>,
         /// How many to show (1 to 1000).
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = numbers::count(1, 1000, "rows"))]
         limit: u32,
         #[command(flatten)]
         filter: SpendFilter,
@@ -210,9 +211,7 @@ pub fn render_report(body: &Value, format: Format) -> Result<String> {
     match format {
         Format::Json => return output::json(body),
         Format::Csv => return Ok(csv(body)),
-        Format::Env => bail!(
-            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
-        ),
+        Format::Env => bail!("{}", output::ENV_ONLY),
         Format::Table => {}
     }
     let dims = group_by(body);
@@ -269,9 +268,7 @@ fn render_top(body: &Value, format: Format) -> Result<String> {
     match format {
         Format::Json => return output::json(body),
         Format::Csv => return Ok(csv(body)),
-        Format::Env => bail!(
-            "--format env is only supported by `tollctl keys issue`, `keys rotate` and `campaigns launch`"
-        ),
+        Format::Env => bail!("{}", output::ENV_ONLY),
         Format::Table => {}
     }
     let dims = group_by(body);
