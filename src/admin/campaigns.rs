@@ -151,6 +151,8 @@ pub async fn launch(
         }
         Err(e) => return Err(e.into()),
     };
+    let hashes: Vec<_> = generated.iter().map(|(_, k)| k.hash).collect();
+    state.keys_added(&hashes).await;
     let mut secrets: HashMap<KeyId, String> = generated
         .into_iter()
         .map(|(id, k)| (id, k.secret))

@@ -131,8 +131,9 @@ pub async fn rotate_key(
         }
     };
     // Drops the cached policy of the old secret everywhere, so its next use reads the grace
-    // deadline.
+    // deadline, and makes the new secret known everywhere.
     state.invalidate_key(key).await;
+    state.keys_added(&[new.hash]).await;
     let change = Change::new("key.rotate", "key", key)
         .team(record.team_id)
         .before(&before)

@@ -96,6 +96,8 @@ pub async fn issue_keys(
             &records,
         )
         .await?;
+    let hashes: Vec<_> = records.iter().map(|r| r.hash).collect();
+    state.keys_added(&hashes).await;
     let issued: Vec<IssuedKey> = stored
         .into_iter()
         .map(|record| {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod deployment;
+mod keys;
 mod raw;
 mod secret;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
+pub use keys::{ClientAuthConfig, KeyCacheConfig};
 pub use raw::RawConfig;
 pub use secret::Secret;
 
@@ -55,6 +57,7 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub ledger: LedgerConfig,
     pub key_cache: KeyCacheConfig,
+    pub client_auth: ClientAuthConfig,
     pub governance: GovernanceConfig,
     pub metrics: MetricsConfig,
     pub routing: RoutingConfig,
@@ -110,16 +113,6 @@ pub struct LedgerConfig {
     /// Events held in memory while PostgreSQL is unreachable before they are spilled to disk.
     pub max_in_memory: usize,
     pub spill_dir: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct KeyCacheConfig {
-    /// How long a cached key policy is trusted before it is re-read (a backstop for missed
-    /// invalidations).
-    pub ttl: Duration,
-    /// How long an unknown key is remembered as unknown, so a flood of bad keys does not
-    /// reach PostgreSQL.
-    pub negative_ttl: Duration,
 }
 
 impl Config {
@@ -256,10 +249,8 @@ impl Validator<'_> {
                     .spill_dir
                     .unwrap_or_else(|| PathBuf::from(".tollgate/spill")),
             },
-            key_cache: KeyCacheConfig {
-                ttl: Duration::from_secs(raw.key_cache.ttl_secs.unwrap_or(30)),
-                negative_ttl: Duration::from_secs(raw.key_cache.negative_ttl_secs.unwrap_or(5)),
-            },
+            key_cache: self.key_cache(raw.key_cache)?,
+            client_auth: self.client_auth(raw.client_auth)?,
             governance: self.governance(raw.governance)?,
             metrics: MetricsConfig {
                 key_labels: raw.metrics.key_labels.unwrap_or(false),

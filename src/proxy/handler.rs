@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::admission::{self, OutputCap};
 use super::auth;
+use super::auth_failures::Peer;
 use super::body::{self, ChatPeek};
 use super::error::ApiError;
 use super::exchange::{Exchange, Outcome};
@@ -31,30 +32,38 @@ pub const COST_HEADER: &str = "x-tollgate-cost-usd";
 
 pub async fn chat_completions(
     State(state): State<ProxyState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Operation::Chat, headers, body).await
+    handle(state, Operation::Chat, peer, headers, body).await
 }
 
 pub async fn completions(
     State(state): State<ProxyState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Operation::Completions, headers, body).await
+    handle(state, Operation::Completions, peer, headers, body).await
 }
 
 pub async fn embeddings(
     State(state): State<ProxyState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Operation::Embeddings, headers, body).await
+    handle(state, Operation::Embeddings, peer, headers, body).await
 }
 
-pub async fn messages(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Response {
-    handle(state, Operation::Messages, headers, body).await
+pub async fn messages(
+    State(state): State<ProxyState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, Operation::Messages, peer, headers, body).await
 }
 
 /// What `prepare` learned from the request.
@@ -68,9 +77,15 @@ pub struct Prepared {
     pub headers: HeaderMap,
 }
 
-async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    state: ProxyState,
+    op: Operation,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let policy = match auth::authenticate(&state, &headers).await {
+    let policy = match auth::authenticate(&state, &headers, peer).await {
         Ok(policy) => policy,
         Err(e) => return e.render(op),
     };

@@ -4,6 +4,7 @@
 
 mod admission;
 mod auth;
+mod auth_failures;
 mod body;
 mod error;
 mod exchange;
@@ -23,6 +24,7 @@ use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
+pub use auth_failures::{AuthFailures, ClientNet, Peer, Throttled};
 pub use error::ApiError;
 pub use handler::{COST_HEADER, REQUEST_ID_HEADER};
 pub use routing::Routes;

@@ -7,10 +7,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth;
+use super::auth_failures::Peer;
 use super::state::ProxyState;
 
-pub async fn list_models(State(state): State<ProxyState>, headers: HeaderMap) -> Response {
-    let policy = match auth::authenticate(&state, &headers).await {
+pub async fn list_models(
+    State(state): State<ProxyState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    let policy = match auth::authenticate(&state, &headers, peer).await {
         Ok(policy) => policy,
         Err(e) => return e.into_response(),
     };

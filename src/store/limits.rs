@@ -19,6 +19,7 @@ struct LimitsRow {
     max_concurrent: Option<i32>,
     budget_mode: String,
     on_redis_failure: String,
+    scope_name: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -31,6 +32,8 @@ struct BudgetRow {
 
 impl Store {
     /// The limits of the given scopes, in the order given; scopes without limits are left out.
+    /// Each carries its scope's name for messages: the team's or experiment's name, the key's
+    /// name or else its visible prefix.
     pub async fn limits_of(
         &self,
         scopes: &[(ScopeKind, Uuid)],
@@ -38,9 +41,13 @@ impl Store {
         let kinds: Vec<&str> = scopes.iter().map(|(k, _)| k.as_str()).collect();
         let ids: Vec<Uuid> = scopes.iter().map(|(_, id)| *id).collect();
         let rows: Vec<LimitsRow> = sqlx::query_as(
-            "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure \
+            "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure, \
+                    COALESCE(t.name, e.name, k.name, k.key_prefix, l.scope_id::text) AS scope_name \
              FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
-               ON l.scope_kind = s.kind AND l.scope_id = s.id",
+               ON l.scope_kind = s.kind AND l.scope_id = s.id \
+             LEFT JOIN teams t ON l.scope_kind = 'team' AND t.id = l.scope_id \
+             LEFT JOIN experiments e ON l.scope_kind = 'experiment' AND e.id = l.scope_id \
+             LEFT JOIN virtual_keys k ON l.scope_kind = 'key' AND k.id = l.scope_id",
         )
         .bind(&kinds)
         .bind(&ids)
@@ -91,6 +98,7 @@ impl Store {
             out.push(ScopeLimits {
                 kind: *kind,
                 id: *id,
+                name: row.scope_name.clone(),
                 limits,
             });
         }

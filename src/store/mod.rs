@@ -20,7 +20,7 @@ use sqlx::postgres::PgPoolOptions;
 pub use audit::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry};
 pub use campaigns::{ClosedCampaign, NewCampaign};
 pub use key_changes::{KeyPatch, Rotation};
-pub use keys::{KeyFilter, KeyRecord, NewKeyRecord};
+pub use keys::{HashHorizon, KeyFilter, KeyHashes, KeyRecord, NewKeyRecord};
 pub use requests::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
 pub use spend::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
