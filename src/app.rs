@@ -29,6 +29,10 @@ use crate::store::Store;
 pub enum StartError {
     #[error("cannot connect to PostgreSQL: {0} (check database_url / TOLLGATE_DATABASE_URL)")]
     Database(#[source] sqlx::Error),
+    #[error(
+        "cannot read the existing virtual keys from PostgreSQL: {0} (if the schema is older than this gateway, run `tollgate migrate`)"
+    )]
+    KnownKeys(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot reach Redis: {0} (check redis_url / TOLLGATE_REDIS_URL)")]
@@ -99,7 +103,7 @@ impl App {
             },
         )
         .await
-        .map_err(StartError::Database)?;
+        .map_err(StartError::KnownKeys)?;
         let keys = Arc::new(KeyCache::new(store.clone(), known, &config.key_cache));
         let known_keys_refresher = tokio::spawn({
             let keys = keys.clone();

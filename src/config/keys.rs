@@ -73,12 +73,12 @@ impl Validator<'_> {
     }
 
     pub(super) fn client_auth(&self, raw: RawClientAuth) -> Result<ClientAuthConfig, ConfigError> {
-        let tracked_addresses = raw.tracked_addresses.unwrap_or(100_000);
+        let tracked_addresses = raw.tracked_addresses.unwrap_or(50_000);
         if tracked_addresses == 0 {
             return Err(self.invalid(
                 "client_auth.tracked_addresses",
                 "must be at least 1",
-                "set how many client addresses to track (default 100000), or turn the limit off with max_failures_per_minute = 0",
+                "set how many client addresses to track (default 50000), or turn the limit off with max_failures_per_minute = 0",
             ));
         }
         let trusted_proxy_hops = raw.trusted_proxy_hops.unwrap_or(0);

@@ -181,7 +181,7 @@ fn key_cache_and_client_auth_defaults() {
     );
     assert_eq!(config.key_cache.refresh_interval, Duration::from_secs(30));
     assert_eq!(config.client_auth.max_failures_per_minute, Some(100));
-    assert_eq!(config.client_auth.tracked_addresses, 100_000);
+    assert_eq!(config.client_auth.tracked_addresses, 50_000);
     assert_eq!(config.client_auth.trusted_proxy_hops, 0);
     let off = format!("{MINIMAL}\n[client_auth]\nmax_failures_per_minute = 0\n");
     assert_eq!(
