@@ -294,6 +294,32 @@ async fn a_flood_of_made_up_keys_costs_bounded_reads_and_memory_while_real_keys_
 }
 
 #[tokio::test]
+async fn a_key_written_without_any_announcement_works_at_once() {
+    // Written straight into PostgreSQL: no instance has it in its set and no `keys:added`
+    // message is sent, so only the read its first use waits for can find it.
+    let app = TestApp::spawn().await;
+    let (status, team) = app
+        .admin(Method::POST, "/teams", Some(json!({"name": "silent"})))
+        .await;
+    assert_eq!(status, 201);
+    let team_id = uuid::Uuid::parse_str(team["id"].as_str().unwrap()).unwrap();
+    let before = settled_reads(&app).await;
+    let key = NewKey::generate();
+    sqlx::query(
+        "INSERT INTO virtual_keys (id, team_id, key_hash, key_prefix) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(team_id)
+    .bind(key.hash.as_bytes())
+    .bind(&key.prefix)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(app.chat(&key.secret, chat_body()).await.status(), 200);
+    assert!(app.proxy.keys.known().reads() > before);
+}
+
+#[tokio::test]
 async fn a_key_of_the_wrong_shape_is_refused_without_a_lookup() {
     let app = TestApp::spawn_with(without_auth_limit()).await;
     let good = app.key().await;
@@ -490,6 +516,8 @@ async fn measure_a_flood_of_made_up_keys() {
     let key = app.key().await;
     assert_eq!(models(&app, &key, None).await.status(), 200);
     let mut stats = PgConnection::connect(&app.database_url).await.unwrap();
+    // Let the set-up's statistics reach PostgreSQL's counters first (see the flood test).
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let rss_before = rss_kib();
     let reads_before = (
         app.proxy.keys.known().reads(),
@@ -497,7 +525,15 @@ async fn measure_a_flood_of_made_up_keys() {
     );
     let pg_before = pg_counts(&mut stats).await;
     let started = Instant::now();
-    let (unauthorized, other) = flood(&app, (0..count).map(|_| made_up_key()), concurrency).await;
+    // In tenths, with the RSS after each: memory that grew with the keys would show here.
+    let (mut unauthorized, mut other) = (0, 0);
+    let mut rss_by_tenth = Vec::new();
+    for _ in 0..10 {
+        let (u, o) = flood(&app, (0..count / 10).map(|_| made_up_key()), concurrency).await;
+        (unauthorized, other) = (unauthorized + u, other + o);
+        rss_by_tenth.push(rss_kib());
+    }
+    let count = count / 10 * 10;
     let elapsed = started.elapsed();
     app.proxy.keys.sync().await;
     let rss_after = rss_kib();
@@ -512,12 +548,100 @@ async fn measure_a_flood_of_made_up_keys() {
     all_other_backends_gone(&mut stats).await;
     let pg_after = pg_counts(&mut stats).await;
     eprintln!(
-        "{count} made-up keys in {elapsed:?} ({:.0}/s): RSS {rss_before} KiB before, {rss_after} KiB after; \
+        "{count} made-up keys, {concurrency} at a time, in {elapsed:?} ({:.0}/s): RSS {rss_before} KiB before, {rss_after} KiB after; \
          {known_reads} reads of new key hashes, {policy_reads} policy reads, {cached} cached policies; \
-         PostgreSQL: {} commits, {} scans of virtual_keys",
+         PostgreSQL: {} commits, {} scans of virtual_keys; RSS after each tenth (KiB): {rss_by_tenth:?}",
         count as f64 / elapsed.as_secs_f64(),
         pg_after.commits - pg_before.commits,
         pg_after.key_table_scans - pg_before.key_table_scans,
+    );
+}
+
+/// The one-off measurement of what one cached policy and one tracked client address cost,
+/// recorded in docs/operations.md: `TOLLGATE_CACHED_KEYS` (default 20000) keys used once
+/// each, then failures from `TOLLGATE_FAILING_ADDRESSES` (default 100000) addresses. Run with
+/// `cargo test --release --test key_flood measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a one-off measurement; minutes long"]
+async fn measure_memory_per_cached_policy_and_tracked_address() {
+    let env = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let keys_wanted = env("TOLLGATE_CACHED_KEYS", 20_000);
+    let addresses = env("TOLLGATE_FAILING_ADDRESSES", 100_000);
+    let app = TestApp::spawn_with(Options {
+        extra: format!(
+            "[client_auth]\ntrusted_proxy_hops = 1\ntracked_addresses = {addresses}\n\
+             [key_cache]\nmax_entries = {keys_wanted}\nttl_secs = 3600\n"
+        ),
+        ..Options::default()
+    })
+    .await;
+    let team = format!("team-{}", uuid::Uuid::new_v4().simple());
+    let (status, _) = app
+        .admin(Method::POST, "/teams", Some(json!({"name": team})))
+        .await;
+    assert_eq!(status, 201);
+    let mut keys = Vec::new();
+    while (keys.len() as u64) < keys_wanted {
+        let (status, issued) = app
+            .admin(
+                Method::POST,
+                "/keys",
+                Some(json!({"team": team, "count": 1000, "name": "worker"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        keys.extend(
+            issued["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["key"].as_str().unwrap().to_owned()),
+        );
+    }
+    let rss_before = rss_kib();
+    let url = format!("{}/v1/models", app.data_url);
+    futures_util::stream::iter(keys.iter())
+        .map(|key| {
+            let request = app.http.get(&url).bearer_auth(key);
+            async move { request.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(64)
+        .for_each(|status| {
+            assert_eq!(status, 200);
+            async {}
+        })
+        .await;
+    app.proxy.keys.sync().await;
+    let rss_cached = rss_kib();
+    let cached = app.proxy.keys.len();
+    futures_util::stream::iter(0..addresses)
+        .map(|i| {
+            let request = app.http.get(&url).bearer_auth("tg-bad").header(
+                "x-forwarded-for",
+                std::net::Ipv4Addr::from(0x0a00_0000 + i as u32).to_string(),
+            );
+            async move { request.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(64)
+        .for_each(|status| {
+            assert_eq!(status, 401);
+            async {}
+        })
+        .await;
+    app.proxy.auth_failures.sync().await;
+    let rss_tracked = rss_kib();
+    let tracked = app.proxy.auth_failures.tracked();
+    eprintln!(
+        "{cached} cached policies: RSS {rss_before} -> {rss_cached} KiB ({} B each); \
+         {tracked} tracked addresses: RSS -> {rss_tracked} KiB ({} B each); {} known key hashes",
+        (rss_cached.saturating_sub(rss_before) * 1024) / cached.max(1),
+        (rss_tracked.saturating_sub(rss_cached) * 1024) / tracked.max(1),
+        app.proxy.keys.known().len(),
     );
 }
 
