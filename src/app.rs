@@ -2,6 +2,7 @@
 //! and for the tests.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,16 +19,20 @@ use crate::admin::{self, AdminState, JwtVerifier};
 use crate::config::Config;
 use crate::governance::{Clock, Governor, GovernorConfig, LocalShield, SystemClock};
 use crate::invalidation::{self, Invalidator};
-use crate::keys::KeyCache;
+use crate::keys::{KeyCache, KnownKeys, RefreshConfig};
 use crate::ledger::{Ledger, LedgerWriter, WriterHandle};
 use crate::pricing::{PriceTable, PricingError};
-use crate::proxy::{self, ProxyInner, ProxyState, Routes};
+use crate::proxy::{self, AuthFailures, ProxyInner, ProxyState, Routes};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot connect to PostgreSQL: {0} (check database_url / TOLLGATE_DATABASE_URL)")]
     Database(#[source] sqlx::Error),
+    #[error(
+        "cannot read the existing virtual keys from PostgreSQL: {0} (if the schema is older than this gateway, run `tollgate migrate`)"
+    )]
+    KnownKeys(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot reach Redis: {0} (check redis_url / TOLLGATE_REDIS_URL)")]
@@ -45,6 +50,10 @@ pub enum StartError {
     },
 }
 
+/// Longest a request with a key this instance has not heard of waits for the read of new key
+/// hashes that decides whether it exists.
+const KNOWN_KEYS_WAIT: Duration = Duration::from_secs(5);
+
 pub struct App {
     pub proxy: ProxyState,
     pub admin: AdminState,
@@ -56,6 +65,8 @@ pub struct App {
     tasks: TaskTracker,
     shutdown_grace: Duration,
     invalidation_listener: tokio::task::JoinHandle<()>,
+    known_keys_refresher: tokio::task::JoinHandle<()>,
+    key_bounds: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     metrics_task: tokio::task::JoinHandle<()>,
 }
@@ -101,7 +112,21 @@ impl App {
         let prices = PriceTable::load_dir(&config.pricing.dir)?;
         let prices = Arc::new(ArcSwap::from_pointee(prices));
         let routes = Routes::build(&config.deployments)?;
-        let keys = Arc::new(KeyCache::new(store.clone(), config.key_cache.clone()));
+        let known = KnownKeys::load(
+            store.clone(),
+            RefreshConfig {
+                min_interval: config.key_cache.min_refresh_interval,
+                interval: config.key_cache.refresh_interval,
+                wait: KNOWN_KEYS_WAIT,
+            },
+        )
+        .await
+        .map_err(StartError::KnownKeys)?;
+        let keys = Arc::new(KeyCache::new(store.clone(), known, &config.key_cache));
+        let known_keys_refresher = tokio::spawn({
+            let keys = keys.clone();
+            async move { keys.known().keep_current().await }
+        });
         let governance = &config.governance;
         let governor = Arc::new(Governor::new(
             connect_redis_multiplexed(config.redis_url.expose(), governance.redis_timeout).await?,
@@ -115,6 +140,8 @@ impl App {
             LocalShield::new(governance.instance_rps, governance.key_rps),
         ));
         let pruner = tokio::spawn(prune_local_limits(governor.clone()));
+        let auth_failures = Arc::new(AuthFailures::new(&config.client_auth));
+        let key_bounds = tokio::spawn(report_key_bounds(keys.clone(), auth_failures.clone()));
         let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone())
             .map_err(StartError::Ledger)?;
         let ledger = ledger.with_key_labels(config.metrics.key_labels);
@@ -122,6 +149,7 @@ impl App {
         let tasks = TaskTracker::new();
         let proxy = ProxyState::new(ProxyInner {
             keys: keys.clone(),
+            auth_failures,
             routes,
             prices: prices.clone(),
             allow_unpriced: config.pricing.allow_unpriced,
@@ -155,6 +183,8 @@ impl App {
             tasks,
             shutdown_grace: config.shutdown_grace,
             invalidation_listener,
+            known_keys_refresher,
+            key_bounds,
             pruner,
             metrics_task,
         })
@@ -188,8 +218,13 @@ impl App {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let data_server =
-            axum::serve(data, self.data_router()).with_graceful_shutdown(stopped(stop_rx.clone()));
+        // The peer address feeds the limit on failed authentications per client.
+        let data_server = axum::serve(
+            data,
+            self.data_router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
         let admin_server =
             axum::serve(admin, self.admin_router()).with_graceful_shutdown(stopped(stop_rx));
         tokio::spawn(async move {
@@ -213,6 +248,8 @@ impl App {
             tracing::warn!("in-flight requests still running at the end of the grace period");
         }
         self.invalidation_listener.abort();
+        self.known_keys_refresher.abort();
+        self.key_bounds.abort();
         self.pruner.abort();
         self.metrics_task.abort();
         self.writer.shutdown(self.shutdown_grace).await;
@@ -277,6 +314,18 @@ async fn prune_local_limits(governor: Arc<Governor>) {
 
 /// How long a governance call sent to Redis is waited for before it counts as lost.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Keeps the size gauges of the key structures current (and applies their pending evictions,
+/// so the sizes are exact).
+async fn report_key_bounds(keys: Arc<KeyCache>, auth_failures: Arc<AuthFailures>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        keys.sync().await;
+        auth_failures.sync().await;
+        crate::metrics::observe_key_bounds(keys.known().len(), keys.len(), auth_failures.tracked());
+    }
+}
 
 /// The multiplexed Redis connection the request path uses for admission and settlement.
 pub async fn connect_redis_multiplexed(

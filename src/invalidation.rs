@@ -1,6 +1,7 @@
-//! Spreads key changes (revocation, new limits) to every gateway instance through Redis
-//! pub/sub. A missed message is covered by the key cache's TTL, and a dropped subscription
-//! clears the whole cache when it comes back.
+//! Spreads key changes (revocation, new limits, new keys) to every gateway instance through
+//! Redis pub/sub. A missed change is covered by the key cache's TTL, a missed new key by the
+//! periodic read of new key hashes (and by the read any unknown key triggers), and a dropped
+//! subscription clears the whole cache and reads new key hashes when it comes back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use crate::ids::KeyId;
 use crate::keys::KeyCache;
 
 pub const CHANNEL: &str = "tollgate:invalidate:v1";
+/// Keys were issued or rotated: read the new hashes into the set of existing keys.
+const KEYS_ADDED: &str = "keys:added";
 
 #[derive(Clone)]
 pub struct Invalidator {
@@ -25,6 +28,12 @@ impl Invalidator {
 
     pub async fn key_changed(&self, key: KeyId) {
         self.publish(format!("key:{key}")).await;
+    }
+
+    /// Published after the transaction that issued or rotated keys committed, so a reader
+    /// that gets it finds them.
+    pub async fn keys_added(&self) {
+        self.publish(KEYS_ADDED.to_string()).await;
     }
 
     pub async fn scope_changed(&self, kind: ScopeKind, id: uuid::Uuid) {
@@ -59,6 +68,7 @@ pub async fn listen(redis_url: String, keys: Arc<KeyCache>) {
         }
         // Messages may have been missed while disconnected.
         keys.clear();
+        keys.known().request_refresh();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -69,6 +79,7 @@ async fn subscribe(redis_url: &str, keys: &KeyCache) -> redis::RedisResult<()> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     keys.clear();
+    keys.known().request_refresh();
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: String = message.get_payload()?;
@@ -78,6 +89,9 @@ async fn subscribe(redis_url: &str, keys: &KeyCache) -> redis::RedisResult<()> {
 }
 
 fn apply(message: &str, keys: &KeyCache) {
+    if message == KEYS_ADDED {
+        return keys.known().request_refresh();
+    }
     if let Some(id) = message
         .strip_prefix("key:")
         .and_then(|id| uuid::Uuid::parse_str(id).ok())

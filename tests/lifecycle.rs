@@ -272,6 +272,7 @@ async fn a_ticket_dropped_unsettled_gives_back_what_it_took() {
     let scopes = vec![ScopeLimits {
         kind: ScopeKind::Key,
         id: uuid::Uuid::now_v7(),
+        name: "worker-1".into(),
         limits: Limits {
             max_concurrent: Some(1),
             budgets: vec![Budget {

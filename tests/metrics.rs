@@ -293,6 +293,7 @@ async fn budget_remaining_gauge_for_noted_scopes() {
         &[ScopeLimits {
             kind: ScopeKind::Team,
             id: team_id,
+            name: "metrics-team".into(),
             limits: Limits {
                 budgets: vec![Budget {
                     period: Period::Daily,

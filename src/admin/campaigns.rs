@@ -171,6 +171,7 @@ pub async fn launch(
             .after(&k.record)
     }));
     audit::commit(tx, &caller, changes).await?;
+    state.keys_added(&issued.hashes()).await;
     Ok((
         StatusCode::CREATED,
         Json(Launched {

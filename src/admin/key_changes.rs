@@ -84,6 +84,7 @@ pub async fn rotate_key(
         }
         IssueError::Database(e) => e.into(),
     })?;
+    let hashes = issued.hashes();
     let rotated = issued.into_one().ok_or(AdminError::Internal)?;
     let change = Change::new("key.rotate", "key", key)
         .team(rotated.record.team_id)
@@ -91,7 +92,8 @@ pub async fn rotate_key(
         .after(&rotated.record);
     audit::commit(tx, &caller, vec![change]).await?;
     // Drops the cached policy of the old secret everywhere, so its next use reads the grace
-    // deadline.
+    // deadline, and makes the new secret known everywhere.
+    state.keys_added(&hashes).await;
     state.invalidate_key(key).await;
     Ok(Json(rotated))
 }

@@ -100,6 +100,7 @@ pub async fn issue_keys(
         })
         .collect();
     audit::commit(tx, &caller, changes).await?;
+    state.keys_added(&issued.hashes()).await;
     Ok((StatusCode::CREATED, Json(List::of(issued.keys))))
 }
 

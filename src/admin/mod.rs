@@ -41,7 +41,7 @@ pub use openapi::AdminApiDoc;
 use crate::governance::{Governor, ScopeKind};
 use crate::ids::KeyId;
 use crate::invalidation::Invalidator;
-use crate::keys::KeyCache;
+use crate::keys::{KeyCache, KeyHash};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -62,6 +62,13 @@ impl AdminState {
     pub async fn invalidate_key(&self, key: KeyId) {
         self.keys.invalidate_key(key);
         self.invalidator.key_changed(key).await;
+    }
+
+    /// Makes newly written key hashes (issued or rotated keys, committed) usable at once on
+    /// this instance and announces them to the others.
+    pub async fn keys_added(&self, hashes: &[KeyHash]) {
+        self.keys.known().note(hashes);
+        self.invalidator.keys_added().await;
     }
 
     /// Makes a change of a scope's limits visible on every instance.

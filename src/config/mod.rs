@@ -3,6 +3,7 @@
 
 mod admin;
 mod deployment;
+mod keys;
 mod raw;
 mod secret;
 mod storage;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
+pub use keys::{ClientAuthConfig, KeyCacheConfig};
 pub use raw::RawConfig;
 pub use secret::Secret;
 pub use storage::{DatabaseConfig, LedgerConfig};
@@ -58,6 +60,7 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub ledger: LedgerConfig,
     pub key_cache: KeyCacheConfig,
+    pub client_auth: ClientAuthConfig,
     pub governance: GovernanceConfig,
     pub metrics: MetricsConfig,
     pub routing: RoutingConfig,
@@ -129,16 +132,6 @@ pub struct PricingConfig {
     /// Serve models missing from the price table at zero cost (with a warning) instead of
     /// refusing them.
     pub allow_unpriced: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct KeyCacheConfig {
-    /// How long a cached key policy is trusted before it is re-read (a backstop for missed
-    /// invalidations).
-    pub ttl: Duration,
-    /// How long an unknown key is remembered as unknown, so a flood of bad keys does not
-    /// reach PostgreSQL.
-    pub negative_ttl: Duration,
 }
 
 impl Config {
@@ -262,10 +255,8 @@ impl Validator<'_> {
                 allow_unpriced: raw.pricing.allow_unpriced.unwrap_or(false),
             },
             ledger,
-            key_cache: KeyCacheConfig {
-                ttl: Duration::from_secs(raw.key_cache.ttl_secs.unwrap_or(30)),
-                negative_ttl: Duration::from_secs(raw.key_cache.negative_ttl_secs.unwrap_or(5)),
-            },
+            key_cache: self.key_cache(raw.key_cache)?,
+            client_auth: self.client_auth(raw.client_auth)?,
             governance: self.governance(raw.governance)?,
             metrics: MetricsConfig {
                 key_labels: raw.metrics.key_labels.unwrap_or(false),

@@ -29,6 +29,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub key_cache: RawKeyCache,
     #[serde(default)]
+    pub client_auth: RawClientAuth,
+    #[serde(default)]
     pub governance: RawGovernance,
     #[serde(default)]
     pub metrics: RawMetrics,
@@ -85,6 +87,17 @@ pub struct RawLedger {
 pub struct RawKeyCache {
     pub ttl_secs: Option<u64>,
     pub negative_ttl_secs: Option<u64>,
+    pub max_entries: Option<u64>,
+    pub refresh_interval_secs: Option<u64>,
+    pub min_refresh_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    pub max_failures_per_minute: Option<u32>,
+    pub tracked_addresses: Option<u64>,
+    pub trusted_proxy_hops: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

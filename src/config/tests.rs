@@ -251,3 +251,41 @@ fn the_shipped_config_files_are_valid() {
         assert_eq!(config.database.pool_size, 10, "{name}");
     }
 }
+
+#[test]
+fn key_cache_and_client_auth_defaults() {
+    let config = parse(MINIMAL, &env_of(&[])).unwrap();
+    assert_eq!(config.key_cache.max_entries, 100_000);
+    assert_eq!(
+        config.key_cache.min_refresh_interval,
+        Duration::from_millis(100)
+    );
+    assert_eq!(config.key_cache.refresh_interval, Duration::from_secs(30));
+    assert_eq!(config.client_auth.max_failures_per_minute, Some(100));
+    assert_eq!(config.client_auth.tracked_addresses, 50_000);
+    assert_eq!(config.client_auth.trusted_proxy_hops, 0);
+    let off = format!("{MINIMAL}\n[client_auth]\nmax_failures_per_minute = 0\n");
+    assert_eq!(
+        parse(&off, &env_of(&[]))
+            .unwrap()
+            .client_auth
+            .max_failures_per_minute,
+        None
+    );
+}
+
+#[test]
+fn key_cache_and_client_auth_bounds_are_checked_by_name() {
+    for (table, field, value) in [
+        ("key_cache", "max_entries", "0"),
+        ("key_cache", "min_refresh_interval_ms", "5"),
+        ("key_cache", "min_refresh_interval_ms", "60001"),
+        ("key_cache", "refresh_interval_secs", "0"),
+        ("client_auth", "tracked_addresses", "0"),
+        ("client_auth", "trusted_proxy_hops", "11"),
+    ] {
+        let text = format!("{MINIMAL}\n[{table}]\n{field} = {value}\n");
+        let err = parse(&text, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains(&format!("field `{table}.{field}`")), "{err}");
+    }
+}

@@ -150,6 +150,9 @@ impl Limits {
 pub struct ScopeLimits {
     pub kind: ScopeKind,
     pub id: Uuid,
+    /// What messages call the scope: the team's or experiment's name, the key's name or else
+    /// its visible prefix.
+    pub name: String,
     pub limits: Limits,
 }
 

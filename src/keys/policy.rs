@@ -11,7 +11,12 @@ use crate::ids::{ExperimentId, KeyId, TeamId};
 pub struct KeyPolicy {
     pub key_id: KeyId,
     pub team_id: TeamId,
+    /// Names for messages, as they were when the policy was read.
+    pub team_name: String,
     pub experiment_id: Option<ExperimentId>,
+    pub experiment_name: Option<String>,
+    /// The key's own label, if it has one.
+    pub name: Option<String>,
     /// The visible prefix, safe to log.
     pub prefix: String,
     /// `None`: every configured model.
@@ -28,11 +33,34 @@ pub struct KeyPolicy {
 }
 
 /// Why a known key may not be used right now (all answered with 403).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRefusal {
     Revoked,
     Expired,
-    ExperimentEnded,
+    /// The campaign's `ends_at` has passed (or it was closed).
+    ExperimentEnded {
+        experiment: String,
+        team: String,
+        ended_at: DateTime<Utc>,
+    },
+}
+
+impl std::fmt::Display for KeyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyRefusal::Revoked => f.write_str("this virtual key has been revoked"),
+            KeyRefusal::Expired => f.write_str("this virtual key has expired"),
+            KeyRefusal::ExperimentEnded {
+                experiment,
+                team,
+                ended_at,
+            } => write!(
+                f,
+                "experiment \"{experiment}\" of team \"{team}\" ended at {}; its keys no longer work",
+                ended_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }
+    }
 }
 
 impl KeyPolicy {
@@ -43,10 +71,22 @@ impl KeyPolicy {
         if self.expires_at.is_some_and(|t| t <= now) || self.grace_until.is_some_and(|t| t <= now) {
             return Err(KeyRefusal::Expired);
         }
-        if self.experiment_ends_at.is_some_and(|t| t <= now) {
-            return Err(KeyRefusal::ExperimentEnded);
+        if let Some(ended_at) = self.experiment_ends_at.filter(|t| *t <= now) {
+            return Err(KeyRefusal::ExperimentEnded {
+                experiment: self.experiment_name.clone().unwrap_or_default(),
+                team: self.team_name.clone(),
+                ended_at,
+            });
         }
         Ok(())
+    }
+
+    /// What messages call this key: its name, or else its visible prefix.
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.prefix)
     }
 
     pub fn allows_model(&self, model: &str) -> bool {
@@ -65,7 +105,10 @@ mod tests {
         KeyPolicy {
             key_id: KeyId::new(),
             team_id: TeamId::new(),
+            team_name: "research".into(),
             experiment_id: None,
+            experiment_name: None,
+            name: None,
             prefix: "tg-abc".into(),
             allowed_models: None,
             expires_at: None,
@@ -107,14 +150,44 @@ mod tests {
             .check_usable(now),
             Err(KeyRefusal::Revoked)
         );
+        let ended = KeyPolicy {
+            experiment_id: Some(ExperimentId::new()),
+            experiment_name: Some("gsm8k".into()),
+            experiment_ends_at: past,
+            ..policy()
+        };
         assert_eq!(
-            KeyPolicy {
-                experiment_ends_at: past,
-                ..policy()
-            }
-            .check_usable(now),
-            Err(KeyRefusal::ExperimentEnded)
+            ended.check_usable(now),
+            Err(KeyRefusal::ExperimentEnded {
+                experiment: "gsm8k".into(),
+                team: "research".into(),
+                ended_at: now - Duration::seconds(1),
+            })
         );
+    }
+
+    #[test]
+    fn an_ended_experiment_is_named_with_its_team_and_end() {
+        let ended_at = "2025-03-01T12:00:00Z".parse().unwrap();
+        let refusal = KeyRefusal::ExperimentEnded {
+            experiment: "gsm8k".into(),
+            team: "research".into(),
+            ended_at,
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "experiment \"gsm8k\" of team \"research\" ended at 2025-03-01T12:00:00Z; its keys no longer work"
+        );
+    }
+
+    #[test]
+    fn a_key_is_called_by_its_name_or_else_its_prefix() {
+        assert_eq!(policy().display_name(), "tg-abc");
+        let named = KeyPolicy {
+            name: Some("worker-1".into()),
+            ..policy()
+        };
+        assert_eq!(named.display_name(), "worker-1");
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn budgets_only(scope: &ScopeLimits) -> ScopeLimits {
     ScopeLimits {
         kind: scope.kind,
         id: scope.id,
+        name: scope.name.clone(),
         limits: Limits {
             budgets: scope.limits.budgets.clone(),
             ..Limits::default()

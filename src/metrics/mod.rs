@@ -24,6 +24,7 @@ mod budgets;
 mod endpoint;
 mod events;
 mod exact;
+mod keys;
 mod text;
 
 use std::sync::OnceLock;
@@ -34,6 +35,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub use budgets::note_budget_scopes;
 pub use endpoint::{CONTENT_TYPE, router, spawn_background};
 pub use events::observe_event;
+pub use keys::{
+    observe_auth_refusal, observe_key_bounds, observe_key_policy_read, observe_known_keys_read,
+};
 
 pub const REQUESTS: &str = "tollgate_requests_total";
 pub const ERRORS: &str = "tollgate_errors_total";
@@ -90,6 +94,7 @@ pub fn install() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_histogram};
+    keys::describe();
     describe_counter!(
         REQUESTS,
         "Requests recorded in the ledger, by team, experiment, model, provider and status class."

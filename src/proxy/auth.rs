@@ -1,13 +1,16 @@
-//! Authenticating a virtual key against the in-process policy cache.
+//! Authenticating a virtual key: cheap refusals first (a client over its failed
+//! authentications, a key of the wrong shape), then the set of existing keys, then the
+//! in-process policy cache.
 
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use chrono::Utc;
 
+use super::auth_failures::Peer;
 use super::error::ApiError;
 use super::state::ProxyState;
-use crate::keys::{KeyHash, KeyPolicy};
+use crate::keys::{KeyHash, KeyPolicy, check_shape};
 
 /// The key presented as `Authorization: Bearer <key>` or `x-api-key: <key>` (the
 /// Anthropic SDK's header).
@@ -28,12 +31,47 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The policy of the presented key, if it may be used now. Every 401 counts against the
+/// client's address ([`super::auth_failures`]); a client over its limit is refused before
+/// anything else is done.
 pub async fn authenticate(
     state: &ProxyState,
     headers: &HeaderMap,
+    peer: Peer,
 ) -> Result<Arc<KeyPolicy>, ApiError> {
+    let client = state.auth_failures.client(peer, headers);
+    if let Some(throttled) = state.auth_failures.refusal(client).await {
+        crate::metrics::observe_auth_refusal("throttled");
+        return Err(ApiError::AuthThrottled(throttled));
+    }
+    let identified = identify(state, headers).await;
+    if let Err(refusal) = &identified
+        && let Some(reason) = failure_reason(refusal)
+    {
+        crate::metrics::observe_auth_refusal(reason);
+        state.auth_failures.record(client).await;
+    }
+    let policy = identified?;
+    policy
+        .check_usable(Utc::now())
+        .map_err(ApiError::KeyRefused)?;
+    Ok(policy)
+}
+
+/// The label of a failed authentication (a 401), for the metric; `None` for other errors.
+fn failure_reason(error: &ApiError) -> Option<&'static str> {
+    match error {
+        ApiError::MissingKey => Some("missing"),
+        ApiError::MalformedKey(_) => Some("malformed"),
+        ApiError::UnknownKey => Some("unknown"),
+        _ => None,
+    }
+}
+
+async fn identify(state: &ProxyState, headers: &HeaderMap) -> Result<Arc<KeyPolicy>, ApiError> {
     let presented = presented_key(headers).ok_or(ApiError::MissingKey)?;
-    let policy = state
+    check_shape(presented).map_err(ApiError::MalformedKey)?;
+    state
         .keys
         .get(KeyHash::of(presented))
         .await
@@ -41,11 +79,7 @@ pub async fn authenticate(
             tracing::error!(error = %e, "key lookup failed");
             ApiError::BackendUnavailable
         })?
-        .ok_or(ApiError::UnknownKey)?;
-    policy
-        .check_usable(Utc::now())
-        .map_err(ApiError::KeyRefused)?;
-    Ok(policy)
+        .ok_or(ApiError::UnknownKey)
 }
 
 #[cfg(test)]

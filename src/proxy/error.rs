@@ -8,15 +8,20 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
+use super::auth_failures::Throttled;
 use super::operation::Operation;
 use crate::governance::{Period, RateKind, ScopeKind};
-use crate::keys::KeyRefusal;
+use crate::keys::{KEY_SHAPE, KeyRefusal, Malformed};
 use crate::pricing::ModelMode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
     MissingKey,
+    /// Not the shape of a virtual key: refused without a lookup.
+    MalformedKey(Malformed),
     UnknownKey,
+    /// The client's address made too many failed authentications this minute.
+    AuthThrottled(Throttled),
     KeyRefused(KeyRefusal),
     ModelNotAllowed(String),
     MalformedBody {
@@ -92,7 +97,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingKey | ApiError::UnknownKey => StatusCode::UNAUTHORIZED,
+            ApiError::MissingKey | ApiError::MalformedKey(_) | ApiError::UnknownKey => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::MalformedBody { .. }
             | ApiError::ModelNotPriced(_)
@@ -105,7 +112,8 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::RateLimited { .. }
             | ApiError::ConcurrencyLimited { .. }
-            | ApiError::InstanceLimited => StatusCode::TOO_MANY_REQUESTS,
+            | ApiError::InstanceLimited
+            | ApiError::AuthThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UpstreamUnreachable { .. } | ApiError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -121,10 +129,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::MissingKey => "missing_api_key",
-            ApiError::UnknownKey => "invalid_api_key",
+            // OpenAI's code for a key it does not accept, whatever the reason.
+            ApiError::MalformedKey(_) | ApiError::UnknownKey => "invalid_api_key",
+            ApiError::AuthThrottled(_) => "too_many_failed_authentications",
             ApiError::KeyRefused(KeyRefusal::Revoked) => "key_revoked",
             ApiError::KeyRefused(KeyRefusal::Expired) => "key_expired",
-            ApiError::KeyRefused(KeyRefusal::ExperimentEnded) => "experiment_ended",
+            ApiError::KeyRefused(KeyRefusal::ExperimentEnded { .. }) => "experiment_ended",
             ApiError::ModelNotAllowed(_) => "model_not_allowed",
             ApiError::MalformedBody { .. } => "invalid_request_body",
             ApiError::BodyTooLarge { .. } => "body_too_large",
@@ -156,7 +166,9 @@ impl ApiError {
 
     fn error_type(&self) -> &'static str {
         match self {
-            ApiError::MissingKey | ApiError::UnknownKey => "authentication_error",
+            ApiError::MissingKey | ApiError::MalformedKey(_) | ApiError::UnknownKey => {
+                "authentication_error"
+            }
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => "permission_error",
             ApiError::MalformedBody { .. }
             | ApiError::BodyTooLarge { .. }
@@ -170,7 +182,8 @@ impl ApiError {
             ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::RateLimited { .. }
             | ApiError::ConcurrencyLimited { .. }
-            | ApiError::InstanceLimited => "rate_limit_error",
+            | ApiError::InstanceLimited
+            | ApiError::AuthThrottled(_) => "rate_limit_error",
             ApiError::BackendUnavailable
             | ApiError::UpstreamUnreachable { .. }
             | ApiError::UpstreamTimeout { .. }
@@ -184,12 +197,15 @@ impl ApiError {
             ApiError::MissingKey => {
                 "no API key: send `Authorization: Bearer <virtual key>` or `x-api-key: <virtual key>`".into()
             }
+            ApiError::MalformedKey(problem) => format!(
+                "the API key is not a Tollgate virtual key: {problem}; virtual keys are {KEY_SHAPE} (46 characters), so check that the whole key was copied"
+            ),
             ApiError::UnknownKey => "the API key is not a known Tollgate virtual key".into(),
-            ApiError::KeyRefused(KeyRefusal::Revoked) => "this virtual key has been revoked".into(),
-            ApiError::KeyRefused(KeyRefusal::Expired) => "this virtual key has expired".into(),
-            ApiError::KeyRefused(KeyRefusal::ExperimentEnded) => {
-                "the experiment this key belongs to has ended".into()
-            }
+            ApiError::AuthThrottled(Throttled { client, limit, retry_after }) => format!(
+                "too many failed authentications from {client}: {limit} within a minute, so its requests are refused for the next {} s; fix the API key before retrying",
+                retry_seconds(*retry_after)
+            ),
+            ApiError::KeyRefused(refusal) => refusal.to_string(),
             ApiError::ModelNotAllowed(m) => format!("this key may not use model `{m}`"),
             ApiError::MalformedBody { message, .. } => format!("invalid request body: {message}"),
             ApiError::BodyTooLarge { limit } => format!("request body is larger than the {limit}-byte limit"),
@@ -361,12 +377,20 @@ fn rate_limit_headers(error: &ApiError, headers: &mut axum::http::HeaderMap) {
         ApiError::ConcurrencyLimited { .. } | ApiError::InstanceLimited => {
             set("retry-after", "1".into())
         }
+        ApiError::AuthThrottled(Throttled { retry_after, .. }) => {
+            set("retry-after", retry_seconds(*retry_after).to_string())
+        }
         ApiError::UpstreamRateLimited { retry_after, .. } => {
             let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));
             set("retry-after", seconds.to_string())
         }
         _ => {}
     }
+}
+
+/// Whole seconds, rounded up and at least 1, so a retry after it is not refused again.
+fn retry_seconds(wait: Duration) -> u128 {
+    wait.as_millis().div_ceil(1000).max(1)
 }
 
 fn header_name(what: &str, kind: &str) -> &'static str {

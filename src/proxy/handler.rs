@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use super::admission::{self, OutputCap};
 use super::auth;
+use super::auth_failures::Peer;
 use super::body::{self, ChatPeek};
 use super::error::ApiError;
 use super::exchange::Exchange;
@@ -33,55 +34,85 @@ use crate::pricing::ModelPrice;
 
 pub async fn chat_completions(
     State(state): State<ProxyState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Operation::Chat, headers, body).await
+    handle(state, Operation::Chat, peer, headers, body).await
 }
 
 pub async fn completions(
     State(state): State<ProxyState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Operation::Completions, headers, body).await
+    handle(state, Operation::Completions, peer, headers, body).await
 }
 
 pub async fn embeddings(
     State(state): State<ProxyState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Operation::Embeddings, headers, body).await
+    handle(state, Operation::Embeddings, peer, headers, body).await
 }
 
-pub async fn messages(State(state): State<ProxyState>, headers: HeaderMap, body: Body) -> Response {
-    handle(state, Operation::Messages, headers, body).await
+pub async fn messages(
+    State(state): State<ProxyState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, Operation::Messages, peer, headers, body).await
 }
 
-async fn handle(state: ProxyState, op: Operation, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    state: ProxyState,
+    op: Operation,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = RequestId::new();
     let span = tracing::info_span!("request", request_id = %request_id, endpoint = op.endpoint());
     let (reply, answer) = oneshot::channel();
-    let work = lifecycle(state.clone(), op, request_id, headers, body, reply).instrument(span);
+    let request = Request {
+        op,
+        request_id,
+        peer,
+        headers,
+        body,
+    };
+    let work = lifecycle(state.clone(), request, reply).instrument(span);
     Detachable::new(Box::pin(work), state.tasks.clone())
         .until_reply(answer)
         .await
         .unwrap_or_else(|| with_request_id(ApiError::Internal.render(op), request_id))
 }
 
-/// One request from its headers to its settlement. The answer goes out through `reply` as
-/// soon as it is known; the rest (recording, settling, relaying a stream) continues after.
-async fn lifecycle(
-    state: ProxyState,
+/// A request as it arrived.
+struct Request {
     op: Operation,
     request_id: RequestId,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
-    reply: oneshot::Sender<Response>,
-) {
+}
+
+/// One request from its headers to its settlement. The answer goes out through `reply` as
+/// soon as it is known; the rest (recording, settling, relaying a stream) continues after.
+async fn lifecycle(state: ProxyState, request: Request, reply: oneshot::Sender<Response>) {
+    let Request {
+        op,
+        request_id,
+        peer,
+        headers,
+        body,
+    } = request;
     let started = Instant::now();
-    let policy = match auth::authenticate(&state, &headers).await {
+    let policy = match auth::authenticate(&state, &headers, peer).await {
         Ok(policy) => policy,
         Err(e) => {
             finish::access_log_unauthenticated(&state, request_id, op.endpoint(), &e);

@@ -8,18 +8,28 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth;
+use super::auth_failures::Peer;
 use super::error::ApiError;
 use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
 use crate::ids::RequestId;
 
-pub async fn key_usage(State(state): State<ProxyState>, headers: HeaderMap) -> Response {
+pub async fn key_usage(
+    State(state): State<ProxyState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
     let request_id = RequestId::new();
-    with_request_id(usage(&state, &headers, request_id).await, request_id)
+    with_request_id(usage(&state, peer, &headers, request_id).await, request_id)
 }
 
-async fn usage(state: &ProxyState, headers: &HeaderMap, request_id: RequestId) -> Response {
-    let policy = match auth::authenticate(state, headers).await {
+async fn usage(
+    state: &ProxyState,
+    peer: Peer,
+    headers: &HeaderMap,
+    request_id: RequestId,
+) -> Response {
+    let policy = match auth::authenticate(state, headers, peer).await {
         Ok(policy) => policy,
         Err(e) => {
             access_log_unauthenticated(state, request_id, "/v1/tollgate/usage", &e);

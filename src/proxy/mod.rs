@@ -4,6 +4,7 @@
 
 mod admission;
 mod auth;
+mod auth_failures;
 mod body;
 mod error;
 mod exchange;
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 
 use crate::ids;
 
+pub use auth_failures::{AuthFailures, ClientNet, Peer, Throttled};
 pub use error::ApiError;
 pub use finish::{COST_HEADER, REQUEST_ID_HEADER};
 pub use routing::Routes;

@@ -7,17 +7,27 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth;
+use super::auth_failures::Peer;
 use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
 use crate::ids::RequestId;
 
-pub async fn list_models(State(state): State<ProxyState>, headers: HeaderMap) -> Response {
+pub async fn list_models(
+    State(state): State<ProxyState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
     let request_id = RequestId::new();
-    with_request_id(models(&state, &headers, request_id).await, request_id)
+    with_request_id(models(&state, peer, &headers, request_id).await, request_id)
 }
 
-async fn models(state: &ProxyState, headers: &HeaderMap, request_id: RequestId) -> Response {
-    let policy = match auth::authenticate(state, headers).await {
+async fn models(
+    state: &ProxyState,
+    peer: Peer,
+    headers: &HeaderMap,
+    request_id: RequestId,
+) -> Response {
+    let policy = match auth::authenticate(state, headers, peer).await {
         Ok(policy) => policy,
         Err(e) => {
             access_log_unauthenticated(state, request_id, "/v1/models", &e);

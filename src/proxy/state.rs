@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
+use super::auth_failures::AuthFailures;
 use super::routing::Routes;
 use crate::config::{AccessLog, GovernanceConfig, RoutingConfig};
 use crate::governance::Governor;
@@ -17,6 +18,8 @@ pub struct ProxyState(Arc<ProxyInner>);
 
 pub struct ProxyInner {
     pub keys: Arc<KeyCache>,
+    /// Failed authentications per client address, refused past their limit.
+    pub auth_failures: Arc<AuthFailures>,
     pub routes: Routes,
     /// Swapped whole on a pricing reload; a request keeps the snapshot it started with.
     pub prices: Arc<ArcSwap<PriceTable>>,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use serde::Serialize;
 
 use super::Store;
@@ -51,7 +52,10 @@ pub(super) use key_columns;
 struct PolicyRow {
     id: KeyId,
     team_id: TeamId,
+    team_name: String,
     experiment_id: Option<ExperimentId>,
+    experiment_name: Option<String>,
+    name: Option<String>,
     key_prefix: String,
     allowed_models: Option<Vec<String>>,
     expires_at: Option<DateTime<Utc>>,
@@ -62,16 +66,29 @@ struct PolicyRow {
     previous_valid_until: Option<DateTime<Utc>>,
 }
 
+/// Where the next incremental read of key hashes starts: the oldest transaction still running
+/// when the previous read took its snapshot (see migrations/0007_known_key_hashes.sql).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashHorizon(i64);
+
+/// Key hashes read by [`Store::key_hashes`], as 64-bit prefixes.
+pub struct KeyHashes {
+    pub horizon: HashHorizon,
+    pub prefixes: Vec<u64>,
+}
+
 impl Store {
     pub async fn key_policy_by_hash(
         &self,
         hash: KeyHash,
     ) -> Result<Option<Arc<KeyPolicy>>, sqlx::Error> {
         let row: Option<PolicyRow> = sqlx::query_as(
-            "SELECT k.id, k.team_id, k.experiment_id, k.key_prefix, k.allowed_models, k.expires_at, \
+            "SELECT k.id, k.team_id, t.name AS team_name, k.experiment_id, e.name AS experiment_name, \
+                    k.name, k.key_prefix, k.allowed_models, k.expires_at, \
                     k.revoked_at, e.ends_at AS experiment_ends_at, \
                     k.key_hash <> $1 AS matched_previous, k.previous_valid_until \
-             FROM virtual_keys k LEFT JOIN experiments e ON e.id = k.experiment_id \
+             FROM virtual_keys k JOIN teams t ON t.id = k.team_id \
+               LEFT JOIN experiments e ON e.id = k.experiment_id \
              WHERE k.key_hash = $1 OR k.previous_key_hash = $1",
         )
         .bind(hash.as_bytes())
@@ -89,7 +106,10 @@ impl Store {
         Ok(Some(Arc::new(KeyPolicy {
             key_id: r.id,
             team_id: r.team_id,
+            team_name: r.team_name,
             experiment_id: r.experiment_id,
+            experiment_name: r.experiment_name,
+            name: r.name,
             prefix: r.key_prefix,
             allowed_models: r.allowed_models.map(|m| m.into_iter().collect()),
             expires_at: r.expires_at,
@@ -102,6 +122,47 @@ impl Store {
                 .then(|| r.previous_valid_until.unwrap_or(DateTime::<Utc>::MIN_UTC)),
             scopes,
         })))
+    }
+
+    /// The hashes (current and previous) of every key whose hashes were written since
+    /// `since`, or of every key when `since` is `None`, with the horizon to pass next time.
+    /// One read-only transaction, so the horizon and the rows come from one snapshot.
+    pub async fn key_hashes(&self, since: Option<HashHorizon>) -> Result<KeyHashes, sqlx::Error> {
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let horizon: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(&mut *tx)
+                .await?;
+        let query = match since {
+            None => sqlx::query_as::<_, (Vec<u8>, Option<Vec<u8>>)>(
+                "SELECT key_hash, previous_key_hash FROM virtual_keys",
+            ),
+            Some(HashHorizon(since)) => sqlx::query_as(
+                "SELECT key_hash, previous_key_hash FROM virtual_keys \
+                 WHERE hashes_xid >= $1::bigint::text::xid8",
+            )
+            .bind(since),
+        };
+        let mut prefixes = Vec::new();
+        let mut rows = query.fetch(&mut *tx);
+        while let Some((hash, previous)) = rows.try_next().await? {
+            prefixes.extend(
+                [Some(hash), previous]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| KeyHash::from_slice(&h))
+                    .map(|h| h.prefix64()),
+            );
+        }
+        drop(rows);
+        tx.commit().await?;
+        Ok(KeyHashes {
+            horizon: HashHorizon(horizon),
+            prefixes,
+        })
     }
 
     pub async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, sqlx::Error> {

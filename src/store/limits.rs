@@ -20,6 +20,7 @@ struct LimitsRow {
     max_concurrent: Option<i32>,
     budget_mode: String,
     on_redis_failure: String,
+    scope_name: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -32,6 +33,8 @@ struct BudgetRow {
 
 impl Store {
     /// The limits of the given scopes, in the order given; scopes without limits are left out.
+    /// Each carries its scope's name for messages: the team's or experiment's name, the key's
+    /// name or else its visible prefix.
     pub async fn limits_of(
         &self,
         scopes: &[(ScopeKind, Uuid)],
@@ -123,9 +126,13 @@ async fn limits_in(
     let kinds: Vec<&str> = scopes.iter().map(|(k, _)| k.as_str()).collect();
     let ids: Vec<Uuid> = scopes.iter().map(|(_, id)| *id).collect();
     let rows: Vec<LimitsRow> = sqlx::query_as(
-        "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure \
+        "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure, \
+                COALESCE(t.name, e.name, k.name, k.key_prefix, l.scope_id::text) AS scope_name \
          FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
-           ON l.scope_kind = s.kind AND l.scope_id = s.id",
+           ON l.scope_kind = s.kind AND l.scope_id = s.id \
+         LEFT JOIN teams t ON l.scope_kind = 'team' AND t.id = l.scope_id \
+         LEFT JOIN experiments e ON l.scope_kind = 'experiment' AND e.id = l.scope_id \
+         LEFT JOIN virtual_keys k ON l.scope_kind = 'key' AND k.id = l.scope_id",
     )
     .bind(&kinds)
     .bind(&ids)
@@ -176,6 +183,7 @@ async fn limits_in(
         out.push(ScopeLimits {
             kind: *kind,
             id: *id,
+            name: row.scope_name.clone(),
             limits,
         });
     }

@@ -24,7 +24,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 pub use audit::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry, Tx};
 pub use campaigns::ClosedCampaign;
 pub use key_changes::{KeyPatch, KeySettings};
-pub use keys::{KeyFilter, KeyRecord, NewKeyRecord};
+pub use keys::{HashHorizon, KeyFilter, KeyHashes, KeyRecord, NewKeyRecord};
 pub use requests::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
 pub use spend::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,

@@ -160,6 +160,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub http: reqwest::Client,
     pub spill_dir: PathBuf,
+    /// The running gateway's data-plane state, for tests that inspect its caches.
+    pub proxy: tollgate::proxy::ProxyState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -238,6 +240,7 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
         let data_url = format!("http://{}", data.local_addr().unwrap());
         let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
+        let proxy = app.proxy.clone();
         let server = tokio::spawn(app.run(data, admin, async move {
             let _ = stopped.await;
         }));
@@ -250,6 +253,7 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             admin_token: admin_token(),
             http: reqwest::Client::new(),
             spill_dir,
+            proxy,
             stop: Some(stop),
             server: Some(server),
         }
