@@ -151,16 +151,24 @@ async fn budget_refusal_names_scope_and_period_and_usage_shows_it() {
     assert_eq!(response.status(), 402);
     let error: Value = response.json().await.unwrap();
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("daily") && message.contains("experiment") && message.contains(experiment),
-        "{message}"
-    );
-    // It states the numbers: what the first request spent, and what this one would reserve.
+    // It names the campaign and its team, states the numbers (what the first request spent,
+    // what this one would reserve), and says how to raise the budget.
+    let (_, team) = app
+        .admin(
+            Method::GET,
+            &format!("/teams/{}", record["team_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let team = team["name"].as_str().unwrap();
     let cost = cost.normalize();
-    assert!(
-        message.contains(&format!("${cost} spent or reserved"))
-            && message.contains(&format!("may cost up to ${cost}")),
-        "{message}"
+    assert_eq!(
+        message,
+        format!(
+            "budget exceeded: the daily budget of ${cost} on experiment \"exp\" of team \"{team}\" \
+             has ${cost} spent or reserved, and this request may cost up to ${cost}. The budget is \
+             used up: raise it with `tollctl limits set experiment exp --team {team} --budget daily=<USD>`."
+        )
     );
     assert_eq!(error["error"]["code"], "budget_exceeded");
 
@@ -187,6 +195,39 @@ async fn budget_refusal_names_scope_and_period_and_usage_shows_it() {
             .unwrap()),
         Decimal::ZERO
     );
+}
+
+/// A newcomer's first request, from an SDK that sends no `max_tokens`, against a small strict
+/// budget: the 402 says that the request reserved the default output and what to do; the
+/// same request with a `max_tokens` is served.
+#[tokio::test]
+async fn a_strict_budget_refusal_of_a_request_without_max_tokens_says_why() {
+    let app = TestApp::spawn().await;
+    let (key, record) = app.issue_key(json!({})).await;
+    put_limits(
+        &app,
+        &format!("/keys/{}", record["id"].as_str().unwrap()),
+        json!({"budgets": [{"period": "total", "amount_usd": "0.001"}]}),
+    )
+    .await;
+    let mut body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    let response = app.chat(&key, body.clone()).await;
+    assert_eq!(response.status(), 402);
+    let error: Value = response.json().await.unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    let key_id = record["id"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "The request sets no max_tokens, so it reserves 16384 output tokens (governance.default_max_output_tokens). \
+             Send a smaller max_tokens, let the budget reserve an estimate instead \
+             (`tollctl limits set key "
+        ) && message.ends_with(&format!(
+            "--budget-mode estimate`), or raise it with `tollctl limits set key {key_id} --budget total=<USD>`."
+        )),
+        "{message}"
+    );
+    body["max_tokens"] = json!(20);
+    assert_eq!(app.chat(&key, body).await.status(), 200);
 }
 
 #[tokio::test]
@@ -223,6 +264,26 @@ async fn requests_per_minute_hold_across_instances_and_retry_after_is_honest() {
     assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["error"]["code"], "rate_limit_requests");
+    let prefix = record["prefix"].as_str().unwrap();
+    let team = a
+        .admin(
+            Method::GET,
+            &format!("/teams/{}", record["team_id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .1["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        error["error"]["message"],
+        format!(
+            "rate limit reached: key \"{prefix}\" of team \"{team}\" allows 60 requests per minute; \
+             retry in {retry_after} s, or raise it with `tollctl limits set key {} --rpm <N>`",
+            record["id"].as_str().unwrap()
+        )
+    );
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(
         a.chat(&key, body).await.status(),

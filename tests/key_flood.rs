@@ -492,7 +492,7 @@ async fn an_ended_campaign_is_named_with_its_team_and_end_time() {
     assert_eq!(
         message,
         format!(
-            "experiment \"gsm8k\" of team \"{team}\" ended at {ended}; its keys no longer work"
+            "experiment \"gsm8k\" of team \"{team}\" ended at {ended}; its keys no longer work (more requests need a new campaign: `tollctl campaigns launch`)"
         )
     );
 }

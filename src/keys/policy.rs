@@ -56,7 +56,7 @@ impl std::fmt::Display for KeyRefusal {
                 ended_at,
             } => write!(
                 f,
-                "experiment \"{experiment}\" of team \"{team}\" ended at {}; its keys no longer work",
+                "experiment \"{experiment}\" of team \"{team}\" ended at {}; its keys no longer work (more requests need a new campaign: `tollctl campaigns launch`)",
                 ended_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
         }
@@ -176,7 +176,7 @@ mod tests {
         };
         assert_eq!(
             refusal.to_string(),
-            "experiment \"gsm8k\" of team \"research\" ended at 2025-03-01T12:00:00Z; its keys no longer work"
+            "experiment \"gsm8k\" of team \"research\" ended at 2025-03-01T12:00:00Z; its keys no longer work (more requests need a new campaign: `tollctl campaigns launch`)"
         );
     }
 

@@ -6,9 +6,10 @@ use rust_decimal::Decimal;
 use super::body::ChatPeek;
 use super::error::ApiError;
 use super::exchange::Exchange;
+use super::refusal::{BudgetRefusal, ScopeLabel};
 use super::state::ProxyState;
 use super::usage::estimate_prompt_tokens;
-use crate::governance::{Admission, Refusal, Ticket, nanos_to_usd, to_nanos_ceil};
+use crate::governance::{Admission, BudgetMode, Refusal, Ticket, nanos_to_usd, to_nanos_ceil};
 use crate::pricing::{ModelPrice, Usage};
 
 /// The largest output cap a request may ask for: far above any model's output limit, and
@@ -98,14 +99,22 @@ pub async fn admit(
                 limit_nanos,
                 committed_nanos,
                 reserve_nanos,
-            } => ApiError::BudgetExceeded {
-                scope: kind,
-                id,
-                period,
-                limit_usd: nanos_to_usd(limit_nanos),
-                committed_usd: nanos_to_usd(committed_nanos),
-                request_usd: nanos_to_usd(reserve_nanos),
-            },
+            } => {
+                let strict = policy
+                    .scopes
+                    .iter()
+                    .find(|s| s.kind == kind && s.id == id)
+                    .is_some_and(|s| s.limits.budget_mode == BudgetMode::Strict);
+                ApiError::BudgetExceeded(Box::new(BudgetRefusal {
+                    scope: ScopeLabel::of(policy, kind, id),
+                    period,
+                    limit_usd: nanos_to_usd(limit_nanos),
+                    committed_usd: nanos_to_usd(committed_nanos),
+                    request_usd: nanos_to_usd(reserve_nanos),
+                    default_output_reserved: (strict && cap.max_tokens.is_none())
+                        .then_some(config.default_max_output_tokens),
+                }))
+            }
             Refusal::Rate {
                 kind,
                 id,
@@ -114,16 +123,14 @@ pub async fn admit(
                 remaining,
                 retry_after,
             } => ApiError::RateLimited {
-                scope: kind,
-                id,
+                scope: ScopeLabel::of(policy, kind, id),
                 rate,
                 limit,
                 remaining,
                 retry_after,
             },
             Refusal::Concurrency { kind, id, limit } => ApiError::ConcurrencyLimited {
-                scope: kind,
-                id,
+                scope: ScopeLabel::of(policy, kind, id),
                 limit,
             },
             Refusal::Unavailable => ApiError::BackendUnavailable,

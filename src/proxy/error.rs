@@ -6,11 +6,10 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use rust_decimal::Decimal;
-
 use super::auth_failures::Throttled;
 use super::operation::Operation;
-use crate::governance::{Period, RateKind, ScopeKind};
+use super::refusal::{BudgetRefusal, ScopeLabel, concurrency_message, rate_message};
+use crate::governance::{RateKind, ScopeKind};
 use crate::keys::{KEY_SHAPE, KeyRefusal, Malformed};
 use crate::pricing::ModelMode;
 
@@ -36,27 +35,16 @@ pub enum ApiError {
     NotFound,
     /// PostgreSQL or Redis could not be asked, and the policy is to fail closed.
     BackendUnavailable,
-    BudgetExceeded {
-        scope: ScopeKind,
-        id: uuid::Uuid,
-        period: Period,
-        limit_usd: Decimal,
-        /// Spent plus reserved by requests in flight.
-        committed_usd: Decimal,
-        /// What this request needed to reserve (the most it can cost, in `strict` mode).
-        request_usd: Decimal,
-    },
+    BudgetExceeded(Box<BudgetRefusal>),
     RateLimited {
-        scope: ScopeKind,
-        id: uuid::Uuid,
+        scope: ScopeLabel,
         rate: RateKind,
         limit: u64,
         remaining: u64,
         retry_after: Duration,
     },
     ConcurrencyLimited {
-        scope: ScopeKind,
-        id: uuid::Uuid,
+        scope: ScopeLabel,
         limit: u64,
     },
     /// This instance's own ceiling (per instance or per key), checked before Redis.
@@ -109,7 +97,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnknownModel(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::BudgetExceeded(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::RateLimited { .. }
             | ApiError::ConcurrencyLimited { .. }
             | ApiError::InstanceLimited
@@ -142,7 +130,7 @@ impl ApiError {
             ApiError::ModelNotPriced(_) => "model_not_priced",
             ApiError::NotFound => "not_found",
             ApiError::BackendUnavailable => "governance_unavailable",
-            ApiError::BudgetExceeded { .. } => "budget_exceeded",
+            ApiError::BudgetExceeded(_) => "budget_exceeded",
             ApiError::RateLimited {
                 rate: RateKind::Requests,
                 ..
@@ -179,7 +167,7 @@ impl ApiError {
             | ApiError::ClientDisconnected
             | ApiError::NotFound => "invalid_request_error",
             ApiError::UpstreamRateLimited { .. } => "rate_limit_error",
-            ApiError::BudgetExceeded { .. } => "budget_exceeded",
+            ApiError::BudgetExceeded(_) => "budget_exceeded",
             ApiError::RateLimited { .. }
             | ApiError::ConcurrencyLimited { .. }
             | ApiError::InstanceLimited
@@ -220,34 +208,15 @@ impl ApiError {
             ApiError::BackendUnavailable => {
                 "the gateway cannot reach its governance backend; try again shortly".into()
             }
-            ApiError::BudgetExceeded {
+            ApiError::BudgetExceeded(refusal) => refusal.to_string(),
+            ApiError::RateLimited {
                 scope,
-                id,
-                period,
-                limit_usd,
-                committed_usd,
-                request_usd,
-            } => format!(
-                "budget exceeded: the {} budget of ${} on {} {id} has ${} spent or reserved, \
-                 and this request may cost up to ${}",
-                period.as_str(),
-                limit_usd.normalize(),
-                scope.as_str(),
-                committed_usd.normalize(),
-                request_usd.normalize()
-            ),
-            ApiError::RateLimited { scope, id, rate, limit, .. } => format!(
-                "rate limit reached: {} {id} allows {limit} {} per minute",
-                scope.as_str(),
-                match rate {
-                    RateKind::Requests => "requests",
-                    RateKind::Tokens => "tokens",
-                }
-            ),
-            ApiError::ConcurrencyLimited { scope, id, limit } => format!(
-                "concurrency limit reached: {} {id} allows {limit} requests in flight",
-                scope.as_str()
-            ),
+                rate,
+                limit,
+                retry_after,
+                ..
+            } => rate_message(scope, *rate, *limit, *retry_after),
+            ApiError::ConcurrencyLimited { scope, limit } => concurrency_message(scope, *limit),
             ApiError::InstanceLimited => "this gateway instance is at its request ceiling; retry shortly".into(),
             ApiError::UpstreamUnreachable { deployment } => {
                 format!("could not reach the upstream for deployment `{deployment}`")
@@ -292,9 +261,10 @@ impl ApiError {
     /// The scope whose limit refused the request, for governance refusals.
     pub fn scope(&self) -> Option<ScopeKind> {
         match self {
-            ApiError::BudgetExceeded { scope, .. }
-            | ApiError::RateLimited { scope, .. }
-            | ApiError::ConcurrencyLimited { scope, .. } => Some(*scope),
+            ApiError::BudgetExceeded(refusal) => Some(refusal.scope.kind),
+            ApiError::RateLimited { scope, .. } | ApiError::ConcurrencyLimited { scope, .. } => {
+                Some(scope.kind)
+            }
             _ => None,
         }
     }

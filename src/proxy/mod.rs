@@ -14,6 +14,7 @@ mod handler;
 mod key_usage;
 mod models;
 mod operation;
+mod refusal;
 mod routing;
 mod sse;
 mod state;
