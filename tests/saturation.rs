@@ -338,3 +338,52 @@ async fn a_quote_of_absurd_usage_saturates_and_limits_past_the_bounds_are_refuse
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// A client's `max_tokens` of 2^64 − 1 (or just past the accepted maximum) is a 400 naming the
+/// field, on a governed key (where the reservation would be computed from it) and on an
+/// ungoverned one; the largest accepted value is admitted and reserves at most a saturated cost.
+#[tokio::test]
+async fn absurd_max_tokens_are_refused_by_name_and_the_largest_accepted_one_cannot_overflow() {
+    let app = TestApp::spawn().await;
+    let (governed, record) = app.issue_key(json!({})).await;
+    let (status, body) = app
+        .admin(
+            Method::PUT,
+            &format!("/keys/{}/limits", record["id"].as_str().unwrap()),
+            Some(json!({"tpm": 100000, "budgets": [{"period": "total", "amount_usd": "1000"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let plain = app.key().await;
+    for key in [&governed, &plain] {
+        for (field, value) in [
+            ("max_tokens", u64::MAX),
+            ("max_completion_tokens", u64::MAX),
+            ("max_tokens", u64::from(u32::MAX) + 1),
+        ] {
+            let body = format!(r#"{{"model":"test-model","messages":[],"{field}":{value}}}"#);
+            let (status, _, text) = send(&app, key, body).await;
+            assert_eq!(status, 400, "{field} {value}: {text}");
+            let error: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(error["error"]["param"], field);
+            assert_eq!(
+                error["error"]["message"],
+                format!(
+                    "invalid request body: `{field}` is {value}, more than any model can produce; send at most 4294967295, or leave it out"
+                )
+            );
+        }
+    }
+    // The largest accepted cap reserves 2^32 − 1 output tokens at the dearest output rate
+    // ($15 per 1M for reasoning), $64,424.51 with the prompt: the $1000 budget (checked
+    // before the tpm bucket) refuses it, with the exact amount.
+    let body = format!(
+        r#"{{"model":"test-model","messages":[],"max_tokens":{}}}"#,
+        u32::MAX
+    );
+    let (status, _, text) = send(&app, &governed, body.clone()).await;
+    assert_eq!(status, 402, "{text}");
+    assert!(text.contains("may cost up to $64424.509575."), "{text}");
+    let (status, _, text) = send(&app, &plain, body).await;
+    assert_eq!(status, 200, "{text}");
+}
