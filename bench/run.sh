@@ -255,6 +255,12 @@ proc_ticks() { # pid -> utime+stime in clock ticks (0 when gone)
   set -- $stat
   echo $((${12} + ${13}))
 }
+redis_pid() { redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | awk -F: '/^process_id:/ { print $2 }'; }
+pg_ticks() { # utime+stime of every PostgreSQL process (the postmaster, backends, workers)
+  local sum=0 p
+  for p in $(pgrep -x postgres); do sum=$((sum + $(proc_ticks "$p"))); done
+  echo "$sum"
+}
 host_ticks() { # "busy total" from /proc/stat
   awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
@@ -308,9 +314,12 @@ for s in "${SCENARIOS[@]}"; do
     sleep 1
 
     tpid=$(pid_of_target "$t")
-    t0=$(proc_ticks "$tpid"); m0=$(proc_ticks "${PIDS[mock]}"); read -r hb0 ht0 < <(host_ticks)
+    rpid=$(redis_pid)
+    t0=$(proc_ticks "$tpid"); m0=$(proc_ticks "${PIDS[mock]}"); r0=$(proc_ticks "$rpid"); p0=$(pg_ticks)
+    read -r hb0 ht0 < <(host_ticks)
     run_oha "$name" "$DURATION" "$s" "${URL[$t]}" "${KEY_OF[$t]}"
-    t1=$(proc_ticks "$tpid"); m1=$(proc_ticks "${PIDS[mock]}"); read -r hb1 ht1 < <(host_ticks)
+    t1=$(proc_ticks "$tpid"); m1=$(proc_ticks "${PIDS[mock]}"); r1=$(proc_ticks "$rpid"); p1=$(pg_ticks)
+    read -r hb1 ht1 < <(host_ticks)
     read -r wall user sys <"$WORK/$name.time"
 
     f="$WORK/$name.json"
@@ -331,6 +340,12 @@ for s in "${SCENARIOS[@]}"; do
     RES[$s:$t:cpu_rest]=$(awk -v h="${RES[$s:$t:cpu_host]}" -v tg="${RES[$s:$t:cpu_target]}" -v m="${RES[$s:$t:cpu_mock]}" \
       -v o="${RES[$s:$t:cpu_oha]}" -v d="$([ "$t" = direct ] && echo 1 || echo 0)" \
       'BEGIN { r = h - o - m - (d ? 0 : tg); printf "%.2f", r < 0 ? 0 : r }')
+    # CPU time per request answered, in microseconds: the stable figure on a shared machine.
+    answered=$((ok + ${RES[$s:$t:non2xx]}))
+    per_request() { awk -v a="$1" -v b="$2" -v n="$answered" -v hz="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz / n * 1e6; else print "-" }'; }
+    RES[$s:$t:us_target]=$(per_request "$t0" "$t1")
+    RES[$s:$t:us_redis]=$(per_request "$r0" "$r1")
+    RES[$s:$t:us_pg]=$(per_request "$p0" "$p1")
     log "  $t: $(printf '%.0f' "${RES[$s:$t:rps]}") req/s, p50 ${RES[$s:$t:p50]}s, p99 ${RES[$s:$t:p99]}s, errors $((${RES[$s:$t:non2xx]} + ${RES[$s:$t:transport]}))"
     sleep 1
   done
@@ -409,6 +424,23 @@ mkdir -p "$(dirname -- "$OUT")"
       printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$t" \
         "${RES[$s:$t:rps]}" "$(ms "${RES[$s:$t:p50]}")" "$(ms "${RES[$s:$t:p99]}")" "$errs" \
         "$tcpu" "${RES[$s:$t:cpu_mock]}" "${RES[$s:$t:cpu_oha]}" "${RES[$s:$t:cpu_rest]}" "${RES[$s:$t:cpu_host]}"
+    done
+  done
+  echo
+  echo "### CPU time per request (same run)"
+  echo
+  echo "Microseconds of CPU (user + system, from \`/proc/<pid>/stat\` before and after each measured run)" \
+    "divided by the requests answered: the target process, Redis, and every PostgreSQL process" \
+    "(ledger writes and anything else the database did meanwhile). For **direct** the target is the mock." \
+    "Clock ticks are 1/$CLK_TCK s, so a figure is exact to about $((1000000 / CLK_TCK)) µs over the whole run, not per request."
+  echo
+  echo "| scenario | target | req/s | target µs/req | Redis µs/req | PostgreSQL µs/req | total µs/req |"
+  echo "|---|---|--:|--:|--:|--:|--:|"
+  for s in "${SCENARIOS[@]}"; do
+    for t in "${TARGETS[@]}"; do
+      total=$(awk -v a="${RES[$s:$t:us_target]}" -v b="${RES[$s:$t:us_redis]}" -v c="${RES[$s:$t:us_pg]}" 'BEGIN { printf "%.1f", a + b + c }')
+      printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$t" "${RES[$s:$t:rps]}" \
+        "${RES[$s:$t:us_target]}" "${RES[$s:$t:us_redis]}" "${RES[$s:$t:us_pg]}" "$total"
     done
   done
   echo

@@ -13,15 +13,14 @@ use super::audit::{self, Change};
 use super::caller::Caller;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::issuance::{self, Issue, IssueError, IssuedKey};
+use super::issuance::{self, IssuedKey};
 use super::limit_caps::within_team_limits;
 use super::limits::LimitsBody;
 use super::spend::{SpendReport, report_of};
-use super::teams::{TeamParam, valid_name};
+use super::teams::{TeamParam, insert_experiment, valid_name};
 use crate::governance::{Limits, ScopeKind};
 use crate::store::{
     Experiment, KeySettings, NewExperiment, SpendDimension, SpendFilter, SpendQuery,
-    is_unique_violation,
 };
 
 const MAX_KEYS: u32 = 1000;
@@ -120,16 +119,7 @@ pub async fn launch(
         tags: body.tags,
         ends_at: body.ends_at,
     };
-    let experiment = match tx.create_experiment(new).await {
-        Ok(experiment) => experiment,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(AdminError::Conflict(format!(
-                "team `{}` already has an experiment `{name}`",
-                team.name
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let experiment = insert_experiment(&mut tx, new, &team.name).await?;
     if let Some(limits) = &limits {
         tx.set_limits(ScopeKind::Experiment, experiment.id.0, team.id, limits)
             .await?;
@@ -141,18 +131,7 @@ pub async fn launch(
         allowed_models: body.allowed_models,
         expires_at: None,
     };
-    let issued = issuance::issue(
-        &mut tx,
-        Issue::New {
-            settings: &settings,
-            count: body.keys,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        IssueError::Database(e) => AdminError::from(e),
-        IssueError::NoSuchKey | IssueError::Revoked => AdminError::Internal,
-    })?;
+    let issued = issuance::issue_new(&mut tx, &settings, body.keys).await?;
     let mut changes = vec![
         Change::new("campaign.launch", "experiment", experiment.id)
             .team(team.id)

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::error::AdminError;
 use crate::ids::KeyId;
 use crate::keys::{KeyHash, NewKey};
 use crate::store::{KeyRecord, KeySettings, NewKeyRecord, Tx};
@@ -137,4 +138,18 @@ pub async fn issue(tx: &mut Tx, what: Issue<'_>) -> Result<Issued, IssueError> {
             })
         }
     }
+}
+
+/// Issues `count` new keys with `settings` in `tx` (a new key has no rotation to refuse).
+pub async fn issue_new(
+    tx: &mut Tx,
+    settings: &KeySettings,
+    count: u32,
+) -> Result<Issued, AdminError> {
+    issue(tx, Issue::New { settings, count })
+        .await
+        .map_err(|e| match e {
+            IssueError::Database(e) => AdminError::from(e),
+            IssueError::NoSuchKey | IssueError::Revoked => AdminError::Internal,
+        })
 }

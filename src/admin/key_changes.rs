@@ -13,6 +13,7 @@ use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::issuance::{self, Issue, IssueError, IssuedKey};
 use super::key_view::{self, ListedKey};
+use super::keys;
 use crate::store::KeyPatch;
 
 /// How long a rotated key's previous secret keeps working unless the caller says otherwise.
@@ -63,12 +64,7 @@ pub async fn rotate_key(
         .and_then(TimeDelta::try_seconds)
         .and_then(|g| Utc::now().checked_add_signed(g))
         .ok_or(AdminError::Internal)?;
-    let key = caller.key(&state, &id).await?.id;
-    let mut tx = state.store.begin().await?;
-    let before = tx
-        .lock_key(key)
-        .await?
-        .ok_or_else(|| caller.not_found("key", &id))?;
+    let (mut tx, key, before) = keys::begin_key_change(&state, &caller, &id).await?;
     let issued = issuance::issue(
         &mut tx,
         Issue::Rotation {
@@ -177,12 +173,7 @@ pub async fn update_key(
     ApiJson(body): ApiJson<KeyUpdate>,
 ) -> Result<Json<ListedKey>, AdminError> {
     let patch = body.validate()?;
-    let key = caller.key(&state, &id).await?.id;
-    let mut tx = state.store.begin().await?;
-    let before = tx
-        .lock_key(key)
-        .await?
-        .ok_or_else(|| caller.not_found("key", &id))?;
+    let (mut tx, key, before) = keys::begin_key_change(&state, &caller, &id).await?;
     let record = tx
         .update_key(key, &patch)
         .await?

@@ -11,10 +11,11 @@ use super::audit::{self, Change};
 use super::caller::Caller;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::issuance::{self, Issue, IssueError, IssuedKey};
+use super::issuance::{self, IssuedKey};
 use super::key_view::{self, ListedKey};
 use super::response::List;
-use crate::store::{KeyFilter, KeyRecord, KeySettings};
+use crate::ids::KeyId;
+use crate::store::{KeyFilter, KeyRecord, KeySettings, Tx};
 
 const MAX_KEYS_PER_CALL: u32 = 1000;
 
@@ -78,18 +79,7 @@ pub async fn issue_keys(
         expires_at: body.expires_at,
     };
     let mut tx = state.store.begin().await?;
-    let issued = issuance::issue(
-        &mut tx,
-        Issue::New {
-            settings: &settings,
-            count,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        IssueError::Database(e) => AdminError::from(e),
-        IssueError::NoSuchKey | IssueError::Revoked => AdminError::Internal,
-    })?;
+    let issued = issuance::issue_new(&mut tx, &settings, count).await?;
     let changes = issued
         .keys
         .iter()
@@ -185,12 +175,7 @@ pub async fn revoke_key(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<KeyRecord>, AdminError> {
-    let key = caller.key(&state, &id).await?.id;
-    let mut tx = state.store.begin().await?;
-    let before = tx
-        .lock_key(key)
-        .await?
-        .ok_or_else(|| caller.not_found("key", &id))?;
+    let (mut tx, key, before) = begin_key_change(&state, &caller, &id).await?;
     let record = tx
         .revoke_key(key)
         .await?
@@ -209,4 +194,20 @@ pub async fn revoke_key(
     audit::commit(tx, &caller, changes).await?;
     state.invalidate_key(key).await;
     Ok(Json(record))
+}
+
+/// Opens the transaction of a change to the key the caller names, with the key's row locked:
+/// its id and the record as it was (what the audit entry's `before` shows).
+pub(super) async fn begin_key_change(
+    state: &AdminState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Tx, KeyId, KeyRecord), AdminError> {
+    let key = caller.key(state, id).await?.id;
+    let mut tx = state.store.begin().await?;
+    let before = tx
+        .lock_key(key)
+        .await?
+        .ok_or_else(|| caller.not_found("key", id))?;
+    Ok((tx, key, before))
 }

@@ -12,7 +12,7 @@ use super::caller::Caller;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::response::List;
-use crate::store::{Experiment, NewExperiment, Team, is_unique_violation};
+use crate::store::{Experiment, NewExperiment, Team, Tx, is_unique_violation};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -135,16 +135,7 @@ pub async fn create_experiment(
         ends_at: body.ends_at,
     };
     let mut tx = state.store.begin().await?;
-    let experiment = match tx.create_experiment(new).await {
-        Ok(experiment) => experiment,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(AdminError::Conflict(format!(
-                "team `{}` already has an experiment `{name}`",
-                team.name
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let experiment = insert_experiment(&mut tx, new, &team.name).await?;
     let change = Change::new("experiment.create", "experiment", experiment.id)
         .team(experiment.team_id)
         .after(&experiment);
@@ -227,4 +218,20 @@ pub(super) fn valid_name<'a>(param: &'static str, name: &'a str) -> Result<&'a s
         ));
     }
     Ok(name)
+}
+
+/// Creates an experiment in `tx`; a name its team already uses is a 409 that names both.
+pub(super) async fn insert_experiment(
+    tx: &mut Tx,
+    new: NewExperiment,
+    team_name: &str,
+) -> Result<Experiment, AdminError> {
+    let name = new.name.clone();
+    match tx.create_experiment(new).await {
+        Ok(experiment) => Ok(experiment),
+        Err(e) if is_unique_violation(&e) => Err(AdminError::Conflict(format!(
+            "team `{team_name}` already has an experiment `{name}`"
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::auth_failures::Peer;
 use super::error::ApiError;
+use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
+use crate::ids::RequestId;
 use crate::keys::{KeyHash, KeyPolicy, check_shape};
 
 /// The key presented as `Authorization: Bearer <key>` or `x-api-key: <key>` (the
@@ -34,6 +37,30 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 /// The policy of the presented key, if it may be used now. Every 401 counts against the
 /// client's address ([`super::auth_failures`]); a client over its limit is refused before
 /// anything else is done.
+/// Answers a read-only endpoint for the presented key: `answer` runs once the key is
+/// authenticated; either way the response carries a request id, and a refusal gets its
+/// access-log line.
+pub async fn answer_for_key<Answer>(
+    state: &ProxyState,
+    peer: Peer,
+    headers: &HeaderMap,
+    endpoint: &'static str,
+    answer: impl FnOnce(Arc<KeyPolicy>) -> Answer,
+) -> Response
+where
+    Answer: Future<Output = Response>,
+{
+    let request_id = RequestId::new();
+    let response = match authenticate(state, headers, peer).await {
+        Ok(policy) => answer(policy).await,
+        Err(e) => {
+            access_log_unauthenticated(state, request_id, endpoint, &e);
+            e.into_response()
+        }
+    };
+    with_request_id(response, request_id)
+}
+
 pub async fn authenticate(
     state: &ProxyState,
     headers: &HeaderMap,

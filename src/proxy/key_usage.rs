@@ -1,6 +1,8 @@
 //! `GET /v1/tollgate/usage`: a key holder's remaining budget and limits on every scope
 //! above its key (key, experiment, team), read with its own key.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -10,32 +12,21 @@ use serde_json::json;
 use super::auth;
 use super::auth_failures::Peer;
 use super::error::ApiError;
-use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
-use crate::ids::RequestId;
+use crate::keys::KeyPolicy;
 
 pub async fn key_usage(
     State(state): State<ProxyState>,
     peer: Peer,
     headers: HeaderMap,
 ) -> Response {
-    let request_id = RequestId::new();
-    with_request_id(usage(&state, peer, &headers, request_id).await, request_id)
+    auth::answer_for_key(&state, peer, &headers, "/v1/tollgate/usage", |policy| {
+        usage(&state, policy)
+    })
+    .await
 }
 
-async fn usage(
-    state: &ProxyState,
-    peer: Peer,
-    headers: &HeaderMap,
-    request_id: RequestId,
-) -> Response {
-    let policy = match auth::authenticate(state, headers, peer).await {
-        Ok(policy) => policy,
-        Err(e) => {
-            access_log_unauthenticated(state, request_id, "/v1/tollgate/usage", &e);
-            return e.into_response();
-        }
-    };
+async fn usage(state: &ProxyState, policy: Arc<KeyPolicy>) -> Response {
     let mut scopes = Vec::with_capacity(policy.scopes.len());
     for scope in &policy.scopes {
         match state.governor.usage(policy.team_id, scope).await {

@@ -1,5 +1,7 @@
 //! `GET /v1/models`: the models the calling key may use.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -8,32 +10,19 @@ use serde_json::json;
 
 use super::auth;
 use super::auth_failures::Peer;
-use super::finish::{access_log_unauthenticated, with_request_id};
 use super::state::ProxyState;
-use crate::ids::RequestId;
+use crate::keys::KeyPolicy;
 
 pub async fn list_models(
     State(state): State<ProxyState>,
     peer: Peer,
     headers: HeaderMap,
 ) -> Response {
-    let request_id = RequestId::new();
-    with_request_id(models(&state, peer, &headers, request_id).await, request_id)
+    let answer = |policy: Arc<KeyPolicy>| std::future::ready(models(&state, &policy));
+    auth::answer_for_key(&state, peer, &headers, "/v1/models", answer).await
 }
 
-async fn models(
-    state: &ProxyState,
-    peer: Peer,
-    headers: &HeaderMap,
-    request_id: RequestId,
-) -> Response {
-    let policy = match auth::authenticate(state, headers, peer).await {
-        Ok(policy) => policy,
-        Err(e) => {
-            access_log_unauthenticated(state, request_id, "/v1/models", &e);
-            return e.into_response();
-        }
-    };
+fn models(state: &ProxyState, policy: &KeyPolicy) -> Response {
     let mut models: Vec<&str> = state
         .routes
         .public_models()
