@@ -19,6 +19,7 @@ use crate::governance::{
     budget_amount_problem, tpm_problem,
 };
 use crate::ids::TeamId;
+use crate::store::Tx;
 
 /// A scope's limits with current usage next to them.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -232,15 +233,7 @@ pub async fn put_limits(
     let limits = body.validate()?;
     let (scope_id, team) = resolve(&state, &caller, kind, &id, q.team.as_deref()).await?;
     within_team_limits(&state, &caller, team, &limits).await?;
-    let mut tx = state.store.begin().await?;
-    if !tx.lock_scope(kind, scope_id).await? {
-        return Err(caller.not_found(kind.as_str(), &id));
-    }
-    let before = tx
-        .limits_of(&[(kind, scope_id)])
-        .await?
-        .pop()
-        .map(|s| s.limits);
+    let (mut tx, before) = begin_limits_change(&state, &caller, kind, scope_id, &id).await?;
     tx.set_limits(kind, scope_id, team, &limits).await?;
     let change = Change::new("limits.set", kind.as_str(), scope_id)
         .team(team)
@@ -297,15 +290,7 @@ pub async fn delete_limits(
     let kind = scope_kind(&segment)?;
     may_change(&caller, kind)?;
     let (scope_id, team) = resolve(&state, &caller, kind, &id, q.team.as_deref()).await?;
-    let mut tx = state.store.begin().await?;
-    if !tx.lock_scope(kind, scope_id).await? {
-        return Err(caller.not_found(kind.as_str(), &id));
-    }
-    let before = tx
-        .limits_of(&[(kind, scope_id)])
-        .await?
-        .pop()
-        .map(|s| s.limits);
+    let (mut tx, before) = begin_limits_change(&state, &caller, kind, scope_id, &id).await?;
     tx.clear_limits(kind, scope_id).await?;
     // Clearing a scope without limits changes nothing and is not recorded.
     let changes = match &before {
@@ -357,4 +342,25 @@ async fn show(
         limits: Some(limits),
         usage,
     }))
+}
+
+/// Opens the transaction of a change to a scope's limits, with the scope locked: the limits as
+/// they were (what the audit entry's `before` shows).
+async fn begin_limits_change(
+    state: &AdminState,
+    caller: &Caller,
+    kind: ScopeKind,
+    scope_id: uuid::Uuid,
+    named: &str,
+) -> Result<(Tx, Option<Limits>), AdminError> {
+    let mut tx = state.store.begin().await?;
+    if !tx.lock_scope(kind, scope_id).await? {
+        return Err(caller.not_found(kind.as_str(), named));
+    }
+    let before = tx
+        .limits_of(&[(kind, scope_id)])
+        .await?
+        .pop()
+        .map(|s| s.limits);
+    Ok((tx, before))
 }
