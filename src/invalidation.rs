@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::connect::redis::RedisConnector;
 use crate::governance::ScopeKind;
 use crate::ids::KeyId;
 use crate::keys::KeyCache;
@@ -15,11 +16,11 @@ pub const CHANNEL: &str = "tollgate:invalidate:v1";
 
 #[derive(Clone)]
 pub struct Invalidator {
-    redis: deadpool_redis::Pool,
+    redis: redis::aio::ConnectionManager,
 }
 
 impl Invalidator {
-    pub fn new(redis: deadpool_redis::Pool) -> Invalidator {
+    pub fn new(redis: redis::aio::ConnectionManager) -> Invalidator {
         Invalidator { redis }
     }
 
@@ -32,16 +33,12 @@ impl Invalidator {
     }
 
     async fn publish(&self, message: String) {
-        let result = async {
-            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(&message)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let mut conn = self.redis.clone();
+        let result = redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(&message)
+            .query_async::<i64>(&mut conn)
+            .await;
         if let Err(e) = result {
             // Other instances still pick the change up when their cache entry expires.
             tracing::warn!(message, error = %e, "could not publish an invalidation");
@@ -50,10 +47,10 @@ impl Invalidator {
 }
 
 /// Listens for invalidations until the process ends, reconnecting with backoff.
-pub async fn listen(redis_url: String, keys: Arc<KeyCache>) {
+pub async fn listen(redis: RedisConnector, keys: Arc<KeyCache>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match subscribe(&redis_url, &keys).await {
+        match subscribe(&redis, &keys).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => tracing::warn!(error = %e, "invalidation subscription lost; retrying"),
         }
@@ -64,9 +61,8 @@ pub async fn listen(redis_url: String, keys: Arc<KeyCache>) {
     }
 }
 
-async fn subscribe(redis_url: &str, keys: &KeyCache) -> redis::RedisResult<()> {
-    let client = redis::Client::open(redis_url)?;
-    let mut pubsub = client.get_async_pubsub().await?;
+async fn subscribe(redis: &RedisConnector, keys: &KeyCache) -> redis::RedisResult<()> {
+    let mut pubsub = redis.pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     keys.clear();
     let mut messages = pubsub.on_message();
