@@ -27,12 +27,46 @@ pub struct RedisConnector {
 struct Target {
     redacted: Redacted,
     host: String,
-    /// Where trust comes from, for `rediss://`; `None` for plain text.
-    trust: Option<String>,
-    /// The TLS settings in force, in a few words; empty for plain text.
+    /// How the server is trusted, for `rediss://`; `None` for plain text.
+    trust: Option<Trusted>,
+}
+
+/// How a `rediss://` server's certificate is checked, for the client and for messages.
+struct Trusted {
+    /// The CAs handed to the client; `None` for the system's trust store.
+    root_cert: Option<Vec<u8>>,
+    /// Where trust comes from, e.g. "the CA in redis_ca_file (/etc/ca.pem)".
+    source: String,
+    /// The TLS settings in a few words, for every error.
     summary: &'static str,
-    /// What to change when the server's certificate is not signed by `trust`.
+    /// What to change when the server's certificate is not signed by `source`.
     fix: &'static str,
+}
+
+impl Trusted {
+    fn of(verify: &RedisVerify) -> Trusted {
+        match verify {
+            RedisVerify::SystemRoots => Trusted {
+                root_cert: None,
+                source: "a CA in the system's trust store".to_string(),
+                summary: "TLS, CAs from the system's trust store",
+                fix: "set redis_ca_file (or TOLLGATE_REDIS_CA_FILE) to the CA that signed it",
+            },
+            RedisVerify::Bundle(bundle) => Trusted {
+                root_cert: Some(bundle.pem.clone()),
+                source: format!("the CA in redis_ca_file ({})", bundle.path.display()),
+                summary: "TLS, CA from redis_ca_file",
+                fix: "point redis_ca_file (or TOLLGATE_REDIS_CA_FILE) at the CA that signed the \
+                      server's certificate",
+            },
+            RedisVerify::Off => Trusted {
+                root_cert: None,
+                source: "no CA (verification off)".to_string(),
+                summary: "TLS, certificate not verified",
+                fix: "",
+            },
+        }
+    }
 }
 
 impl RedisConnector {
@@ -55,58 +89,31 @@ impl RedisConnector {
             ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
             _ => String::new(),
         };
-        let summary = match tls.map(|tls| &tls.verify) {
-            None => "",
-            Some(RedisVerify::SystemRoots) => " (TLS, CAs from the system's trust store)",
-            Some(RedisVerify::Bundle(_)) => " (TLS, CA from redis_ca_file)",
-            Some(RedisVerify::Off) => " (TLS, certificate not verified)",
-        };
-        let (client, trust, fix) = match tls {
-            None => (redis::Client::open(info).map_err(fail)?, None, ""),
+        let (client, trust) = match tls {
+            None => (redis::Client::open(info).map_err(fail)?, None),
             Some(tls) => {
-                let (info, root_cert, trust, fix) = match &tls.verify {
-                    RedisVerify::SystemRoots => (
-                        info,
-                        None,
-                        "a CA in the system's trust store".to_string(),
-                        "set redis_ca_file (or TOLLGATE_REDIS_CA_FILE) to the CA that signed it",
-                    ),
-                    RedisVerify::Bundle(bundle) => (
-                        info,
-                        Some(bundle.pem.clone()),
-                        format!("the CA in redis_ca_file ({})", bundle.path.display()),
-                        "point redis_ca_file (or TOLLGATE_REDIS_CA_FILE) at the CA that signed \
-                         the server's certificate",
-                    ),
-                    RedisVerify::Off => {
-                        tracing::warn!(
-                            redis = %redacted.shown,
-                            "redis_tls_insecure: the Redis server's TLS certificate is NOT \
-                             verified, so anyone on the network path can impersonate it and \
-                             read or change every budget and rate-limit counter. Use this only \
-                             with a self-signed development server; give production servers \
-                             redis_ca_file instead"
-                        );
-                        (
-                            insecure(info),
-                            None,
-                            "no CA (verification off)".to_string(),
-                            "",
-                        )
-                    }
+                let trust = Trusted::of(&tls.verify);
+                let info = if tls.verify == RedisVerify::Off {
+                    tracing::warn!(
+                        redis = %redacted.shown,
+                        "redis_tls_insecure: the Redis server's TLS certificate is NOT verified, \
+                         so anyone on the network path can impersonate it and read or change \
+                         every budget and rate-limit counter. Use this only with a self-signed \
+                         development server; give production servers redis_ca_file instead"
+                    );
+                    insecure(info)
+                } else {
+                    info
                 };
                 let certificates = TlsCertificates {
                     client_tls: tls.client.as_ref().map(|client| ClientTlsConfig {
                         client_cert: client.cert_pem.clone(),
                         client_key: client.key_pem.expose().clone(),
                     }),
-                    root_cert,
+                    root_cert: trust.root_cert.clone(),
                 };
-                (
-                    redis::Client::build_with_tls(info, certificates).map_err(fail)?,
-                    Some(trust),
-                    fix,
-                )
+                let client = redis::Client::build_with_tls(info, certificates).map_err(fail)?;
+                (client, Some(trust))
             }
         };
         Ok(RedisConnector {
@@ -115,8 +122,6 @@ impl RedisConnector {
                 redacted,
                 host,
                 trust,
-                summary,
-                fix,
             }),
         })
     }
@@ -153,34 +158,44 @@ impl RedisConnector {
         self.client.get_async_pubsub().await
     }
 
+    /// A connection manager whose first connection has answered a PING, so a server that
+    /// refuses the credentials or the client certificate stops start-up.
     async fn manager(
         &self,
         config: ConnectionManagerConfig,
     ) -> Result<ConnectionManager, ConnectError> {
-        ConnectionManager::new_with_config(self.client.clone(), config)
+        let mut manager = ConnectionManager::new_with_config(self.client.clone(), config)
             .await
-            .map_err(|e| self.failure(&e))
+            .map_err(|e| self.failure(&e))?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut manager)
+            .await
+            .map_err(|e| self.failure(&e))?;
+        Ok(manager)
     }
 
     /// `error` described for an operator, without the password.
-    pub fn failure(&self, error: &redis::RedisError) -> ConnectError {
+    fn failure(&self, error: &redis::RedisError) -> ConnectError {
         let target = &self.target;
         let reason = match (find_tls_error(error), &target.trust) {
             (Some(tls_error), Some(trust)) => describe_tls_error(
                 tls_error,
                 &Trust {
-                    source: trust.clone(),
-                    fix: target.fix,
+                    source: trust.source.clone(),
+                    fix: trust.fix,
                     host: &target.host,
                     client_settings: "redis_client_cert_file and redis_client_key_file",
                 },
             ),
             _ => error.to_string(),
         };
+        let summary = match &target.trust {
+            Some(trust) => format!(" ({})", trust.summary),
+            None => String::new(),
+        };
         ConnectError::new(format!(
-            "cannot connect to Redis at {}{}: {} (check redis_url / TOLLGATE_REDIS_URL)",
+            "cannot connect to Redis at {}{summary}: {} (check redis_url / TOLLGATE_REDIS_URL)",
             target.redacted.shown,
-            target.summary,
             target.redacted.scrub(&reason),
         ))
     }
