@@ -103,12 +103,14 @@ impl App {
             .map_err(StartError::Database)?,
         )
         .with_report_timeout(database.report_timeout);
+        tracing::info!(tls = %config.database_tls.describe(), "connected to PostgreSQL");
         if config.run_migrations {
             store.migrate().await?;
         }
         let redis = RedisConnector::new(&config.redis_url, config.redis_tls.as_ref())
             .map_err(StartError::Redis)?;
         let control_redis = redis.control().await.map_err(StartError::Redis)?;
+        tracing::info!(redis = %redis.describe(), "connected to Redis");
         let prices = PriceTable::load_dir(&config.pricing.dir)?;
         let prices = Arc::new(ArcSwap::from_pointee(prices));
         let routes = Routes::build(&config.deployments)?;

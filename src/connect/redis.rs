@@ -174,6 +174,15 @@ impl RedisConnector {
         Ok(manager)
     }
 
+    /// The server and its TLS settings, without the password (for the start-up log).
+    pub fn describe(&self) -> String {
+        let target = &self.target;
+        match &target.trust {
+            Some(trust) => format!("{} ({})", target.redacted.shown, trust.summary),
+            None => format!("{} (plain text)", target.redacted.shown),
+        }
+    }
+
     /// `error` described for an operator, without the password.
     fn failure(&self, error: &redis::RedisError) -> ConnectError {
         let target = &self.target;
@@ -189,13 +198,9 @@ impl RedisConnector {
             ),
             _ => error.to_string(),
         };
-        let summary = match &target.trust {
-            Some(trust) => format!(" ({})", trust.summary),
-            None => String::new(),
-        };
         ConnectError::new(format!(
-            "cannot connect to Redis at {}{summary}: {} (check redis_url / TOLLGATE_REDIS_URL)",
-            target.redacted.shown,
+            "cannot connect to Redis at {}: {} (check redis_url / TOLLGATE_REDIS_URL)",
+            self.describe(),
             target.redacted.scrub(&reason),
         ))
     }

@@ -282,12 +282,18 @@ fn postgres_user() -> Option<(u32, u32)> {
     Some((id(&["-u", "postgres"]), id(&["-g", "postgres"])))
 }
 
-fn as_postgres(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+/// `command` as the cluster's user, started in `dir`: PostgreSQL's programs resolve their own
+/// path from the working directory, which must be one that user can read.
+fn as_postgres<'a>(
+    command: &'a mut Command,
+    user: Option<(u32, u32)>,
+    dir: &Path,
+) -> &'a mut Command {
     use std::os::unix::process::CommandExt;
     if let Some((uid, gid)) = user {
         command.uid(uid).gid(gid);
     }
-    command
+    command.current_dir(dir)
 }
 
 fn chown(path: &Path, user: Option<(u32, u32)>) {
@@ -320,7 +326,7 @@ impl TlsPostgres {
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
         chown(&pwfile, user);
-        let status = as_postgres(&mut Command::new(postgres_bin("initdb")), user)
+        let status = as_postgres(&mut Command::new(postgres_bin("initdb")), user, dir.path())
             .arg("-D")
             .arg(&data)
             .args(["-U", "postgres", "--no-sync", "-E", "UTF8", "--no-locale"])
@@ -360,24 +366,28 @@ impl TlsPostgres {
         .unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
-        let child = as_postgres(&mut Command::new(postgres_bin("postgres")), user)
-            .arg("-D")
-            .arg(&data)
-            .args(["-c", &format!("port={port}")])
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args([
-                "-c",
-                &format!("unix_socket_directories={}", dir.path().display()),
-            ])
-            .args(["-c", "ssl=on"])
-            .args(["-c", "ssl_cert_file=server.crt"])
-            .args(["-c", "ssl_key_file=server.key"])
-            .args(["-c", "ssl_ca_file=ca.crt"])
-            .args(["-c", "fsync=off", "-c", "max_connections=60"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("postgres");
+        let child = as_postgres(
+            &mut Command::new(postgres_bin("postgres")),
+            user,
+            dir.path(),
+        )
+        .arg("-D")
+        .arg(&data)
+        .args(["-c", &format!("port={port}")])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args([
+            "-c",
+            &format!("unix_socket_directories={}", dir.path().display()),
+        ])
+        .args(["-c", "ssl=on"])
+        .args(["-c", "ssl_cert_file=server.crt"])
+        .args(["-c", "ssl_key_file=server.key"])
+        .args(["-c", "ssl_ca_file=ca.crt"])
+        .args(["-c", "fsync=off", "-c", "max_connections=60"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("postgres");
         let server = TlsPostgres { port, child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
