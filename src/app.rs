@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, JwtVerifier};
 use crate::config::Config;
+use crate::connect::{self, ConnectError, redis::RedisConnector};
 use crate::governance::{Clock, Governor, GovernorConfig, LocalShield, SystemClock};
 use crate::invalidation::{self, Invalidator};
 use crate::keys::{KeyCache, KnownKeys, RefreshConfig};
@@ -27,16 +28,18 @@ use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot connect to PostgreSQL: {0} (check database_url / TOLLGATE_DATABASE_URL)")]
-    Database(#[source] sqlx::Error),
+    /// The message names the server, the TLS settings and the reason, never the password.
+    #[error("{0}")]
+    Database(ConnectError),
     #[error(
         "cannot read the existing virtual keys from PostgreSQL: {0} (if the schema is older than this gateway, run `tollgate migrate`)"
     )]
     KnownKeys(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot reach Redis: {0} (check redis_url / TOLLGATE_REDIS_URL)")]
-    Redis(String),
+    /// The message names the server, the TLS settings and the reason, never the password.
+    #[error("{0}")]
+    Redis(ConnectError),
     #[error("pricing: {0}")]
     Pricing(#[from] PricingError),
     #[error("cannot build the upstream HTTP client: {0}")]
@@ -90,25 +93,35 @@ impl App {
         init_tls();
         let database = &config.database;
         // Two pools, so a slow report can never take the connections a request needs.
-        let store = Store::connect(
-            &config.database_url,
-            database.pool_size,
-            database.acquire_timeout,
+        let store = Store::from_pool(
+            connect::postgres::pool(
+                &config.database_url,
+                &config.database_tls,
+                database.pool_size,
+                database.acquire_timeout,
+            )
+            .await
+            .map_err(StartError::Database)?,
+        );
+        let admin_store = Store::from_pool(
+            connect::postgres::pool(
+                &config.database_url,
+                &config.database_tls,
+                database.admin_pool_size,
+                database.acquire_timeout,
+            )
+            .await
+            .map_err(StartError::Database)?,
         )
-        .await
-        .map_err(StartError::Database)?;
-        let admin_store = Store::connect(
-            &config.database_url,
-            database.admin_pool_size,
-            database.acquire_timeout,
-        )
-        .await
-        .map_err(StartError::Database)?
         .with_report_timeout(database.report_timeout);
+        tracing::info!(tls = %config.database_tls.describe(), "connected to PostgreSQL");
         if config.run_migrations {
             store.migrate().await?;
         }
-        let redis = connect_redis(config.redis_url.expose()).await?;
+        let redis = RedisConnector::new(&config.redis_url, config.redis_tls.as_ref())
+            .map_err(StartError::Redis)?;
+        let control_redis = redis.control().await.map_err(StartError::Redis)?;
+        tracing::info!(redis = %redis.describe(), "connected to Redis");
         let prices = PriceTable::load_dir(&config.pricing.dir)?;
         let prices = Arc::new(ArcSwap::from_pointee(prices));
         let routes = Routes::build(&config.deployments)?;
@@ -129,7 +142,10 @@ impl App {
         });
         let governance = &config.governance;
         let governor = Arc::new(Governor::new(
-            connect_redis_multiplexed(config.redis_url.expose(), governance.redis_timeout).await?,
+            redis
+                .multiplexed(governance.redis_timeout)
+                .await
+                .map_err(StartError::Redis)?,
             GovernorConfig {
                 redis_prefix: governance.redis_prefix.clone(),
                 reservation_ttl: governance.reservation_ttl,
@@ -165,15 +181,12 @@ impl App {
             store: admin_store,
             keys: keys.clone(),
             jwt: Arc::new(JwtVerifier::new(&config.admin)),
-            invalidator: Invalidator::new(redis),
+            invalidator: Invalidator::new(control_redis),
             prices,
             pricing_dir: config.pricing.dir.clone(),
             governor: governor.clone(),
         };
-        let invalidation_listener = tokio::spawn(invalidation::listen(
-            config.redis_url.expose().clone(),
-            keys,
-        ));
+        let invalidation_listener = tokio::spawn(invalidation::listen(redis, keys));
         Ok(App {
             proxy,
             admin,
@@ -265,33 +278,6 @@ async fn readyz(State(store): State<Store>) -> (StatusCode, &'static str) {
     (StatusCode::OK, "ready")
 }
 
-/// The pool the control plane uses (invalidation messages). The request path does not use
-/// it: see [`connect_redis_multiplexed`].
-pub async fn connect_redis(url: &str) -> Result<deadpool_redis::Pool, StartError> {
-    let mut config = deadpool_redis::Config::from_url(url);
-    config.pool = Some(deadpool_redis::PoolConfig {
-        max_size: 16,
-        timeouts: deadpool_redis::Timeouts {
-            wait: Some(Duration::from_secs(2)),
-            create: Some(Duration::from_secs(1)),
-            recycle: Some(Duration::from_secs(1)),
-        },
-        ..Default::default()
-    });
-    let pool = config
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .map_err(|e| StartError::Redis(e.to_string()))?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| StartError::Redis(e.to_string()))?;
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .map_err(|e| StartError::Redis(e.to_string()))?;
-    Ok(pool)
-}
-
 /// Binds a listener, naming the address on failure.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
@@ -312,9 +298,6 @@ async fn prune_local_limits(governor: Arc<Governor>) {
     }
 }
 
-/// How long a governance call sent to Redis is waited for before it counts as lost.
-pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Keeps the size gauges of the key structures current (and applies their pending evictions,
 /// so the sizes are exact).
 async fn report_key_bounds(keys: Arc<KeyCache>, auth_failures: Arc<AuthFailures>) {
@@ -325,24 +308,4 @@ async fn report_key_bounds(keys: Arc<KeyCache>, auth_failures: Arc<AuthFailures>
         auth_failures.sync().await;
         crate::metrics::observe_key_bounds(keys.known().len(), keys.len(), auth_failures.tracked());
     }
-}
-
-/// The multiplexed Redis connection the request path uses for admission and settlement.
-pub async fn connect_redis_multiplexed(
-    url: &str,
-    timeout: Duration,
-) -> Result<redis::aio::ConnectionManager, StartError> {
-    let client = redis::Client::open(url).map_err(|e| StartError::Redis(e.to_string()))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        // A request waits at most `timeout` for its answer (the governor's own timeout), but
-        // the call itself is not abandoned that early: a script that runs late in a slow
-        // Redis still answers, and the batcher gives back what it took for a request that
-        // stopped waiting. Only an answer later than this is lost (its reservation expires).
-        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT.max(timeout)))
-        // Reconnection is retried on the next calls; a call never waits through many attempts.
-        .set_number_of_retries(1);
-    redis::aio::ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(|e| StartError::Redis(e.to_string()))
 }

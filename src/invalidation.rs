@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use crate::connect::redis::RedisConnector;
 use crate::governance::ScopeKind;
 use crate::ids::KeyId;
 use crate::keys::KeyCache;
@@ -18,11 +19,11 @@ const KEYS_ADDED: &str = "keys:added";
 
 #[derive(Clone)]
 pub struct Invalidator {
-    redis: deadpool_redis::Pool,
+    redis: redis::aio::ConnectionManager,
 }
 
 impl Invalidator {
-    pub fn new(redis: deadpool_redis::Pool) -> Invalidator {
+    pub fn new(redis: redis::aio::ConnectionManager) -> Invalidator {
         Invalidator { redis }
     }
 
@@ -41,16 +42,12 @@ impl Invalidator {
     }
 
     async fn publish(&self, message: String) {
-        let result = async {
-            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(&message)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let mut conn = self.redis.clone();
+        let result = redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(&message)
+            .query_async::<i64>(&mut conn)
+            .await;
         if let Err(e) = result {
             // Other instances still pick the change up when their cache entry expires.
             tracing::warn!(message, error = %e, "could not publish an invalidation");
@@ -59,10 +56,10 @@ impl Invalidator {
 }
 
 /// Listens for invalidations until the process ends, reconnecting with backoff.
-pub async fn listen(redis_url: String, keys: Arc<KeyCache>) {
+pub async fn listen(redis: RedisConnector, keys: Arc<KeyCache>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match subscribe(&redis_url, &keys).await {
+        match subscribe(&redis, &keys).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => tracing::warn!(error = %e, "invalidation subscription lost; retrying"),
         }
@@ -74,9 +71,8 @@ pub async fn listen(redis_url: String, keys: Arc<KeyCache>) {
     }
 }
 
-async fn subscribe(redis_url: &str, keys: &KeyCache) -> redis::RedisResult<()> {
-    let client = redis::Client::open(redis_url)?;
-    let mut pubsub = client.get_async_pubsub().await?;
+async fn subscribe(redis: &RedisConnector, keys: &KeyCache) -> redis::RedisResult<()> {
+    let mut pubsub = redis.pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     keys.clear();
     keys.known().request_refresh();

@@ -55,9 +55,15 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Migrate => {
-            let store = Store::connect(&config.database_url, 2, config.database.acquire_timeout)
-                .await
-                .map_err(|e| app::StartError::Database(e).to_string())?;
+            let pool = tollgate::connect::postgres::pool(
+                &config.database_url,
+                &config.database_tls,
+                2,
+                config.database.acquire_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let store = Store::from_pool(pool);
             store.migrate().await.map_err(|e| e.to_string())?;
             tracing::info!("migrations applied");
             Ok(())

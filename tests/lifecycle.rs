@@ -254,9 +254,14 @@ async fn a_ticket_dropped_unsettled_gives_back_what_it_took() {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    let connection = tollgate::app::connect_redis_multiplexed(&redis.url(), Duration::from_secs(1))
-        .await
-        .unwrap();
+    let connection = tollgate::connect::redis::RedisConnector::new(
+        &tollgate::config::Secret::new(redis.url()),
+        None,
+    )
+    .unwrap()
+    .multiplexed(Duration::from_secs(1))
+    .await
+    .unwrap();
     let governor = Governor::new(
         connection,
         GovernorConfig {

@@ -4,7 +4,10 @@
 mod admin;
 mod deployment;
 mod keys;
+mod pem;
+mod postgres_tls;
 mod raw;
+mod redis_tls;
 mod secret;
 mod storage;
 
@@ -15,7 +18,12 @@ use std::time::Duration;
 pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
 pub use keys::{ClientAuthConfig, KeyCacheConfig};
+pub use pem::{CaBundle, ClientIdentity};
+pub use postgres_tls::{PostgresRoots, PostgresTls, SslMode};
 pub use raw::RawConfig;
+pub use redis_tls::{
+    ENV_REDIS_CA_FILE, ENV_REDIS_CLIENT_CERT_FILE, ENV_REDIS_CLIENT_KEY_FILE, RedisTls, RedisVerify,
+};
 pub use secret::Secret;
 pub use storage::{DatabaseConfig, LedgerConfig};
 
@@ -51,8 +59,12 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub database_url: Secret<String>,
+    /// TLS to PostgreSQL, from `database_url`'s `sslmode`, `sslrootcert`, `sslcert`, `sslkey`.
+    pub database_tls: PostgresTls,
     pub database: DatabaseConfig,
     pub redis_url: Secret<String>,
+    /// TLS to Redis: `Some` exactly when `redis_url` is `rediss://`.
+    pub redis_tls: Option<RedisTls>,
     pub run_migrations: bool,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
@@ -219,9 +231,20 @@ impl Validator<'_> {
                     format!("set it in the file or in {ENV_DATABASE_URL}, e.g. postgres://tollgate@127.0.0.1/tollgate"),
                 )
             })?;
-        let redis_url = self
-            .env_or(ENV_REDIS_URL, raw.redis_url.map(|s| s.expose().clone()))
-            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
+        let database_tls = self.postgres_tls(&database_url)?;
+        let redis_url = Secret::new(
+            self.env_or(ENV_REDIS_URL, raw.redis_url.map(|s| s.expose().clone()))
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string()),
+        );
+        let redis_tls = self.redis(
+            &redis_url,
+            redis_tls::RawRedisTls {
+                ca_file: raw.redis_ca_file,
+                client_cert_file: raw.redis_client_cert_file,
+                client_key_file: raw.redis_client_key_file,
+                insecure: raw.redis_tls_insecure,
+            },
+        )?;
         let admin = self.admin(raw.admin)?;
         let max_body_bytes = raw.max_body_bytes.unwrap_or(10 * 1024 * 1024);
         if max_body_bytes == 0 {
@@ -244,8 +267,10 @@ impl Validator<'_> {
             listen,
             admin_listen,
             database_url: Secret::new(database_url),
+            database_tls,
             database,
-            redis_url: Secret::new(redis_url),
+            redis_url,
+            redis_tls,
             run_migrations: raw.run_migrations.unwrap_or(true),
             max_body_bytes,
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs.unwrap_or(30)),
@@ -312,3 +337,5 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -17,6 +17,14 @@ pub struct RawConfig {
     #[serde(default)]
     pub database: RawDatabase,
     pub redis_url: Option<Secret<String>>,
+    /// PEM CA bundle a `rediss://` server's certificate is verified against.
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate for Redis servers that require mutual TLS.
+    pub redis_client_cert_file: Option<PathBuf>,
+    /// The unencrypted PEM private key of `redis_client_cert_file`.
+    pub redis_client_key_file: Option<PathBuf>,
+    /// Skips verifying the `rediss://` server's certificate (self-signed development servers).
+    pub redis_tls_insecure: Option<bool>,
     pub run_migrations: Option<bool>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,

@@ -4,6 +4,7 @@
 
 pub mod redis;
 pub mod requests;
+pub mod tls;
 pub mod tollctl;
 
 use std::path::PathBuf;
