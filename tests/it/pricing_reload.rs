@@ -1,16 +1,14 @@
 //! Reloading the price table without a restart: `POST /admin/v1/pricing/reload` and SIGHUP
 //! to the real binary. New prices apply from their `effective_from`; a bad file changes
 //! nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{JWT_SECRET, Options, TestApp, dec, fixture_pricing_dir};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+
+use crate::common::{JWT_SECRET, Options, TestApp, dec, fixture_pricing_dir};
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "ping"}]})
@@ -151,7 +149,7 @@ async fn admin_reload_applies_new_prices_from_their_effective_date() {
 async fn sighup_reloads_prices_and_keeps_serving() {
     let dir = pricing_dir();
     let mock = mock_provider::spawn(Default::default()).await.unwrap();
-    let database_url = common::create_database().await;
+    let database_url = crate::common::create_database().await;
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -184,7 +182,7 @@ kind = "openai"
 base_url = "{base_url}"
 models = {{ "test-model" = "test-model" }}
 "#,
-                redis = common::redis_url(),
+                redis = crate::common::redis_url(),
                 pricing = dir.display(),
                 spill = spill.display(),
                 base_url = mock.base_url(),
@@ -228,7 +226,7 @@ models = {{ "test-model" = "test-model" }}
     let admin_url = format!("http://{admin}");
     assert!(child.0.try_wait().unwrap().is_none(), "gateway exited");
 
-    let token = common::admin_token();
+    let token = crate::common::admin_token();
     let admin_post = |path: &str, body: Value| {
         http.post(format!("{admin_url}/admin/v1{path}"))
             .bearer_auth(&token)

@@ -1,13 +1,11 @@
 //! The data plane end to end: real gateway, real PostgreSQL, the mock upstream, real sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp, dec};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp, dec};
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "ping"}]})

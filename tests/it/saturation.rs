@@ -2,15 +2,13 @@
 //! the mock upstream over a real socket is charged the saturated cost, recorded as such in the
 //! ledger, the metrics and Redis, exhausts any budget, and nothing panics or wraps on the way
 //! (these tests run in debug builds, where integer overflow panics).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{TestApp, dec};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tollgate::pricing::MAX_COST_USD;
+
+use crate::common::{TestApp, dec};
 
 /// What the ledger stores for a count of `u64::MAX`: its columns are `bigint`.
 const SATURATED_TOKENS: i64 = i64::MAX;
@@ -179,7 +177,7 @@ async fn anthropic_usage_parts_summing_past_u64_saturate() {
     })
     .await
     .unwrap();
-    let app = TestApp::spawn_with(common::Options {
+    let app = TestApp::spawn_with(crate::common::Options {
         deployments: Some(format!(
             r#"[[deployments]]
 name = "claude"
@@ -189,7 +187,7 @@ models = {{ "test-claude" = "test-claude" }}
 "#,
             anthropic.base_url()
         )),
-        ..common::Options::default()
+        ..crate::common::Options::default()
     })
     .await;
     let key = app.key().await;

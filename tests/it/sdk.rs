@@ -1,12 +1,10 @@
 //! The official `openai` and `anthropic` Python SDKs against the gateway (content, usage,
 //! streaming, embeddings, models, messages, errors). `scripts/test.sh` installs both into a
 //! virtualenv and points `TOLLGATE_TEST_PYTHON` at it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Options, TestApp};
 use mock_provider::MockConfig;
+
+use crate::common::{Options, TestApp};
 
 /// A gateway serving `test-model` and `test-embed` from an OpenAI-compatible mock and
 /// `test-claude` from an Anthropic one.

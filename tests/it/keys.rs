@@ -1,17 +1,15 @@
 //! Changing keys that are in use: rotation with a grace period, updates of models, expiry and
 //! name, on two gateway instances sharing PostgreSQL and Redis; listings with spend equal to
 //! the ledger; and `tollctl keys rotate|update|list`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp, tollctl, two_instances};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::common::{Options, TestApp, tollctl, two_instances};
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})

@@ -2,15 +2,11 @@
 //! totals equal SQL over request_log for every grouping, filters and ranges hold, bad
 //! parameters are 400s, paging visits every row once, quotes are exact, and reports stay fast
 //! with a million ledger rows.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
-use common::{TestApp, dec, tollctl};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -20,6 +16,8 @@ use tollgate::ledger::LedgerEvent;
 use tollgate::pricing::Usage;
 use tollgate::store::Store;
 use uuid::Uuid;
+
+use crate::common::{TestApp, dec, tollctl};
 
 /// A key as created through the admin API.
 #[derive(Clone, Debug)]

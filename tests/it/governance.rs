@@ -1,21 +1,19 @@
 //! Governance across instances: budgets that hold under concurrency, rate and concurrency
 //! limits, reservations that expire, counters rebuilt from the ledger, Redis failures and
 //! UTC period roll-over. Real Redis, real PostgreSQL, the mock upstream, real sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::redis::OwnRedis;
-use common::requests::{exact_request, exact_request_with};
-use common::{Options, TestApp, dec, two_instances};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tollgate::governance::Clock;
+
+use crate::common::redis::OwnRedis;
+use crate::common::requests::{exact_request, exact_request_with};
+use crate::common::{Options, TestApp, dec, two_instances};
 
 async fn put_limits(app: &TestApp, path: &str, limits: Value) -> Value {
     let (status, body) = app
@@ -302,7 +300,7 @@ async fn lost_redis_counters_are_rebuilt_from_the_ledger() {
     }
     app.ledger_rows(3).await;
     // Redis loses everything this team had (as a restart without persistence would).
-    let mut redis = redis::Client::open(common::redis_url())
+    let mut redis = redis::Client::open(crate::common::redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await

@@ -1,15 +1,13 @@
 //! Every endpoint and provider kind: Anthropic native and translated (streaming and not),
 //! embeddings, legacy completions, and what each cannot serve. Costs are checked per token
 //! kind against the fixture prices.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::{Options, TestApp, dec};
 use futures_util::StreamExt;
 use mock_provider::{MockConfig, MockServer, MockUsage};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp, dec};
 
 /// A gateway whose `test-claude` model is served by an Anthropic deployment on `mock`, and
 /// `test-model` / `test-embed` by an OpenAI one on the default mock.

@@ -1,16 +1,14 @@
 //! `/metrics` against the ledger: after real requests through the gateway, the scraped
 //! counters equal what the ledger recorded. The recorder is process-wide and the tests in
 //! this file run in parallel, so every assertion filters on its own team's id.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp, dec};
 use futures_util::StreamExt;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp, dec};
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "ping"}]})
@@ -193,7 +191,8 @@ async fn counters_equal_the_ledger() {
             &[("team", &team), ("kind", kind)],
         )
     };
-    let total = |f: fn(&common::LedgerRow) -> i64| Decimal::from(rows.iter().map(f).sum::<i64>());
+    let total =
+        |f: fn(&crate::common::LedgerRow) -> i64| Decimal::from(rows.iter().map(f).sum::<i64>());
     assert_eq!(tokens("input"), total(|r| r.input_tokens));
     assert_eq!(tokens("cached_input"), total(|r| r.cached_input_tokens));
     assert_eq!(tokens("output"), total(|r| r.output_tokens));

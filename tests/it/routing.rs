@@ -1,15 +1,13 @@
 //! Routing: key pools with cool-downs, fallbacks to other deployments (and providers),
 //! weighted choice, and the ledger naming what answered at its price.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Options, TestApp, dec};
 use mock_provider::{MockConfig, MockServer};
 use serde_json::json;
+
+use crate::common::{Options, TestApp, dec};
 
 async fn gateway(deployments: String) -> TestApp {
     TestApp::spawn_with(Options {

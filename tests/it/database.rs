@@ -1,16 +1,14 @@
 //! The data plane's own PostgreSQL pool, and the admin API's report time limit: slow or stuck
 //! admin reports never take the connections requests need, and a report that runs too long
 //! is stopped with an error that says how to narrow it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+
+use crate::common::{Options, TestApp};
 
 fn with_database(fields: &str) -> Options {
     Options {

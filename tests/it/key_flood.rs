@@ -4,20 +4,18 @@
 //! memory, valid keys keep working meanwhile, and a key issued during the flood on one
 //! instance works at once on the other. A client address that keeps failing is refused before
 //! any lookup, with bounded state however many addresses it uses.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Options, TestApp, two_instances};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tollgate::keys::NewKey;
+
+use crate::common::{Options, TestApp, two_instances};
 
 /// `key_cache.min_refresh_interval_ms` in these tests (the default).
 const MIN_REFRESH: Duration = Duration::from_millis(100);
@@ -118,7 +116,7 @@ async fn all_other_backends_gone(stats: &mut PgConnection) {
             .fetch_one(&mut *stats)
             .await
             .unwrap();
-    let mut observer = PgConnection::connect(&common::admin_database_url())
+    let mut observer = PgConnection::connect(&crate::common::admin_database_url())
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -500,7 +498,7 @@ async fn an_ended_campaign_is_named_with_its_team_and_end_time() {
 /// The one-off measurement recorded in docs/operations.md: `TOLLGATE_FLOOD_KEYS` (default a
 /// million) distinct made-up keys against one instance, `TOLLGATE_FLOOD_CONCURRENCY` (default
 /// 1024) at a time, with the process's RSS before and after. Run with
-/// `cargo test --release --test key_flood measure -- --ignored --nocapture`.
+/// `cargo test --release --test it key_flood::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a one-off measurement; minutes long"]
 async fn measure_a_flood_of_made_up_keys() {
@@ -560,7 +558,7 @@ async fn measure_a_flood_of_made_up_keys() {
 /// The one-off measurement of what one cached policy and one tracked client address cost,
 /// recorded in docs/operations.md: `TOLLGATE_CACHED_KEYS` (default 20000) keys used once
 /// each, then failures from `TOLLGATE_FAILING_ADDRESSES` (default 100000) addresses. Run with
-/// `cargo test --release --test key_flood measure -- --ignored --nocapture`.
+/// `cargo test --release --test it key_flood::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a one-off measurement; minutes long"]
 async fn measure_memory_per_cached_policy_and_tracked_address() {

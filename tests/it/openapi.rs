@@ -5,18 +5,16 @@
 //! or error, from every route) has a status the document lists and a body that fits the
 //! schema it gives for that status: required members present, types right, no member the
 //! schema does not know. So a response type that changes without the document fails here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{JWT_SECRET, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::admin::{ADMIN_ROUTES, Claims, Role, RouteAccess, mint};
 use tollgate::config::Secret;
+
+use crate::common::{JWT_SECRET, TestApp};
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 

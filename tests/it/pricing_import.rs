@@ -1,17 +1,15 @@
 //! `tollctl pricing import-litellm` writes price files that the gateway's own loader accepts,
 //! with every figure converted exactly, and reports what it could not convert.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
-use common::tollctl;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tollgate::pricing::{ModelMode, PriceTable, Usage};
+
+use crate::common::tollctl;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/litellm_prices.json")

@@ -2,19 +2,17 @@
 //! during and after admission, a governance timeout racing Redis's answer, and a Redis that
 //! is frozen for less and for more than the gateway's Redis timeout. After each, a key with
 //! `max_concurrent` 4 serves four concurrent requests and nothing is reserved.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::redis::OwnRedis;
-use common::requests::exact_request_with;
-use common::{Options, TestApp, dec};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+
+use crate::common::redis::OwnRedis;
+use crate::common::requests::exact_request_with;
+use crate::common::{Options, TestApp, dec};
 
 /// A gateway on a Redis of its own and a key with a concurrency limit of 4, a rate limit and
 /// a strict budget (so every admission takes a slot, rate tokens and a reservation).
@@ -247,7 +245,7 @@ async fn a_ticket_dropped_unsettled_gives_back_what_it_took() {
 
     let redis = OwnRedis::start_anywhere();
     let store = tollgate::store::Store::connect(
-        &tollgate::config::Secret::new(common::create_database().await),
+        &tollgate::config::Secret::new(crate::common::create_database().await),
         2,
         Duration::from_secs(5),
     )

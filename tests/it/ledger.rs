@@ -1,14 +1,10 @@
 //! The ledger: nothing lost, nothing counted twice, rollups equal to the request log.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
-use common::{Options, TestApp, create_database, dec};
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::PgPool;
@@ -18,6 +14,8 @@ use tollgate::ids::{KeyId, RequestId, TeamId};
 use tollgate::ledger::{LedgerEvent, LedgerWriter};
 use tollgate::pricing::Usage;
 use tollgate::store::Store;
+
+use crate::common::{Options, TestApp, create_database, dec};
 
 fn event(cost: &str) -> LedgerEvent {
     LedgerEvent {
@@ -588,7 +586,7 @@ fn proc_status_kb(field: &str) -> u64 {
 /// Not a pass/fail test: the measurement behind docs/operations.md "Memory bounds". Records
 /// `N` (default 200000) events, one team and key like a real campaign, while `request_log`
 /// is locked, and prints the process's memory before and after, then the time to catch up.
-/// `N=400000 cargo test --test ledger measure -- --ignored --nocapture`
+/// `N=400000 cargo test --test it ledger::measure -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_memory_while_the_request_log_is_locked() {

@@ -2,18 +2,16 @@
 //! their own team (another team's ids and names are 404s that echo nothing), never its team
 //! limits or more than its budget; RS256, ES256 and JWKS tokens are checked for key, issuer,
 //! audience and expiry; and every change lands in the audit log without a secret.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::PathBuf;
 
-use common::{JWT_SECRET, Options, TestApp};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate::admin::{Claims, Role, mint};
 use tollgate::config::Secret;
+
+use crate::common::{JWT_SECRET, Options, TestApp};
 
 const OTHER: &str = "bravo-confidential-name";
 
@@ -808,7 +806,7 @@ async fn a_change_whose_audit_entry_cannot_be_written_is_not_made() {
     ));
     std::fs::create_dir_all(&pricing).unwrap();
     std::fs::copy(
-        common::fixture_pricing_dir().join("test.toml"),
+        crate::common::fixture_pricing_dir().join("test.toml"),
         pricing.join("test.toml"),
     )
     .unwrap();

@@ -2,17 +2,15 @@
 //! transaction), workers through the gateway, the budget holding, close (every key revoked, a
 //! final report equal to the ledger), ended experiments, and the same through `tollctl`.
 //! Real PostgreSQL, Redis, mock upstream and sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::requests::exact_request;
-use common::{TestApp, dec, tollctl};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+
+use crate::common::requests::exact_request;
+use crate::common::{TestApp, dec, tollctl};
 
 async fn team(app: &TestApp) -> String {
     let name = format!("team-{}", uuid::Uuid::new_v4().simple());

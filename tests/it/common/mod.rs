@@ -1,6 +1,5 @@
 //! The integration-test harness: a real PostgreSQL database per test, the shared Redis, the
 //! in-repo mock upstream and the gateway itself, all over real sockets on 127.0.0.1.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod redis;
 pub mod requests;
@@ -159,7 +158,6 @@ pub struct TestApp {
     pub database_url: String,
     pub admin_token: String,
     pub http: reqwest::Client,
-    pub spill_dir: PathBuf,
     /// The running gateway's data-plane state, for tests that inspect its caches.
     pub proxy: tollgate::proxy::ProxyState,
     stop: Option<oneshot::Sender<()>>,
@@ -252,7 +250,6 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             database_url,
             admin_token: admin_token(),
             http: reqwest::Client::new(),
-            spill_dir,
             proxy,
             stop: Some(stop),
             server: Some(server),

@@ -1,16 +1,14 @@
 //! The admin API and `tollctl` against a running gateway.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{JWT_SECRET, Options, TestApp, tollctl, two_instances};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tollgate::admin::{Claims, Role, mint};
 use tollgate::config::Secret;
+
+use crate::common::{JWT_SECRET, Options, TestApp, tollctl, two_instances};
 
 fn token(secret: &str, role: Role, exp_offset: i64) -> String {
     let now = chrono::Utc::now().timestamp();
