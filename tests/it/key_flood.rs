@@ -139,6 +139,51 @@ async fn all_other_backends_gone(stats: &mut PgConnection) {
     }
 }
 
+/// Waits until PostgreSQL's count of the database's commits holds everything done so far. A
+/// backend reports its statistics when it has been idle for 10 s (PGSTAT_IDLE_INTERVAL), later
+/// on a loaded machine, so a fixed wait can leave dozens of the set-up's commits to be counted
+/// as the flood's. After those 10 s, waits until two seconds pass in which the count grew by
+/// no more than the gateways' own reads of keys explain (the instances read new key hashes when
+/// any instance on the Redis announces keys). Asks from another database, so the polling adds
+/// nothing to the counts.
+async fn set_up_reported(database_url: &str, apps: &[&TestApp]) {
+    let (_, database) = database_url.rsplit_once('/').unwrap();
+    let mut observer = PgConnection::connect(&crate::common::admin_database_url())
+        .await
+        .unwrap();
+    let mut sample = async || {
+        let commits: i64 =
+            sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+                .bind(database)
+                .fetch_one(&mut observer)
+                .await
+                .unwrap();
+        // A read of new hashes is one transaction, a policy read three statements.
+        let reads: u64 = apps
+            .iter()
+            .map(|app| app.proxy.keys.known().reads() + 3 * app.proxy.keys.policy_reads())
+            .sum();
+        (commits, i64::try_from(reads).unwrap())
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = sample().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = sample().await;
+        let unexplained = (now.0 - last.0) - (now.1 - last.1);
+        // One read counted just before a sample may be reported just after it.
+        if unexplained <= 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL's commit count kept growing ({unexplained} commits in 2 s beyond the gateways' reads)"
+        );
+        last = now;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_made_up_keys_costs_bounded_reads_and_memory_while_real_keys_work() {
     let (mut a, mut b) = two_instances(without_auth_limit).await;
@@ -153,9 +198,10 @@ async fn a_flood_of_made_up_keys_costs_bounded_reads_and_memory_while_real_keys_
             assert_eq!(app.chat(key, chat_body()).await.status(), 200);
         }
     }
-    // An idle backend reports its statistics within 10 s (PGSTAT_IDLE_INTERVAL): wait, so the
-    // set-up (migrations, admin calls) is not counted as the flood's.
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    // The set-up's ledger rows are written, and its statistics reported, before the counts
+    // start: the set-up (migrations, admin calls) is not the flood's.
+    a.ledger_rows(valid.len() * 2).await;
+    set_up_reported(&a.database_url, &[&a, &b]).await;
     let known_before = b.proxy.keys.known().len();
     let (known_reads_before, policy_reads_before) = (
         a.proxy.keys.known().reads() + b.proxy.keys.known().reads(),
@@ -514,8 +560,7 @@ async fn measure_a_flood_of_made_up_keys() {
     let key = app.key().await;
     assert_eq!(models(&app, &key, None).await.status(), 200);
     let mut stats = PgConnection::connect(&app.database_url).await.unwrap();
-    // Let the set-up's statistics reach PostgreSQL's counters first (see the flood test).
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    set_up_reported(&app.database_url, &[&app]).await;
     let rss_before = rss_kib();
     let reads_before = (
         app.proxy.keys.known().reads(),
