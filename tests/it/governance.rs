@@ -63,6 +63,7 @@ async fn ledger_total(app: &TestApp) -> (i64, Decimal) {
 /// 500 concurrent requests through two instances against a budget for exactly K of them.
 async fn budget_holds(scope: &str, stream: bool) {
     const K: usize = 37;
+    let _heavy = crate::common::heavy().await;
     let (a, b) = two_instances(Options::default).await;
     let (key, record) = a.issue_key(json!({})).await;
     let (body, cost) = exact_request(stream);

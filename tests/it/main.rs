@@ -29,4 +29,5 @@ mod proxy;
 mod reports;
 mod routing;
 mod saturation;
+mod scratch;
 mod sdk;

@@ -963,6 +963,7 @@ async fn tollctl_prints_reports_requests_and_quotes() {
 /// Reports read the hourly rollups, so they stay fast however long the request log gets.
 #[tokio::test]
 async fn reports_answer_well_under_a_second_with_a_million_ledger_rows() {
+    let _heavy = crate::common::heavy().await;
     let app = TestApp::spawn().await;
     let setup = Instant::now();
     let mut conn = app.db.acquire().await.unwrap();

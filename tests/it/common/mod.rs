@@ -394,6 +394,14 @@ pub struct LedgerRow {
     pub cost_usd: Decimal,
 }
 
+/// Held by the tests that load the whole machine (a million-row report, a flood of keys,
+/// bursts of hundreds of requests) so that no two of them run at once in this process: what
+/// one of them measures or waits for is then not slowed by another's load.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 pub fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
