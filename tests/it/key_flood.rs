@@ -90,13 +90,18 @@ async fn flood(
 struct PgCounts {
     commits: i64,
     key_table_scans: i64,
+    /// Autovacuum and autoanalyze runs on any table of the database, system catalogs included
+    /// (migrations and test set-up churn them): PostgreSQL's own transactions, not the gateway's.
+    background_runs: i64,
 }
 
 async fn pg_counts(conn: &mut PgConnection) -> PgCounts {
-    let (commits, key_table_scans): (i64, i64) = sqlx::query_as(
+    let (commits, key_table_scans, background_runs): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), \
                 (SELECT COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) FROM pg_stat_user_tables \
-                 WHERE relname = 'virtual_keys')",
+                 WHERE relname = 'virtual_keys'), \
+                (SELECT COALESCE(sum(autovacuum_count + autoanalyze_count), 0)::bigint \
+                 FROM pg_stat_all_tables)",
     )
     .fetch_one(conn)
     .await
@@ -104,6 +109,7 @@ async fn pg_counts(conn: &mut PgConnection) -> PgCounts {
     PgCounts {
         commits,
         key_table_scans,
+        background_runs,
     }
 }
 
@@ -328,7 +334,11 @@ async fn a_flood_of_made_up_keys_costs_bounded_reads_and_memory_while_real_keys_
     let pg_after = pg_counts(&mut stats).await;
     let scans = pg_after.key_table_scans - pg_before.key_table_scans;
     let commits = pg_after.commits - pg_before.commits;
-    eprintln!("PostgreSQL: {scans} scans of virtual_keys, {commits} commits during the flood");
+    let background = pg_after.background_runs - pg_before.background_runs;
+    eprintln!(
+        "PostgreSQL: {scans} scans of virtual_keys, {commits} commits during the flood, \
+         {background} autovacuum and autoanalyze runs"
+    );
     // A policy read may scan both hash indexes; the admin API's issuing of one key (its
     // checks, its audit entry) scans the table a few times.
     let counted = i64::try_from(known_reads + policy_reads).unwrap();
@@ -337,16 +347,21 @@ async fn a_flood_of_made_up_keys_costs_bounded_reads_and_memory_while_real_keys_
         "{scans} scans of virtual_keys, {counted} reads counted"
     );
     // Besides the reads (a policy read is three statements): at most one ledger batch per
-    // valid request, and the admin calls. Nothing is per made-up key.
+    // valid request, the admin calls and PostgreSQL's own upkeep. Nothing is per made-up key.
+    // Alone on the machine the commits are the explained ones plus about 15; with the rest of
+    // the suite running beside this test up to 140 more were seen that no count here explains
+    // (the shared server's other sessions), hence the factor of two.
     let served = i64::try_from(statuses.len()).unwrap();
     let policy_reads = i64::try_from(policy_reads).unwrap();
     let known_reads = i64::try_from(known_reads).unwrap();
+    let explained = known_reads + 3 * policy_reads + served + 3 * background;
     assert!(
-        commits <= known_reads + 3 * policy_reads + served + 50,
-        "{commits} commits: {known_reads} + 3 x {policy_reads} reads, {served} valid requests"
+        commits <= 2 * explained + 50,
+        "{commits} commits: {known_reads} + 3 x {policy_reads} reads, {served} valid requests, \
+         {background} autovacuum and autoanalyze runs"
     );
     assert!(
-        commits < (FLOOD_KEYS / 10) as i64,
+        commits < (FLOOD_KEYS / 20) as i64,
         "{commits} commits for {FLOOD_KEYS} made-up keys"
     );
 }
