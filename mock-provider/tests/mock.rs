@@ -233,13 +233,14 @@ async fn stream_events_arrive_over_time() {
 #[tokio::test]
 async fn hang_ms_pauses_after_first_content_chunk() {
     let mock = server(MockConfig::default()).await;
+    // From before the request: the pause may begin before the client has the headers.
+    let start = Instant::now();
     let mut resp = post_json(
         &mock,
         json!({"model": "m", "stream": true, "mock": {"hang_ms": 400}}),
     )
     .await;
     let mut text = String::new();
-    let start = Instant::now();
     let mut first_content_at = None;
     while let Some(chunk) = resp.chunk().await.unwrap() {
         text.push_str(std::str::from_utf8(&chunk).unwrap());
