@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::connect::redis::RedisConnector;
+use crate::connect::redis::{RedisConnection, RedisConnector};
 use crate::governance::ScopeKind;
 use crate::ids::KeyId;
 use crate::keys::KeyCache;
@@ -19,11 +19,11 @@ const KEYS_ADDED: &str = "keys:added";
 
 #[derive(Clone)]
 pub struct Invalidator {
-    redis: redis::aio::ConnectionManager,
+    redis: RedisConnection,
 }
 
 impl Invalidator {
-    pub fn new(redis: redis::aio::ConnectionManager) -> Invalidator {
+    pub fn new(redis: RedisConnection) -> Invalidator {
         Invalidator { redis }
     }
 

@@ -8,6 +8,7 @@ mod pem;
 mod postgres_tls;
 mod raw;
 mod redis_tls;
+mod redis_url;
 mod secret;
 mod storage;
 
@@ -24,6 +25,7 @@ pub use raw::RawConfig;
 pub use redis_tls::{
     ENV_REDIS_CA_FILE, ENV_REDIS_CLIENT_CERT_FILE, ENV_REDIS_CLIENT_KEY_FILE, RedisTls, RedisVerify,
 };
+pub use redis_url::{MultiNodeKind, MultiNodeUrl, RedisNode, RedisUrl, UrlProblem};
 pub use secret::Secret;
 pub use storage::{DatabaseConfig, LedgerConfig};
 

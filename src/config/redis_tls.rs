@@ -6,14 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use super::pem::{self, CaBundle, ClientIdentity, IdentityPart};
+use super::redis_url::{RedisUrl, UrlProblem};
 use super::{ConfigError, Secret, Validator};
 
 pub const ENV_REDIS_CA_FILE: &str = "TOLLGATE_REDIS_CA_FILE";
 pub const ENV_REDIS_CLIENT_CERT_FILE: &str = "TOLLGATE_REDIS_CLIENT_CERT_FILE";
 pub const ENV_REDIS_CLIENT_KEY_FILE: &str = "TOLLGATE_REDIS_CLIENT_KEY_FILE";
-
-const URL_FIX: &str = "write it as redis://host:6379, rediss://user:password@host:6380 (TLS) or \
-                       redis+unix:///path/to/redis.sock";
 
 /// How a `rediss://` server's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +24,8 @@ pub enum RedisVerify {
     Off,
 }
 
-/// TLS to Redis; present exactly when `redis_url` is `rediss://`.
+/// TLS to Redis; present exactly when `redis_url` is `rediss://` (or `rediss+cluster://`,
+/// `rediss+sentinel://`).
 #[derive(Debug, Clone)]
 pub struct RedisTls {
     pub verify: RedisVerify,
@@ -66,8 +65,8 @@ impl Validator<'_> {
             if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
                 return Err(self.invalid(
                     field,
-                    "is set, but redis_url is not a rediss:// (TLS) URL",
-                    format!("write redis_url as rediss://host:port, or remove {field}"),
+                    "is set, but redis_url is not a rediss:// (TLS) URL, nor a rediss+cluster:// or rediss+sentinel:// one",
+                    format!("write redis_url as rediss://host:port (or rediss+cluster://, rediss+sentinel://), or remove {field}"),
                 ));
             }
             return Ok(None);
@@ -101,42 +100,11 @@ impl Validator<'_> {
     }
 
     /// Checks the URL without ever echoing it (it may carry the password). Returns `None` for
-    /// a plain-text URL, `Some(insecure)` for `rediss://` (`#insecure` turns verification off).
+    /// a plain-text URL, `Some(insecure)` for a TLS one (`#insecure` turns verification off).
     fn redis_url(&self, url: &str) -> Result<Option<bool>, ConfigError> {
-        // The scheme first: a cluster's `host1:port1,host2:port2` is not a single URL.
-        let Some((scheme, _)) = url.split_once("://") else {
-            return Err(self.invalid("redis_url", "not a URL (no scheme://)", URL_FIX));
-        };
-        let tls = match scheme {
-            "redis" | "redis+unix" | "unix" => false,
-            "rediss" => true,
-            other => {
-                return Err(self.invalid(
-                    "redis_url",
-                    format!("the scheme {other}:// is not supported"),
-                    URL_FIX,
-                ));
-            }
-        };
-        let parsed = url::Url::parse(url)
-            .map_err(|e| self.invalid("redis_url", format!("not a URL ({e})"), URL_FIX))?;
-        let insecure = match parsed.fragment() {
-            None | Some("") => false,
-            Some("insecure") if tls => true,
-            Some(_) => {
-                return Err(self.invalid(
-                    "redis_url",
-                    "the only fragment understood is #insecure, on a rediss:// URL",
-                    "remove the #... part (set redis_tls_insecure = true to skip verification)",
-                ));
-            }
-        };
-        redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| {
-            // redis-rs describes the problem (bad database number, bad encoding) without
-            // the URL's contents.
-            self.invalid("redis_url", e.to_string(), URL_FIX)
-        })?;
-        Ok(tls.then_some(insecure))
+        let url = RedisUrl::parse(url)
+            .map_err(|UrlProblem { problem, fix }| self.invalid("redis_url", problem, fix))?;
+        Ok(url.tls().then_some(url.insecure()))
     }
 
     fn redis_client(

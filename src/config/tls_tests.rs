@@ -425,9 +425,10 @@ fn redis_urls_are_checked_without_being_echoed() {
     for (url, part) in [
         ("http://u:hunter2@h", "the scheme http:// is not supported"),
         (
-            "redis+cluster://u:hunter2@h1:1,h2:2",
-            "the scheme redis+cluster:// is not supported",
+            "redis+cluster://u:hunter2@h1:1,h2:x",
+            "node 2 of the list has no valid port",
         ),
+        ("redis+sentinel://u:hunter2@h1:1,h2:2", "names no master"),
         ("rediss://u:hunter2@h:6380/notanumber", "database number"),
         ("u:hunter2", "not a URL"),
         (

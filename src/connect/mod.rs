@@ -75,6 +75,16 @@ impl Redacted {
         }
     }
 
+    /// A URL no parser reads (a cluster's or a sentinel's list of nodes), shown as `shown`,
+    /// whose secrets its own parser found.
+    pub fn from_parts(shown: String, mut secrets: Vec<String>) -> Redacted {
+        secrets.retain(|secret| !secret.is_empty());
+        // Longest first, so a secret that contains another is removed whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redacted { shown, secrets }
+    }
+
     /// `text` with every secret of the URL replaced.
     pub fn scrub(&self, text: &str) -> String {
         self.secrets.iter().fold(text.to_string(), |text, secret| {

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use redis::aio::ConnectionManager;
 
 use super::batch::{Batcher, Call, Release, STOPPED};
 use super::keys::ScopeKeys;
@@ -14,6 +13,7 @@ use super::local::LocalShield;
 use super::period::{Clock, Period};
 use super::rebuild;
 use super::ticket::{Held, Ticket, TicketScope, release_call};
+use crate::connect::redis::RedisConnection;
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
 
@@ -89,10 +89,11 @@ pub enum Refusal {
 }
 
 pub struct Governor {
-    /// One multiplexed connection: batches of script calls and the occasional counter
-    /// rebuild are pipelined on it, with no pool checkout (deadpool-redis pings a connection
-    /// on every checkout, which would be a second round trip per admission).
-    redis: ConnectionManager,
+    /// One multiplexed connection (one per node on a cluster): batches of script calls and
+    /// the occasional counter rebuild are pipelined on it, with no pool checkout
+    /// (deadpool-redis pings a connection on every checkout, which would be a second round
+    /// trip per admission).
+    redis: RedisConnection,
     batcher: Batcher,
     config: GovernorConfig,
     clock: Arc<dyn Clock>,
@@ -103,7 +104,7 @@ pub struct Governor {
 
 impl Governor {
     pub fn new(
-        redis: ConnectionManager,
+        redis: RedisConnection,
         config: GovernorConfig,
         clock: Arc<dyn Clock>,
         store: Store,
@@ -333,7 +334,7 @@ impl Governor {
 
     /// The shared multiplexed connection (a cheap handle). It reconnects by itself after
     /// Redis comes back; until then calls fail fast and the failure policy applies.
-    pub(super) fn connection(&self) -> ConnectionManager {
+    pub(super) fn connection(&self) -> RedisConnection {
         self.redis.clone()
     }
 }

@@ -8,16 +8,22 @@
 //! batch or an earlier one, batches go out in order on one multiplexed connection, and the
 //! script applies a batch's settlements before its admissions, so a slot freed by a finished
 //! request is free for the next one.
+//!
+//! A call is sent again only when Redis surely did not run it (see `send`): a script that ran
+//! twice would take twice, or give back other requests' reservations.
 
-use std::collections::HashMap;
+mod send;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
+use crate::connect::redis::{REDIS_RESPONSE_TIMEOUT, RedisConnection};
 use crate::ids::TeamId;
 
 const GOVERN: &str = include_str!("lua/govern.lua");
@@ -95,14 +101,65 @@ enum Job {
         call: Call,
         reply: oneshot::Sender<AdmitReply>,
         release: Release,
+        tries: Tries,
     },
-    Settle(Call, oneshot::Sender<Result<(), SettleError>>),
+    Settle {
+        call: Call,
+        done: oneshot::Sender<Result<(), SettleError>>,
+        tries: Tries,
+    },
 }
 
+/// How often a job was sent without running, and since when it has been trying.
+#[derive(Clone, Copy)]
+struct Tries {
+    failed: u32,
+    since: Instant,
+}
+
+impl Tries {
+    fn new() -> Tries {
+        Tries {
+            failed: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// A job sends again at most this long after it was queued: the wait for a call already
+/// sent, so a failover shorter than that loses no settlement.
+const RESEND_WINDOW: Duration = REDIS_RESPONSE_TIMEOUT;
+/// The pause before the first try again, doubled at each further one up to [`MAX_PAUSE`]:
+/// a redirection is usually followed at once, a failover takes seconds.
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
 impl Job {
+    fn admit(call: Call, reply: oneshot::Sender<AdmitReply>, release: Release) -> Job {
+        Job::Admit {
+            call,
+            reply,
+            release,
+            tries: Tries::new(),
+        }
+    }
+
+    fn settle(call: Call, done: oneshot::Sender<Result<(), SettleError>>) -> Job {
+        Job::Settle {
+            call,
+            done,
+            tries: Tries::new(),
+        }
+    }
+
     fn call(&self) -> &Call {
-        let (Job::Admit { call, .. } | Job::Settle(call, _)) = self;
+        let (Job::Admit { call, .. } | Job::Settle { call, .. }) = self;
         call
+    }
+
+    fn tries(&mut self) -> &mut Tries {
+        let (Job::Admit { tries, .. } | Job::Settle { tries, .. }) = self;
+        tries
     }
 
     /// An admission whose request stopped waiting (timed out, or gone): sending it would
@@ -110,6 +167,12 @@ impl Job {
     fn abandoned(&self) -> bool {
         matches!(self, Job::Admit { reply, .. } if reply.is_closed())
     }
+}
+
+/// A job waiting to be sent again.
+struct Delayed {
+    due: Instant,
+    job: Job,
 }
 
 /// The queue in front of the batch sender task (a cheap handle); the task ends when the last
@@ -124,7 +187,7 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(redis: ConnectionManager, reservation_ttl_ms: u64) -> Batcher {
+    pub fn start(redis: RedisConnection, reservation_ttl_ms: u64) -> Batcher {
         let (queue, jobs) = mpsc::unbounded_channel();
         let timing = Timing {
             ttl_ms: reservation_ttl_ms,
@@ -141,11 +204,7 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         // A send only fails once the sender task is gone; the dropped reply then tells the
         // waiter so.
-        let _ = self.queue.send(Job::Admit {
-            call,
-            reply,
-            release,
-        });
+        let _ = self.queue.send(Job::admit(call, reply, release));
         answer
     }
 
@@ -156,7 +215,7 @@ impl Batcher {
         };
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job::Settle(call, reply))
+            .send(Job::settle(call, reply))
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -164,7 +223,7 @@ impl Batcher {
     /// Queues a settlement without waiting for its answer (a release from a `Drop`).
     pub fn release(&self, call: Call) {
         let (done, _) = oneshot::channel();
-        let _ = self.queue.send(Job::Settle(call, done));
+        let _ = self.queue.send(Job::settle(call, done));
     }
 }
 
@@ -186,7 +245,7 @@ struct Timing {
 async fn send_batches(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     requeue: mpsc::WeakUnboundedSender<Job>,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     timing: Timing,
 ) {
     let script = Arc::new(Script::new(GOVERN));
@@ -196,15 +255,48 @@ async fn send_batches(
     // nothing is, they go at once.
     let mut settlements: Vec<Job> = Vec::new();
     let mut admissions: Vec<Job> = Vec::new();
+    // Jobs whose call did not run (a redirection, a failover), waiting to be sent again. They
+    // wait here rather than in their call, so a team whose shard is failing over does not
+    // hold a place on the wire that other teams' calls need.
+    let mut delayed: Vec<Delayed> = Vec::new();
     // While Redis is slow, jobs keep being taken off the queue so that admissions whose
     // requests gave up can be dropped; this is the queue length at the last such sweep.
     let mut swept_at = 0;
     let mut open = true;
-    while open || !settlements.is_empty() || !admissions.is_empty() || !in_flight.is_empty() {
+    loop {
+        let held = !settlements.is_empty() || !admissions.is_empty();
+        if !open && !held && in_flight.is_empty() && delayed.is_empty() {
+            break;
+        }
+        let next_due = delayed.iter().map(|d| d.due).min();
         tokio::select! {
             // Answers first: a free slot lets the queue go out as one bigger batch.
             biased;
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            Some(again) = in_flight.next(), if !in_flight.is_empty() => {
+                let again: Vec<Job> = again;
+                for mut job in again {
+                    let tries = job.tries();
+                    let pause = FIRST_PAUSE
+                        .saturating_mul(1 << tries.failed.min(16))
+                        .min(MAX_PAUSE);
+                    tries.failed = tries.failed.saturating_add(1);
+                    delayed.push(Delayed { due: Instant::now() + pause, job });
+                }
+            }
+            () = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)),
+                if next_due.is_some() => {
+                let now = Instant::now();
+                let (due, waiting): (Vec<Delayed>, Vec<Delayed>) =
+                    delayed.drain(..).partition(|d| d.due <= now);
+                delayed = waiting;
+                // Ahead of what was queued since: they were queued first.
+                let (due_settlements, due_admissions): (Vec<Job>, Vec<Job>) = due
+                    .into_iter()
+                    .map(|d| d.job)
+                    .partition(|job| matches!(job, Job::Settle { .. }));
+                settlements.splice(0..0, due_settlements);
+                admissions.splice(0..0, due_admissions);
+            }
             job = jobs.recv(), if open => {
                 let mut next = job;
                 if next.is_none() {
@@ -212,7 +304,7 @@ async fn send_batches(
                 }
                 while let Some(job) = next.take() {
                     match job {
-                        Job::Settle(..) => settlements.push(job),
+                        Job::Settle { .. } => settlements.push(job),
                         Job::Admit { .. } => admissions.push(job),
                     }
                     if settlements.len() + admissions.len() < MAX_BATCH {
@@ -221,7 +313,7 @@ async fn send_batches(
                 }
             }
             // Nothing to receive and nothing in flight, but jobs held back: send them.
-            () = std::future::ready(()), if !open && in_flight.is_empty() => {}
+            () = std::future::ready(()), if !open && in_flight.is_empty() && held => {}
         }
         if in_flight.len() >= MAX_IN_FLIGHT {
             if admissions.len() >= 2 * swept_at.max(MAX_BATCH) {
@@ -246,7 +338,7 @@ async fn send_batches(
             0
         };
         let batch_admissions: Vec<Job> = admissions.drain(..admit_now).collect();
-        in_flight.push(send(
+        in_flight.push(send::send(
             batch_settlements,
             batch_admissions,
             redis.clone(),
@@ -254,216 +346,5 @@ async fn send_batches(
             timing,
             requeue.clone(),
         ));
-    }
-}
-
-/// Sends one batch: a script call per team (see [`Call::team`]), pipelined on the connection.
-async fn send(
-    settlements: Vec<Job>,
-    admissions: Vec<Job>,
-    redis: ConnectionManager,
-    script: Arc<Script>,
-    timing: Timing,
-    requeue: mpsc::WeakUnboundedSender<Job>,
-) {
-    let calls = by_team(settlements, admissions)
-        .into_iter()
-        .map(|(settlements, admissions)| {
-            send_one(
-                settlements,
-                admissions,
-                redis.clone(),
-                &script,
-                timing,
-                &requeue,
-            )
-        });
-    futures_util::future::join_all(calls).await;
-}
-
-/// Splits a batch by team, keeping each team's jobs in their order.
-fn by_team(settlements: Vec<Job>, admissions: Vec<Job>) -> Vec<(Vec<Job>, Vec<Job>)> {
-    let mut teams: Vec<TeamId> = Vec::new();
-    let mut groups: Vec<(Vec<Job>, Vec<Job>)> = Vec::new();
-    for (job, is_settlement) in settlements
-        .into_iter()
-        .map(|job| (job, true))
-        .chain(admissions.into_iter().map(|job| (job, false)))
-    {
-        let team = job.call().team;
-        let i = teams.iter().position(|t| *t == team).unwrap_or_else(|| {
-            teams.push(team);
-            groups.push((Vec::new(), Vec::new()));
-            groups.len() - 1
-        });
-        let (team_settlements, team_admissions) = &mut groups[i];
-        if is_settlement {
-            team_settlements.push(job);
-        } else {
-            team_admissions.push(job);
-        }
-    }
-    groups
-}
-
-async fn send_one(
-    settlements: Vec<Job>,
-    admissions: Vec<Job>,
-    mut redis: ConnectionManager,
-    script: &Script,
-    timing: Timing,
-    requeue: &mpsc::WeakUnboundedSender<Job>,
-) {
-    let mut invocation = script.prepare_invoke();
-    invocation
-        .arg(timing.ttl_ms)
-        .arg(timing.bucket_ms)
-        .arg(settlements.len())
-        .arg(admissions.len());
-    let mut key_index: HashMap<&str, usize> = HashMap::new();
-    for job in settlements.iter().chain(&admissions) {
-        for part in &job.call().parts {
-            match part {
-                Part::Key(key) => {
-                    let next = key_index.len() + 1;
-                    let index = *key_index.entry(key.as_str()).or_insert_with(|| {
-                        invocation.key(key.as_str());
-                        next
-                    });
-                    invocation.arg(index);
-                }
-                Part::NoKey => {
-                    invocation.arg(0);
-                }
-                Part::Int(value) => {
-                    invocation.arg(*value);
-                }
-                Part::Text(value) => {
-                    invocation.arg(value.as_str());
-                }
-            }
-        }
-    }
-    let result: redis::RedisResult<Vec<Value>> = invocation.invoke_async(&mut redis).await;
-    match result {
-        Ok(replies) => {
-            let mut replies = replies.into_iter();
-            for job in admissions {
-                if let Job::Admit { reply, release, .. } = job {
-                    let answer = match replies.next() {
-                        Some(Value::Array(values)) => Ok(values),
-                        other => Err(format!("admission script answered {other:?}")),
-                    };
-                    if let Err(Ok(values)) = reply.send(answer) {
-                        release_orphan(&values, release, requeue);
-                    }
-                }
-            }
-            for job in settlements {
-                if let Job::Settle(_, done) = job {
-                    let _ = done.send(Ok(()));
-                }
-            }
-        }
-        Err(e) => {
-            let maybe_applied = may_have_run(&e);
-            let message = e.to_string();
-            for job in settlements.into_iter().chain(admissions) {
-                match job {
-                    Job::Admit { reply, .. } => {
-                        let _ = reply.send(Err(message.clone()));
-                    }
-                    Job::Settle(_, done) => {
-                        let _ = done.send(Err(SettleError {
-                            message: message.clone(),
-                            maybe_applied,
-                        }));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// An admission answered after its request stopped waiting: whatever it took goes back with
-/// the next batch.
-fn release_orphan(values: &[Value], release: Release, requeue: &mpsc::WeakUnboundedSender<Job>) {
-    let Some(call) = release(values) else {
-        return;
-    };
-    crate::metrics::observe_orphaned_admission();
-    match requeue.upgrade() {
-        Some(queue) => {
-            let (done, _) = oneshot::channel();
-            let _ = queue.send(Job::Settle(call, done));
-        }
-        None => tracing::warn!(
-            "an admission answered after its request left during shutdown; its reservation will expire"
-        ),
-    }
-}
-
-/// Whether a failed call may still have run in Redis: a refused connection never carried it;
-/// a timeout, or a connection lost after sending, may have.
-fn may_have_run(e: &redis::RedisError) -> bool {
-    e.is_timeout() || (e.is_connection_dropped() && !e.is_connection_refusal())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io;
-
-    use tokio::sync::oneshot;
-
-    use super::{Call, Job, by_team, may_have_run};
-    use crate::ids::TeamId;
-
-    fn job(team: TeamId, tag: i64, settlement: bool) -> Job {
-        let mut call = Call::new(team);
-        call.int(tag);
-        if settlement {
-            Job::Settle(call, oneshot::channel().0)
-        } else {
-            Job::Admit {
-                call,
-                reply: oneshot::channel().0,
-                release: Box::new(|_| None),
-            }
-        }
-    }
-
-    fn tags(jobs: &[Job]) -> Vec<i64> {
-        jobs.iter()
-            .map(|job| match job.call().parts.first() {
-                Some(super::Part::Int(tag)) => *tag,
-                _ => -1,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_script_call_only_carries_one_teams_requests_in_their_order() {
-        let (a, b) = (TeamId(uuid::Uuid::now_v7()), TeamId(uuid::Uuid::now_v7()));
-        let settlements = vec![job(b, 1, true), job(a, 2, true), job(b, 3, true)];
-        let admissions = vec![job(a, 4, false), job(b, 5, false), job(a, 6, false)];
-        let groups = by_team(settlements, admissions);
-        assert_eq!(groups.len(), 2);
-        let (b_settled, b_admitted) = &groups[0];
-        assert_eq!((tags(b_settled), tags(b_admitted)), (vec![1, 3], vec![5]));
-        let (a_settled, a_admitted) = &groups[1];
-        assert_eq!((tags(a_settled), tags(a_admitted)), (vec![2], vec![4, 6]));
-        for (settled, admitted) in &groups {
-            let team = settled.iter().chain(admitted).map(|job| job.call().team);
-            assert_eq!(team.clone().min(), team.max(), "one team per script call");
-        }
-    }
-
-    #[test]
-    fn only_a_call_that_surely_did_not_run_is_safe_to_send_again() {
-        let failed = |kind| redis::RedisError::from(io::Error::new(kind, "test"));
-        assert!(!may_have_run(&failed(io::ErrorKind::ConnectionRefused)));
-        assert!(may_have_run(&failed(io::ErrorKind::TimedOut)));
-        assert!(may_have_run(&failed(io::ErrorKind::ConnectionReset)));
-        assert!(may_have_run(&failed(io::ErrorKind::UnexpectedEof)));
     }
 }

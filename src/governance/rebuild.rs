@@ -9,11 +9,12 @@ use super::period::Period;
 
 /// How long a budget counter is kept after its period ends.
 pub const BUDGET_KEY_GRACE_SECS: i64 = 7 * 24 * 3600;
+use crate::connect::redis::RedisConnection;
 use crate::store::Store;
 
 pub async fn budget_counter(
     store: &Store,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut RedisConnection,
     budget_key: &str,
     kind: ScopeKind,
     id: uuid::Uuid,

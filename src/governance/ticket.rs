@@ -7,15 +7,11 @@
 //! is left to its expiry while the instance lives.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::admission::RateKind;
 use super::batch::{Batcher, Call};
 use super::keys::ScopeKeys;
 use crate::ids::{RequestId, TeamId};
-
-/// Settlement is retried this many times when the call surely did not reach Redis.
-const SETTLE_ATTEMPTS: u32 = 5;
 
 #[must_use = "a ticket holds rate tokens, a slot and a reservation: settle it (dropping it releases them)"]
 pub struct Ticket {
@@ -71,33 +67,22 @@ impl Ticket {
         }
     }
 
-    /// Replaces the reservations by the actual tokens and cost. Retries a few times when the
-    /// call surely did not run (Redis unreachable), never when it may have (a timeout): a
-    /// settlement applied twice would release other requests' reservations. A settlement
-    /// that did not go through leaves the reservation to expire and the spend uncounted in
-    /// Redis until the counter is next rebuilt from the ledger.
+    /// Replaces the reservations by the actual tokens and cost. The batcher sends the call
+    /// again while it surely did not run (Redis unreachable, a failover), never when it may
+    /// have (a timeout): a settlement applied twice would release other requests'
+    /// reservations. A settlement that did not go through leaves the reservation to expire
+    /// and the spend uncounted in Redis until the counter is next rebuilt from the ledger.
     pub async fn settle(mut self, actual_tokens: u64, actual_cost_nanos: i64) {
         let (Some(held), Some(batcher)) = (self.held.take(), self.batcher.take()) else {
             return;
         };
         let delta = i128::from(actual_tokens) - i128::from(held.tokens_estimate);
         let delta = i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
-        let mut backoff = Duration::from_millis(50);
-        for attempt in 1..=SETTLE_ATTEMPTS {
-            match batcher
-                .settle(settle_call(&held, delta, actual_cost_nanos))
-                .await
-            {
-                Ok(()) => return,
-                Err(e) if attempt == SETTLE_ATTEMPTS || e.maybe_applied => {
-                    tracing::error!(request_id = %held.request_id, error = %e.message, maybe_applied = e.maybe_applied, "settlement failed; the reservation will expire");
-                    return;
-                }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
+        if let Err(e) = batcher
+            .settle(settle_call(&held, delta, actual_cost_nanos))
+            .await
+        {
+            tracing::error!(request_id = %held.request_id, error = %e.message, maybe_applied = e.maybe_applied, "settlement failed; the reservation will expire");
         }
     }
 }

@@ -14,6 +14,7 @@ mod common;
 mod access;
 mod admin;
 mod campaigns;
+mod cluster;
 mod database;
 mod governance;
 mod key_flood;
