@@ -25,7 +25,7 @@ pub use redis_tls::{
     ENV_REDIS_CA_FILE, ENV_REDIS_CLIENT_CERT_FILE, ENV_REDIS_CLIENT_KEY_FILE, RedisTls, RedisVerify,
 };
 pub use secret::Secret;
-pub use storage::{DatabaseConfig, LedgerConfig};
+pub use storage::{DatabaseConfig, LedgerConfig, RetentionConfig};
 
 /// Environment variables that override the file (docs/configuration.md lists them all).
 pub const ENV_DATABASE_URL: &str = "TOLLGATE_DATABASE_URL";

@@ -1,141 +1,63 @@
-//! Spill segments: ledger events that could not go to PostgreSQL yet, one JSON object per
-//! line, appended and synced to disk before they leave memory.
+//! Journal segments on disk: ledger events as JSON lines, appended by the journal thread and
+//! read back, a batch at a time, by replays. A segment is named `journal-<run>-<n>.jsonl`,
+//! where `<run>` is a time-ordered id of the process that wrote it, so names sort by age.
+//! Spill files of versions before the journal (`ledger-*.jsonl`, `ledger-*.sealed`) have the
+//! same lines and are replayed the same way.
 //!
-//! Appends go to this run's current segment, `<run>-<n>.jsonl`. To replay, the writer first
-//! seals it (renames it to `<run>-<n>.sealed` under the append lock, so the next append
-//! starts segment `n + 1`), then reads sealed segments in batches and deletes each only once
-//! all of it is in PostgreSQL. A segment being replayed is therefore never appended to, and
-//! an event appended meanwhile lands in a segment the next replay picks up.
-//!
-//! Everything here blocks on the file system: call it from the spill thread or
+//! Everything here blocks on the file system: call it from the journal thread or
 //! `spawn_blocking`, never from an async task.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::LedgerEvent;
 
-const OPEN: &str = "jsonl";
-const SEALED: &str = "sealed";
+const EXTENSIONS: [&str; 2] = ["jsonl", "sealed"];
 
-pub struct Spill {
-    dir: PathBuf,
-    /// Names this run's segments: `ledger-<uuid v7>`, so names sort by start time.
-    run: String,
-    current: Mutex<Current>,
+/// Segment `n` of run `run`.
+pub fn segment_path(dir: &Path, run: &str, n: u64) -> PathBuf {
+    dir.join(format!("journal-{run}-{n:06}.jsonl"))
 }
 
-#[derive(Default)]
-struct Current {
-    segment: Option<(PathBuf, File)>,
-    next: u64,
+/// Appends the events to `out`, one JSON line each.
+pub fn encode(
+    events: impl IntoIterator<Item = impl std::borrow::Borrow<LedgerEvent>>,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    for event in events {
+        serde_json::to_writer(&mut *out, event.borrow())?;
+        out.push(b'\n');
+    }
+    Ok(())
 }
 
-impl Spill {
-    pub fn new(dir: &Path, run: String) -> Spill {
-        Spill {
-            dir: dir.to_path_buf(),
-            run,
-            current: Mutex::new(Current::default()),
+/// Every segment (and older spill file) in `dir`, oldest first; none if `dir` is missing.
+pub fn existing_segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let extension = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+        if (name.starts_with("journal-") || name.starts_with("ledger-"))
+            && EXTENSIONS.contains(&extension)
+        {
+            files.push(path);
         }
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Appends the events and syncs them to disk: once this returns `Ok`, they survive a
-    /// crash. After a failed append the segment is closed, so a torn line is always the last
-    /// line of its segment (and is skipped on replay); the caller retries the whole batch
-    /// into a new segment, and an event written twice that way is inserted once.
-    pub fn append(&self, events: &[LedgerEvent]) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(events.len().saturating_mul(600));
-        for event in events {
-            serde_json::to_writer(&mut out, event)?;
-            out.push(b'\n');
-        }
-        let mut current = self.lock();
-        let result = self.write_current(&mut current, &out);
-        if result.is_err() {
-            current.segment = None;
-        }
-        result
-    }
-
-    fn write_current(&self, current: &mut Current, bytes: &[u8]) -> std::io::Result<()> {
-        if current.segment.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            let n = current.next;
-            current.next = n.saturating_add(1);
-            let path = self.dir.join(format!("{}-{n:06}.{OPEN}", self.run));
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)?;
-            sync_dir(&self.dir)?;
-            current.segment = Some((path, file));
-        }
-        let Some((_, file)) = current.segment.as_mut() else {
-            return Err(std::io::Error::other("no open spill segment"));
-        };
-        file.write_all(bytes)?;
-        file.sync_data()
-    }
-
-    /// Closes the current segment for replay: the next append starts a new one.
-    pub fn seal(&self) -> std::io::Result<()> {
-        let mut current = self.lock();
-        if let Some((path, file)) = current.segment.take() {
-            drop(file);
-            std::fs::rename(&path, path.with_extension(SEALED))?;
-        }
-        Ok(())
-    }
-
-    /// This run's sealed segments, oldest first.
-    pub fn sealed_segments(&self) -> Vec<PathBuf> {
-        let own = format!("{}-", self.run);
-        self.files(|name, extension| name.starts_with(&own) && extension == SEALED)
-    }
-
-    /// Segments (open or sealed) of earlier runs, and spill files of older versions
-    /// (`ledger-<uuid>.jsonl`), oldest first.
-    pub fn leftovers(&self) -> Vec<PathBuf> {
-        let own = format!("{}-", self.run);
-        self.files(|name, extension| {
-            !name.starts_with(&own) && (extension == OPEN || extension == SEALED)
-        })
-    }
-
-    fn files(&self, keep: impl Fn(&str, &str) -> bool) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                let extension = path.extension().and_then(|x| x.to_str()).unwrap_or("");
-                keep(name, extension)
-            })
-            .collect();
-        files.sort();
-        files
-    }
+    files.sort();
+    Ok(files)
 }
 
-/// Makes a new file's directory entry durable: without it a crash could lose a whole
+/// Makes a new file's directory entry durable: without it a machine crash could lose a whole
 /// segment although its contents were synced. (Unix only: elsewhere a directory cannot be
 /// opened as a file.)
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
@@ -235,43 +157,6 @@ mod tests {
     }
 
     #[test]
-    fn appends_during_a_replay_go_to_a_new_segment_and_are_not_lost() {
-        let dir = temp_dir();
-        let spill = Spill::new(&dir, "ledger-run".into());
-        let first: Vec<_> = (0..7).map(event).collect();
-        spill.append(&first).unwrap();
-        spill.seal().unwrap();
-        let sealed = spill.sealed_segments();
-        assert_eq!(sealed.len(), 1);
-
-        // Replay has started reading the sealed segment when more events arrive.
-        let mut reader = SegmentReader::open(&sealed[0]).unwrap();
-        let mut replayed = reader.next_batch(3).unwrap();
-        let second: Vec<_> = (7..12).map(event).collect();
-        spill.append(&second).unwrap();
-        loop {
-            let batch = reader.next_batch(3).unwrap();
-            if batch.is_empty() {
-                break;
-            }
-            replayed.extend(batch);
-        }
-        assert_eq!(
-            replayed, first,
-            "the sealed segment holds exactly what it had"
-        );
-        std::fs::remove_file(&sealed[0]).unwrap();
-
-        // The events appended meanwhile are in the next segment, found by the next replay.
-        spill.seal().unwrap();
-        let next = spill.sealed_segments();
-        assert_eq!(next.len(), 1);
-        assert_ne!(next[0], sealed[0]);
-        assert_eq!(read_all(&next[0], 100), second);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn a_torn_last_line_is_skipped_and_old_spill_files_still_parse() {
         let dir = temp_dir();
         std::fs::create_dir_all(&dir).unwrap();
@@ -303,32 +188,37 @@ mod tests {
     }
 
     #[test]
-    fn leftovers_are_other_runs_and_old_files_oldest_first() {
+    fn every_segment_and_older_spill_file_is_found_oldest_first() {
         let dir = temp_dir();
-        let old = Spill::new(&dir, "ledger-0001".into());
-        old.append(&[event(1)]).unwrap(); // left open, as by a crash
-        let older_sealed = Spill::new(&dir, "ledger-0000".into());
-        older_sealed.append(&[event(2)]).unwrap();
-        older_sealed.seal().unwrap();
-        std::fs::write(dir.join("ledger-legacy.jsonl"), "").unwrap();
-        std::fs::write(dir.join("notes.txt"), "").unwrap();
-
-        let spill = Spill::new(&dir, "ledger-0002".into());
-        spill.append(&[event(3)]).unwrap();
-        let names: Vec<String> = spill
-            .leftovers()
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "journal-0002-000001.jsonl",
+            "journal-0002-000000.jsonl",
+            "ledger-0001-000000.sealed",
+            "ledger-legacy.jsonl",
+            "LOCK",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        let names: Vec<String> = existing_segments(&dir)
+            .unwrap()
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             names,
             [
-                "ledger-0000-000000.sealed",
-                "ledger-0001-000000.jsonl",
+                "journal-0002-000000.jsonl",
+                "journal-0002-000001.jsonl",
+                "ledger-0001-000000.sealed",
                 "ledger-legacy.jsonl"
             ]
         );
-        assert!(spill.sealed_segments().is_empty());
+        assert_eq!(
+            segment_path(&dir, "0003", 7).file_name().unwrap(),
+            "journal-0003-000007.jsonl"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
