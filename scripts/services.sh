@@ -3,6 +3,9 @@
 # creates the `tollgate` role and database. Idempotent; needs root (or sudo) to install.
 #
 #   scripts/services.sh            # install if needed, start, create role and database
+#   TOLLGATE_PG_PORT, TOLLGATE_REDIS_PORT   ports (5432, 6379)
+#   TOLLGATE_PG_DATA_DIR           keep the data in a cluster `tollgate` there (e.g. a RAM disk)
+#   TOLLGATE_PG_FSYNC=off          faster, for throwaway test data
 #
 # Afterwards: postgres://tollgate:tollgate@127.0.0.1:5432/tollgate and redis://127.0.0.1:6379
 set -euo pipefail
@@ -25,18 +28,31 @@ if [ ${#need_install[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null
 fi
 
-# PostgreSQL: the Debian cluster, listening on loopback only.
-cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
-if [ -z "$cluster" ]; then
-  version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
-  as_root pg_createcluster "$version" main --port "$PG_PORT" >/dev/null
-  cluster="$version main"
+# PostgreSQL: the Debian cluster, listening on loopback only. With TOLLGATE_PG_DATA_DIR set, a
+# cluster named `tollgate` keeps its data there instead (CI puts it on a RAM disk: a machine whose
+# disk is nearly full would otherwise fail the large report test with "No space left on device").
+version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+if [ -n "${TOLLGATE_PG_DATA_DIR:-}" ]; then
+  if ! pg_lsclusters --no-header | awk '$2=="tollgate" {found=1} END {exit !found}'; then
+    as_root pg_createcluster "$version" tollgate -d "$TOLLGATE_PG_DATA_DIR" --port "$PG_PORT" >/dev/null
+  fi
+  cluster=$(pg_lsclusters --no-header | awk '$2=="tollgate" {print $1" "$2; exit}')
+  # Another cluster already listening on the port would take the connections meant for this one.
+  pg_lsclusters --no-header | awk -v p="$PG_PORT" '$2!="tollgate" && $3==p && $4 ~ /online/ {print $1" "$2}' |
+    while read -r v c; do as_root pg_ctlcluster "$v" "$c" stop; done
+else
+  cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    as_root pg_createcluster "$version" main --port "$PG_PORT" >/dev/null
+    cluster="$version main"
+  fi
 fi
 set -- $cluster
 if ! pg_lsclusters --no-header | awk -v v="$1" -v c="$2" '$1==v && $2==c {print $4}' | grep -q online; then
   # A cluster that was not shut down cleanly replays its log and syncs its data directory
-  # before it accepts connections, which can take longer than pg_ctl's default 60 s.
-  as_root pg_ctlcluster "$1" "$2" start -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=500 -c fsync=${TOLLGATE_PG_FSYNC:-on}" -- -t 600
+  # before it accepts connections, which can take longer than pg_ctl's default 60 s. WAL is
+  # capped at 256 MB between checkpoints (the default, 1 GB, is a lot of a small disk).
+  as_root pg_ctlcluster "$1" "$2" start -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=500 -c max_wal_size=256MB -c fsync=${TOLLGATE_PG_FSYNC:-on}" -- -t 600
 fi
 for _ in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break

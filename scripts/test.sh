@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test against real services: starts PostgreSQL and Redis (installing them if
 # needed), installs the official `openai` and `anthropic` Python SDKs into a virtualenv for the
-# SDK tests, then runs the whole workspace's tests. Extra arguments go to `cargo test`.
+# SDK tests, checks that the committed query data (.sqlx/) is current, then runs the whole
+# workspace's tests. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
@@ -16,5 +17,15 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import openai, anthro
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai>=1.40,<3' 'anthropic>=0.40,<1'
 fi
 export TOLLGATE_TEST_PYTHON=$PWD/$venv/bin/python
+
+# The committed query data (.sqlx/) must be what the queries and migrations produce now:
+# regenerate it against a freshly migrated scratch database and compare.
+fresh=$(mktemp -d)
+trap 'rm -rf "$fresh"' EXIT
+if ! scripts/sqlx-prepare.sh "$fresh" >/dev/null || ! diff -r .sqlx "$fresh" >/dev/null; then
+  diff -r .sqlx "$fresh" || true
+  echo "test: .sqlx/ does not match the queries in src/ and migrations/: run scripts/sqlx-prepare.sh and commit .sqlx/" >&2
+  exit 1
+fi
 
 cargo test --workspace --locked "$@"

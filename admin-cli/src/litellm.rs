@@ -37,7 +37,7 @@ const MAX_PLACES: u32 = 12;
 
 /// Highest price the gateway's loader accepts, in USD per 1M tokens (its
 /// `pricing::MAX_PRICE_PER_MILLION`; tollctl does not link the gateway, so the figure is
-/// repeated here, and tests/pricing_import.rs checks that the gateway loads what this writes).
+/// repeated here, and tests/it/pricing_import.rs checks that the gateway loads what this writes).
 const MAX_PER_MILLION: Decimal = Decimal::from_parts(100_000, 0, 0, false, 0);
 
 /// Suffixes of prices for service tiers other than the standard one.

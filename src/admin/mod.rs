@@ -106,7 +106,7 @@ const fn route(method: &'static str, path: &'static str, access: RouteAccess) ->
 }
 
 /// Every admin route, with who may call it. The router below must serve exactly these, and
-/// the OpenAPI document must describe each (tests/openapi.rs checks both); the auth layer
+/// the OpenAPI document must describe each (tests/it/openapi.rs checks both); the auth layer
 /// admits team tokens only to the `Team` ones.
 pub const ADMIN_ROUTES: &[AdminRoute] = &[
     route("GET", "/admin/v1/openapi.json", RouteAccess::Public),

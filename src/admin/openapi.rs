@@ -1,7 +1,7 @@
 //! `GET /admin/v1/openapi.json`: the admin API's OpenAPI document, generated from the
 //! `#[utoipa::path]` annotations on the handlers and the `ToSchema` derives on the very types
 //! they accept and return (there are no types written for the document only), so a field
-//! added to an answer is in the document too. tests/openapi.rs checks real answers against it.
+//! added to an answer is in the document too. tests/it/openapi.rs checks real answers against it.
 //!
 //! It is served without a token: it describes the API's surface (the same as
 //! docs/admin-api.md, which is public with the source), never data, and clients and

@@ -112,20 +112,31 @@ impl Tx {
 
 async fn insert_audit(db: &mut PgConnection, entries: &[NewAuditEntry]) -> Result<(), sqlx::Error> {
     let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-    sqlx::query(
-        "INSERT INTO audit_log (actor, role, team_id, action, target_kind, target_id, before, after) \
-         SELECT actor, role, team_id, action, target_kind, target_id, before::jsonb, after::jsonb \
-         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+    let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
+    let roles: Vec<&str> = entries.iter().map(|e| e.role).collect();
+    let teams: Vec<Option<uuid::Uuid>> = entries.iter().map(|e| e.team_id.map(|t| t.0)).collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
+    let target_kinds: Vec<&str> = entries.iter().map(|e| e.target_kind).collect();
+    let target_ids: Vec<&str> = entries.iter().map(|e| e.target_id.as_str()).collect();
+    let befores: Vec<Option<String>> = entries.iter().map(|e| text(&e.before)).collect();
+    let afters: Vec<Option<String>> = entries.iter().map(|e| text(&e.after)).collect();
+    // Arrays of borrowed or nullable elements skip the macro's check of the bind (it only
+    // knows arrays of owned, non-null ones); the casts in the statement fix their types.
+    sqlx::query!(
+        "INSERT INTO audit_log (actor, role, team_id, action, target_kind, target_id, before, after)
+         SELECT actor, role, team_id, action, target_kind, target_id, before::jsonb, after::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[])
            AS t(actor, role, team_id, action, target_kind, target_id, before, after)",
+        &actors as _,
+        &roles as _,
+        &teams as _,
+        &actions as _,
+        &target_kinds as _,
+        &target_ids as _,
+        &befores as _,
+        &afters as _
     )
-    .bind(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.role).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.team_id.map(|t| t.0)).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.action).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.target_kind).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.target_id.as_str()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| text(&e.before)).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| text(&e.after)).collect::<Vec<_>>())
     .execute(db)
     .await
     .map(|_| ())

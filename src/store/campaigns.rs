@@ -3,7 +3,8 @@
 //! experiment, limits and key writes of a [`Tx`], all in one transaction too.)
 
 use super::audit::Tx;
-use super::teams::{Experiment, experiment_columns};
+use super::teams::{Experiment, ExperimentState};
+use crate::ids::TeamId;
 use crate::ids::{ExperimentId, KeyId};
 
 /// What [`Tx::close_campaign`] did.
@@ -20,12 +21,16 @@ impl Tx {
         &mut self,
         id: ExperimentId,
     ) -> Result<Option<Experiment>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            experiment_columns!(),
-            " FROM experiments WHERE id = $1 FOR UPDATE"
-        ))
-        .bind(id)
+        sqlx::query_as!(
+            Experiment,
+            r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
+                      ends_at, created_at, closed_at,
+                      CASE WHEN closed_at IS NOT NULL THEN 'closed'
+                           WHEN ends_at <= now() THEN 'ended'
+                           ELSE 'running' END AS "state!: ExperimentState"
+               FROM experiments WHERE id = $1 FOR UPDATE"#,
+            id.0
+        )
         .fetch_optional(self.conn())
         .await
     }
@@ -36,19 +41,25 @@ impl Tx {
         &mut self,
         id: ExperimentId,
     ) -> Result<ClosedCampaign, sqlx::Error> {
-        let revoked: Vec<KeyId> = sqlx::query_scalar(
-            "UPDATE virtual_keys SET revoked_at = now() \
-             WHERE experiment_id = $1 AND revoked_at IS NULL RETURNING id",
+        let revoked = sqlx::query_scalar!(
+            r#"UPDATE virtual_keys SET revoked_at = now()
+               WHERE experiment_id = $1 AND revoked_at IS NULL RETURNING id AS "id: KeyId""#,
+            id.0
         )
-        .bind(id)
         .fetch_all(self.conn())
         .await?;
-        let experiment: Experiment = sqlx::query_as(concat!(
-            "UPDATE experiments SET ends_at = LEAST(COALESCE(ends_at, now()), now()), \
-               closed_at = COALESCE(closed_at, now()) WHERE id = $1 RETURNING ",
-            experiment_columns!()
-        ))
-        .bind(id)
+        let experiment = sqlx::query_as!(
+            Experiment,
+            r#"UPDATE experiments SET ends_at = LEAST(COALESCE(ends_at, now()), now()),
+                                      closed_at = COALESCE(closed_at, now())
+               WHERE id = $1
+               RETURNING id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
+                         ends_at, created_at, closed_at,
+                         CASE WHEN closed_at IS NOT NULL THEN 'closed'
+                              WHEN ends_at <= now() THEN 'ended'
+                              ELSE 'running' END AS "state!: ExperimentState""#,
+            id.0
+        )
         .fetch_one(self.conn())
         .await?;
         Ok(ClosedCampaign {

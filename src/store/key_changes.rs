@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use uuid::Uuid;
 
 use super::Store;
 use super::audit::Tx;
-use super::keys::{KeyRecord, NewKeyRecord, insert_keys_in, key_columns};
+use super::keys::{KeyRecord, NewKeyRecord, insert_keys_in};
 use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::KeyHash;
 
@@ -36,12 +37,14 @@ impl Tx {
     /// The key as it is, locked until the change commits, so concurrent changes of one key run
     /// one after the other and each audit entry's `before` is what the change replaced.
     pub async fn lock_key(&mut self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM virtual_keys WHERE id = $1 FOR UPDATE"
-        ))
-        .bind(id)
+        sqlx::query_as!(
+            KeyRecord,
+            r#"SELECT id AS "id: KeyId", team_id AS "team_id: TeamId",
+                      experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until
+               FROM virtual_keys WHERE id = $1 FOR UPDATE"#,
+            id.0
+        )
         .fetch_optional(self.conn())
         .await
     }
@@ -66,11 +69,14 @@ impl Tx {
 
     /// Revokes a key (keeping the first revocation time if it was already revoked).
     pub async fn revoke_key(&mut self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "UPDATE virtual_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ",
-            key_columns!()
-        ))
-        .bind(id)
+        sqlx::query_as!(
+            KeyRecord,
+            r#"UPDATE virtual_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+               RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
+                         experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+            id.0
+        )
         .fetch_optional(self.conn())
         .await
     }
@@ -85,16 +91,19 @@ impl Tx {
         prefix: &str,
         previous_valid_until: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "UPDATE virtual_keys SET previous_key_hash = key_hash, previous_valid_until = $4, \
-               key_hash = $2, key_prefix = $3 \
-             WHERE id = $1 AND revoked_at IS NULL RETURNING ",
-            key_columns!()
-        ))
-        .bind(id)
-        .bind(hash.as_bytes())
-        .bind(prefix)
-        .bind(previous_valid_until)
+        sqlx::query_as!(
+            KeyRecord,
+            r#"UPDATE virtual_keys SET previous_key_hash = key_hash, previous_valid_until = $4,
+                                      key_hash = $2, key_prefix = $3
+               WHERE id = $1 AND revoked_at IS NULL
+               RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
+                         experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+            id.0,
+            hash.as_bytes(),
+            prefix,
+            previous_valid_until
+        )
         .fetch_optional(self.conn())
         .await
     }
@@ -105,21 +114,24 @@ impl Tx {
         id: KeyId,
         patch: &KeyPatch,
     ) -> Result<Option<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "UPDATE virtual_keys SET \
-               name = CASE WHEN $2 THEN $3::text ELSE name END, \
-               allowed_models = CASE WHEN $4 THEN $5::text[] ELSE allowed_models END, \
-               expires_at = CASE WHEN $6 THEN $7::timestamptz ELSE expires_at END \
-             WHERE id = $1 RETURNING ",
-            key_columns!()
-        ))
-        .bind(id)
-        .bind(patch.name.is_some())
-        .bind(patch.name.clone().flatten())
-        .bind(patch.allowed_models.is_some())
-        .bind(patch.allowed_models.clone().flatten())
-        .bind(patch.expires_at.is_some())
-        .bind(patch.expires_at.flatten())
+        sqlx::query_as!(
+            KeyRecord,
+            r#"UPDATE virtual_keys SET
+                 name = CASE WHEN $2 THEN $3::text ELSE name END,
+                 allowed_models = CASE WHEN $4 THEN $5::text[] ELSE allowed_models END,
+                 expires_at = CASE WHEN $6 THEN $7::timestamptz ELSE expires_at END
+               WHERE id = $1
+               RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
+                         experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+            id.0,
+            patch.name.is_some(),
+            patch.name.clone().flatten(),
+            patch.allowed_models.is_some(),
+            patch.allowed_models.as_ref().and_then(Option::as_deref),
+            patch.expires_at.is_some(),
+            patch.expires_at.flatten()
+        )
         .fetch_optional(self.conn())
         .await
     }
@@ -132,15 +144,17 @@ impl Store {
         &self,
         keys: &[KeyId],
     ) -> Result<HashMap<KeyId, Decimal>, sqlx::Error> {
-        let rows: Vec<(KeyId, Decimal)> = sqlx::query_as(
-            "SELECT key_id, sum(cost_usd) FROM spend_hourly WHERE key_id = ANY($1) GROUP BY key_id",
+        let keys: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = sqlx::query!(
+            r#"SELECT key_id AS "key_id: KeyId", sum(cost_usd) AS "spend!: Decimal"
+               FROM spend_hourly WHERE key_id = ANY($1) GROUP BY key_id"#,
+            &keys
         )
-        .bind(keys)
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(key, spend)| (key, spend.normalize()))
+            .map(|row| (row.key_id, row.spend.normalize()))
             .collect())
     }
 }

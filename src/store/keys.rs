@@ -5,20 +5,21 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
+use uuid::Uuid;
 
 use super::Store;
 use crate::governance::ScopeKind;
 use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::{KeyHash, KeyPolicy};
 
-/// A key as the admin API shows it (no secret, no hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A key as the admin API shows it (no secret, no hash). Every query that returns one lists
+/// the same columns (queries are checked at compile time, so the list is written out in each).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyRecord {
     pub id: KeyId,
     pub team_id: TeamId,
     pub experiment_id: Option<ExperimentId>,
     pub name: Option<String>,
-    #[sqlx(rename = "key_prefix")]
     pub prefix: String,
     pub allowed_models: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -40,15 +41,6 @@ pub struct KeyFilter {
     pub experiment: Option<ExperimentId>,
 }
 
-/// The columns of [`KeyRecord`], as a literal so queries can be built with `concat!`.
-macro_rules! key_columns {
-    () => {
-        "id, team_id, experiment_id, name, key_prefix, allowed_models, expires_at, revoked_at, created_at, previous_valid_until"
-    };
-}
-pub(super) use key_columns;
-
-#[derive(sqlx::FromRow)]
 struct PolicyRow {
     id: KeyId,
     team_id: TeamId,
@@ -64,6 +56,12 @@ struct PolicyRow {
     /// The hash presented is the key's previous secret (it was rotated).
     matched_previous: bool,
     previous_valid_until: Option<DateTime<Utc>>,
+}
+
+/// A key's current and previous hash.
+struct HashRow {
+    key_hash: Vec<u8>,
+    previous_key_hash: Option<Vec<u8>>,
 }
 
 /// Where the next incremental read of key hashes starts: the oldest transaction still running
@@ -82,16 +80,19 @@ impl Store {
         &self,
         hash: KeyHash,
     ) -> Result<Option<Arc<KeyPolicy>>, sqlx::Error> {
-        let row: Option<PolicyRow> = sqlx::query_as(
-            "SELECT k.id, k.team_id, t.name AS team_name, k.experiment_id, e.name AS experiment_name, \
-                    k.name, k.key_prefix, k.allowed_models, k.expires_at, \
-                    k.revoked_at, e.ends_at AS experiment_ends_at, \
-                    k.key_hash <> $1 AS matched_previous, k.previous_valid_until \
-             FROM virtual_keys k JOIN teams t ON t.id = k.team_id \
-               LEFT JOIN experiments e ON e.id = k.experiment_id \
-             WHERE k.key_hash = $1 OR k.previous_key_hash = $1",
+        // The experiment's columns come from a LEFT JOIN: absent for a key of no experiment.
+        let row = sqlx::query_as!(
+            PolicyRow,
+            r#"SELECT k.id AS "id: KeyId", k.team_id AS "team_id: TeamId", t.name AS team_name,
+                      k.experiment_id AS "experiment_id: ExperimentId",
+                      e.name AS "experiment_name?", k.name, k.key_prefix, k.allowed_models,
+                      k.expires_at, k.revoked_at, e.ends_at AS "experiment_ends_at?",
+                      k.key_hash <> $1 AS "matched_previous!", k.previous_valid_until
+               FROM virtual_keys k JOIN teams t ON t.id = k.team_id
+                 LEFT JOIN experiments e ON e.id = k.experiment_id
+               WHERE k.key_hash = $1 OR k.previous_key_hash = $1"#,
+            hash.as_bytes()
         )
-        .bind(hash.as_bytes())
         .fetch_optional(self.pool())
         .await?;
         let Some(r) = row else {
@@ -132,25 +133,29 @@ impl Store {
             .pool()
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let horizon: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(&mut *tx)
-                .await?;
-        let query = match since {
-            None => sqlx::query_as::<_, (Vec<u8>, Option<Vec<u8>>)>(
-                "SELECT key_hash, previous_key_hash FROM virtual_keys",
-            ),
-            Some(HashHorizon(since)) => sqlx::query_as(
-                "SELECT key_hash, previous_key_hash FROM virtual_keys \
-                 WHERE hashes_xid >= $1::bigint::text::xid8",
-            )
-            .bind(since),
-        };
+        let horizon = sqlx::query_scalar!(
+            r#"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS "horizon!""#
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let mut prefixes = Vec::new();
-        let mut rows = query.fetch(&mut *tx);
-        while let Some((hash, previous)) = rows.try_next().await? {
+        let mut rows = match since {
+            None => sqlx::query_as!(
+                HashRow,
+                "SELECT key_hash, previous_key_hash FROM virtual_keys"
+            )
+            .fetch(&mut *tx),
+            Some(HashHorizon(since)) => sqlx::query_as!(
+                HashRow,
+                "SELECT key_hash, previous_key_hash FROM virtual_keys
+                 WHERE hashes_xid >= $1::bigint::text::xid8",
+                since
+            )
+            .fetch(&mut *tx),
+        };
+        while let Some(row) = rows.try_next().await? {
             prefixes.extend(
-                [Some(hash), previous]
+                [Some(row.key_hash), row.previous_key_hash]
                     .into_iter()
                     .flatten()
                     .filter_map(|h| KeyHash::from_slice(&h))
@@ -166,26 +171,30 @@ impl Store {
     }
 
     pub async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM virtual_keys \
-             WHERE ($1::uuid IS NULL OR team_id = $1) AND ($2::uuid IS NULL OR experiment_id = $2) \
-             ORDER BY created_at, id"
-        ))
-        .bind(filter.team)
-        .bind(filter.experiment)
+        sqlx::query_as!(
+            KeyRecord,
+            r#"SELECT id AS "id: KeyId", team_id AS "team_id: TeamId",
+                      experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until
+               FROM virtual_keys
+               WHERE ($1::uuid IS NULL OR team_id = $1) AND ($2::uuid IS NULL OR experiment_id = $2)
+               ORDER BY created_at, id"#,
+            filter.team.map(|t| t.0),
+            filter.experiment.map(|e| e.0)
+        )
         .fetch_all(self.pool())
         .await
     }
 
     pub async fn get_key(&self, id: KeyId) -> Result<Option<KeyRecord>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM virtual_keys WHERE id = $1"
-        ))
-        .bind(id)
+        sqlx::query_as!(
+            KeyRecord,
+            r#"SELECT id AS "id: KeyId", team_id AS "team_id: TeamId",
+                      experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until
+               FROM virtual_keys WHERE id = $1"#,
+            id.0
+        )
         .fetch_optional(self.pool())
         .await
     }
@@ -203,23 +212,29 @@ pub(super) async fn insert_keys_in<'e>(
     expires_at: Option<DateTime<Utc>>,
     keys: &[NewKeyRecord],
 ) -> Result<Vec<KeyRecord>, sqlx::Error> {
-    let ids: Vec<KeyId> = keys.iter().map(|k| k.id).collect();
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.id.0).collect();
     let hashes: Vec<&[u8]> = keys.iter().map(|k| k.hash.as_bytes()).collect();
     let prefixes: Vec<&str> = keys.iter().map(|k| k.prefix.as_str()).collect();
-    sqlx::query_as(concat!(
-        "INSERT INTO virtual_keys (id, team_id, experiment_id, name, key_hash, key_prefix, allowed_models, expires_at) \
-         SELECT id, $4, $5, $6, hash, prefix, $7, $8 FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS t(id, hash, prefix) \
-         RETURNING ",
-        key_columns!()
-    ))
-    .bind(ids)
-    .bind(hashes)
-    .bind(prefixes)
-    .bind(team)
-    .bind(experiment)
-    .bind(name)
-    .bind(allowed_models)
-    .bind(expires_at)
+    // Borrowed elements (`&[u8]`, `&str`) skip the macro's check of these two binds (it only
+    // knows owned ones); their SQL casts fix the types.
+    sqlx::query_as!(
+        KeyRecord,
+        r#"INSERT INTO virtual_keys (id, team_id, experiment_id, name, key_hash, key_prefix,
+                                    allowed_models, expires_at)
+           SELECT id, $4, $5, $6, hash, prefix, $7, $8
+           FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS t(id, hash, prefix)
+           RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
+                     experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
+                     allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+        &ids,
+        hashes as _,
+        prefixes as _,
+        team.0,
+        experiment.map(|e| e.0),
+        name,
+        allowed_models,
+        expires_at
+    )
     .fetch_all(db)
     .await
 }

@@ -264,8 +264,7 @@ impl Store {
         &self,
         day: chrono::NaiveDate,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT tollgate_ensure_request_log_partition($1)")
-            .bind(day)
+        sqlx::query!("SELECT tollgate_ensure_request_log_partition($1)", day)
             .execute(self.pool())
             .await
             .map(|_| ())

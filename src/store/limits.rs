@@ -11,7 +11,6 @@ use crate::governance::{
 };
 use crate::ids::TeamId;
 
-#[derive(sqlx::FromRow)]
 struct LimitsRow {
     scope_kind: String,
     scope_id: Uuid,
@@ -23,7 +22,6 @@ struct LimitsRow {
     scope_name: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct BudgetRow {
     scope_kind: String,
     scope_id: Uuid,
@@ -52,23 +50,43 @@ impl Store {
         start: DateTime<Utc>,
         end: Option<DateTime<Utc>>,
     ) -> Result<Decimal, sqlx::Error> {
-        let query = match kind {
+        // One statement per scope column, so each uses its own index.
+        let pool = self.pool();
+        match kind {
             ScopeKind::Team => {
-                "SELECT COALESCE(sum(cost_usd), 0) FROM spend_hourly WHERE team_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"
+                sqlx::query_scalar!(
+                    r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
+                       WHERE team_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"#,
+                    id,
+                    start,
+                    end
+                )
+                .fetch_one(pool)
+                .await
             }
             ScopeKind::Experiment => {
-                "SELECT COALESCE(sum(cost_usd), 0) FROM spend_hourly WHERE experiment_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"
+                sqlx::query_scalar!(
+                    r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
+                       WHERE experiment_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"#,
+                    id,
+                    start,
+                    end
+                )
+                .fetch_one(pool)
+                .await
             }
             ScopeKind::Key => {
-                "SELECT COALESCE(sum(cost_usd), 0) FROM spend_hourly WHERE key_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"
+                sqlx::query_scalar!(
+                    r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
+                       WHERE key_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"#,
+                    id,
+                    start,
+                    end
+                )
+                .fetch_one(pool)
+                .await
             }
-        };
-        sqlx::query_scalar(query)
-            .bind(id)
-            .bind(start)
-            .bind(end)
-            .fetch_one(self.pool())
-            .await
+        }
     }
 }
 
@@ -85,15 +103,30 @@ impl Tx {
     /// changes of one scope's limits run one after the other and each audit entry's `before`
     /// is what the change replaced. `false` if there is no such scope.
     pub async fn lock_scope(&mut self, kind: ScopeKind, id: Uuid) -> Result<bool, sqlx::Error> {
-        let query = match kind {
-            ScopeKind::Team => "SELECT 1 FROM teams WHERE id = $1 FOR UPDATE",
-            ScopeKind::Experiment => "SELECT 1 FROM experiments WHERE id = $1 FOR UPDATE",
-            ScopeKind::Key => "SELECT 1 FROM virtual_keys WHERE id = $1 FOR UPDATE",
+        let conn = self.conn();
+        let found = match kind {
+            ScopeKind::Team => {
+                sqlx::query_scalar!("SELECT 1 AS one FROM teams WHERE id = $1 FOR UPDATE", id)
+                    .fetch_optional(conn)
+                    .await?
+            }
+            ScopeKind::Experiment => {
+                sqlx::query_scalar!(
+                    "SELECT 1 AS one FROM experiments WHERE id = $1 FOR UPDATE",
+                    id
+                )
+                .fetch_optional(conn)
+                .await?
+            }
+            ScopeKind::Key => {
+                sqlx::query_scalar!(
+                    "SELECT 1 AS one FROM virtual_keys WHERE id = $1 FOR UPDATE",
+                    id
+                )
+                .fetch_optional(conn)
+                .await?
+            }
         };
-        let found: Option<i32> = sqlx::query_scalar(query)
-            .bind(id)
-            .fetch_optional(self.conn())
-            .await?;
         Ok(found.is_some())
     }
 
@@ -109,12 +142,14 @@ impl Tx {
     }
 
     pub async fn clear_limits(&mut self, kind: ScopeKind, id: Uuid) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM scope_limits WHERE scope_kind = $1 AND scope_id = $2")
-            .bind(kind.as_str())
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map(|_| ())
+        sqlx::query!(
+            "DELETE FROM scope_limits WHERE scope_kind = $1 AND scope_id = $2",
+            kind.as_str(),
+            id
+        )
+        .execute(self.conn())
+        .await
+        .map(|_| ())
     }
 }
 
@@ -125,26 +160,31 @@ async fn limits_in(
 ) -> Result<Vec<ScopeLimits>, sqlx::Error> {
     let kinds: Vec<&str> = scopes.iter().map(|(k, _)| k.as_str()).collect();
     let ids: Vec<Uuid> = scopes.iter().map(|(_, id)| *id).collect();
-    let rows: Vec<LimitsRow> = sqlx::query_as(
-        "SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode, l.on_redis_failure, \
-                COALESCE(t.name, e.name, k.name, k.key_prefix, l.scope_id::text) AS scope_name \
-         FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
-           ON l.scope_kind = s.kind AND l.scope_id = s.id \
-         LEFT JOIN teams t ON l.scope_kind = 'team' AND t.id = l.scope_id \
-         LEFT JOIN experiments e ON l.scope_kind = 'experiment' AND e.id = l.scope_id \
-         LEFT JOIN virtual_keys k ON l.scope_kind = 'key' AND k.id = l.scope_id",
+    // `&str` elements skip the macro's check of the kinds (it only knows `String`); the SQL
+    // cast fixes their type.
+    let rows = sqlx::query_as!(
+        LimitsRow,
+        r#"SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode,
+                  l.on_redis_failure,
+                  COALESCE(t.name, e.name, k.name, k.key_prefix, l.scope_id::text) AS "scope_name!"
+           FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id)
+             ON l.scope_kind = s.kind AND l.scope_id = s.id
+           LEFT JOIN teams t ON l.scope_kind = 'team' AND t.id = l.scope_id
+           LEFT JOIN experiments e ON l.scope_kind = 'experiment' AND e.id = l.scope_id
+           LEFT JOIN virtual_keys k ON l.scope_kind = 'key' AND k.id = l.scope_id"#,
+        &kinds as _,
+        &ids
     )
-    .bind(&kinds)
-    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
-    let budgets: Vec<BudgetRow> = sqlx::query_as(
-        "SELECT b.scope_kind, b.scope_id, b.period, b.amount_usd \
-         FROM scope_budgets b JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id) \
+    let budgets = sqlx::query_as!(
+        BudgetRow,
+        "SELECT b.scope_kind, b.scope_id, b.period, b.amount_usd
+         FROM scope_budgets b JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id)
            ON b.scope_kind = s.kind AND b.scope_id = s.id ORDER BY b.period",
+        &kinds as _,
+        &ids
     )
-    .bind(&kinds)
-    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::new();
@@ -198,42 +238,50 @@ async fn write_limits(
     team: TeamId,
     limits: &Limits,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO scope_limits (scope_kind, scope_id, team_id, rpm, tpm, max_concurrent, budget_mode, on_redis_failure) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (scope_kind, scope_id) DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, \
-           max_concurrent = EXCLUDED.max_concurrent, budget_mode = EXCLUDED.budget_mode, \
+    sqlx::query!(
+        "INSERT INTO scope_limits (scope_kind, scope_id, team_id, rpm, tpm, max_concurrent,
+                                   budget_mode, on_redis_failure)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (scope_kind, scope_id) DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm,
+           max_concurrent = EXCLUDED.max_concurrent, budget_mode = EXCLUDED.budget_mode,
            on_redis_failure = EXCLUDED.on_redis_failure, updated_at = now()",
+        kind.as_str(),
+        id,
+        team.0,
+        limits.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+        limits.tpm.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+        limits
+            .max_concurrent
+            .map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+        match limits.budget_mode {
+            BudgetMode::Strict => "strict",
+            BudgetMode::Estimate => "estimate",
+        },
+        match limits.on_redis_failure {
+            FailurePolicy::Closed => "closed",
+            FailurePolicy::Open => "open",
+        }
     )
-    .bind(kind.as_str())
-    .bind(id)
-    .bind(team)
-    .bind(limits.rpm.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
-    .bind(limits.tpm.map(|v| i64::try_from(v).unwrap_or(i64::MAX)))
-    .bind(limits.max_concurrent.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
-    .bind(match limits.budget_mode {
-        BudgetMode::Strict => "strict",
-        BudgetMode::Estimate => "estimate",
-    })
-    .bind(match limits.on_redis_failure {
-        FailurePolicy::Closed => "closed",
-        FailurePolicy::Open => "open",
-    })
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM scope_budgets WHERE scope_kind = $1 AND scope_id = $2")
-        .bind(kind.as_str())
-        .bind(id)
+    sqlx::query!(
+        "DELETE FROM scope_budgets WHERE scope_kind = $1 AND scope_id = $2",
+        kind.as_str(),
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    for budget in &limits.budgets {
+        sqlx::query!(
+            "INSERT INTO scope_budgets (scope_kind, scope_id, period, amount_usd)
+             VALUES ($1, $2, $3, $4)",
+            kind.as_str(),
+            id,
+            budget.period.as_str(),
+            budget.amount_usd
+        )
         .execute(&mut *tx)
         .await?;
-    for budget in &limits.budgets {
-        sqlx::query("INSERT INTO scope_budgets (scope_kind, scope_id, period, amount_usd) VALUES ($1, $2, $3, $4)")
-            .bind(kind.as_str())
-            .bind(id)
-            .bind(budget.period.as_str())
-            .bind(budget.amount_usd)
-            .execute(&mut *tx)
-            .await?;
     }
     Ok(())
 }

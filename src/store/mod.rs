@@ -87,10 +87,12 @@ impl Store {
         if let Some(timeout) = self.report_timeout {
             let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
             // set_config(.., true) is SET LOCAL with a bound value: it ends with the transaction.
-            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-                .bind(format!("{millis}ms"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "SELECT set_config('statement_timeout', $1, true)",
+                format!("{millis}ms")
+            )
+            .fetch_one(&mut *tx)
+            .await?;
         }
         Ok(tx)
     }
@@ -104,8 +106,8 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        sqlx::query!("SELECT 1 AS one")
+            .fetch_one(&self.pool)
             .await
             .map(|_| ())
     }

@@ -309,11 +309,6 @@ const SUMS: &str = "COALESCE(sum(s.requests), 0)::int8 AS requests, \
      LEAST(COALESCE(sum(s.reasoning_tokens), 0), 9223372036854775807)::int8 AS reasoning_tokens, \
      COALESCE(sum(s.cost_usd), 0) AS cost_usd";
 
-/// Enough memory for a report over many rollup rows to group in a hash table rather than by
-/// sorting them all (several times faster on a quarter of hourly rows). Set for the report's
-/// transaction only; reports are rare admin calls, so the memory is not held elsewhere.
-const REPORT_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
-
 const TOTAL_COLUMNS: &str = "agg.requests, agg.errors, agg.input_tokens, agg.cached_input_tokens, \
      agg.cache_write_tokens, agg.cache_write_1h_tokens, agg.output_tokens, agg.reasoning_tokens, \
      agg.cost_usd";
@@ -371,7 +366,13 @@ impl Store {
             sql.push(" LIMIT ").push_bind(limit);
         }
         let mut tx = self.begin_report().await?;
-        sqlx::query(REPORT_WORK_MEM).execute(&mut *tx).await?;
+        // Enough memory for a report over many rollup rows to group in a hash table rather
+        // than by sorting them all (several times faster on a quarter of hourly rows). Set for
+        // the report's transaction only; reports are rare admin calls, so the memory is not
+        // held elsewhere.
+        sqlx::query!("SET LOCAL work_mem = '64MB'")
+            .execute(&mut *tx)
+            .await?;
         let mut rows: Vec<SpendRow> = sql.build_query_as().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         for row in &mut rows {

@@ -10,14 +10,16 @@ use super::Store;
 use super::audit::Tx;
 use crate::ids::{ExperimentId, TeamId};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Team {
     pub id: TeamId,
     pub name: String,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// Read by every query that returns one with the same columns, the state computed as of the
+/// statement's time (queries are checked at compile time, so the list is written out in each).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Experiment {
     pub id: ExperimentId,
     pub team_id: TeamId,
@@ -42,16 +44,6 @@ pub enum ExperimentState {
     Closed,
 }
 
-/// The columns of [`Experiment`], the state computed as of the statement's time.
-macro_rules! experiment_columns {
-    () => {
-        "id, team_id, name, tags, ends_at, created_at, closed_at, \
-         CASE WHEN closed_at IS NOT NULL THEN 'closed' \
-              WHEN ends_at <= now() THEN 'ended' ELSE 'running' END AS state"
-    };
-}
-pub(super) use experiment_columns;
-
 pub struct NewExperiment {
     pub team_id: TeamId,
     pub name: String,
@@ -61,19 +53,24 @@ pub struct NewExperiment {
 
 impl Store {
     pub async fn list_teams(&self) -> Result<Vec<Team>, sqlx::Error> {
-        sqlx::query_as("SELECT id, name, created_at FROM teams ORDER BY name")
-            .fetch_all(self.pool())
-            .await
+        sqlx::query_as!(
+            Team,
+            r#"SELECT id AS "id: TeamId", name, created_at FROM teams ORDER BY name"#
+        )
+        .fetch_all(self.pool())
+        .await
     }
 
     /// Finds a team by id or, failing that, by name.
     pub async fn find_team(&self, id_or_name: &str) -> Result<Option<Team>, sqlx::Error> {
         let id = Uuid::parse_str(id_or_name).ok();
-        sqlx::query_as(
-            "SELECT id, name, created_at FROM teams WHERE id = $1 OR ($1 IS NULL AND name = $2)",
+        sqlx::query_as!(
+            Team,
+            r#"SELECT id AS "id: TeamId", name, created_at FROM teams
+               WHERE id = $1 OR ($1 IS NULL AND name = $2)"#,
+            id,
+            id_or_name
         )
-        .bind(id)
-        .bind(id_or_name)
         .fetch_optional(self.pool())
         .await
     }
@@ -82,12 +79,16 @@ impl Store {
         &self,
         team: Option<TeamId>,
     ) -> Result<Vec<Experiment>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            experiment_columns!(),
-            " FROM experiments WHERE $1::uuid IS NULL OR team_id = $1 ORDER BY created_at"
-        ))
-        .bind(team)
+        sqlx::query_as!(
+            Experiment,
+            r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
+                      ends_at, created_at, closed_at,
+                      CASE WHEN closed_at IS NOT NULL THEN 'closed'
+                           WHEN ends_at <= now() THEN 'ended'
+                           ELSE 'running' END AS "state!: ExperimentState"
+               FROM experiments WHERE $1::uuid IS NULL OR team_id = $1 ORDER BY created_at"#,
+            team.map(|t| t.0)
+        )
         .fetch_all(self.pool())
         .await
     }
@@ -96,12 +97,16 @@ impl Store {
         &self,
         id: ExperimentId,
     ) -> Result<Option<Experiment>, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            experiment_columns!(),
-            " FROM experiments WHERE id = $1"
-        ))
-        .bind(id)
+        sqlx::query_as!(
+            Experiment,
+            r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
+                      ends_at, created_at, closed_at,
+                      CASE WHEN closed_at IS NOT NULL THEN 'closed'
+                           WHEN ends_at <= now() THEN 'ended'
+                           ELSE 'running' END AS "state!: ExperimentState"
+               FROM experiments WHERE id = $1"#,
+            id.0
+        )
         .fetch_optional(self.pool())
         .await
     }
@@ -113,14 +118,18 @@ impl Store {
         id_or_name: &str,
     ) -> Result<Option<Experiment>, sqlx::Error> {
         let id = Uuid::parse_str(id_or_name).ok();
-        sqlx::query_as(concat!(
-            "SELECT ",
-            experiment_columns!(),
-            " FROM experiments WHERE team_id = $1 AND (id = $2 OR ($2 IS NULL AND name = $3))"
-        ))
-        .bind(team)
-        .bind(id)
-        .bind(id_or_name)
+        sqlx::query_as!(
+            Experiment,
+            r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
+                      ends_at, created_at, closed_at,
+                      CASE WHEN closed_at IS NOT NULL THEN 'closed'
+                           WHEN ends_at <= now() THEN 'ended'
+                           ELSE 'running' END AS "state!: ExperimentState"
+               FROM experiments WHERE team_id = $1 AND (id = $2 OR ($2 IS NULL AND name = $3))"#,
+            team.0,
+            id,
+            id_or_name
+        )
         .fetch_optional(self.pool())
         .await
     }
@@ -130,23 +139,27 @@ impl Store {
         &self,
         ids: &[ExperimentId],
     ) -> Result<HashMap<ExperimentId, DateTime<Utc>>, sqlx::Error> {
-        let rows: Vec<(ExperimentId, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, ends_at FROM experiments WHERE id = ANY($1) AND ends_at IS NOT NULL",
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows = sqlx::query!(
+            r#"SELECT id AS "id: ExperimentId", ends_at AS "ends_at!"
+               FROM experiments WHERE id = ANY($1) AND ends_at IS NOT NULL"#,
+            &ids
         )
-        .bind(ids)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows.into_iter().map(|r| (r.id, r.ends_at)).collect())
     }
 }
 
 impl Tx {
     pub async fn create_team(&mut self, name: &str) -> Result<Team, sqlx::Error> {
-        sqlx::query_as(
-            "INSERT INTO teams (id, name) VALUES ($1, $2) RETURNING id, name, created_at",
+        sqlx::query_as!(
+            Team,
+            r#"INSERT INTO teams (id, name) VALUES ($1, $2)
+               RETURNING id AS "id: TeamId", name, created_at"#,
+            TeamId::new().0,
+            name
         )
-        .bind(TeamId::new())
-        .bind(name)
         .fetch_one(self.conn())
         .await
     }
@@ -155,16 +168,20 @@ impl Tx {
         &mut self,
         new: NewExperiment,
     ) -> Result<Experiment, sqlx::Error> {
-        sqlx::query_as(concat!(
-            "INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING ",
-            experiment_columns!()
-        ))
-        .bind(ExperimentId::new())
-        .bind(new.team_id)
-        .bind(new.name)
-        .bind(new.tags)
-        .bind(new.ends_at)
+        sqlx::query_as!(
+            Experiment,
+            r#"INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5)
+               RETURNING id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
+                         ends_at, created_at, closed_at,
+                         CASE WHEN closed_at IS NOT NULL THEN 'closed'
+                              WHEN ends_at <= now() THEN 'ended'
+                              ELSE 'running' END AS "state!: ExperimentState""#,
+            ExperimentId::new().0,
+            new.team_id.0,
+            new.name,
+            &new.tags,
+            new.ends_at
+        )
         .fetch_one(self.conn())
         .await
     }

@@ -1,0 +1,33 @@
+//! The gateway's integration tests: one test binary with a module per area, so the gateway and
+//! its dependencies are linked once rather than once per file. Run one area with
+//! `cargo test --test it governance::`, one test with its full name.
+//!
+//! Every test runs in this one process, so what is process-wide is shared by all of them: the
+//! metrics recorder (a test that reads `/metrics` asserts only on the series of its own team,
+//! experiment or key, or on differences it caused), the tracing subscriber and the TLS crypto
+//! provider (both installed once, whoever comes first). Each test has its own database, Redis
+//! key prefix, listeners and ledger.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod access;
+mod admin;
+mod campaigns;
+mod database;
+mod governance;
+mod key_flood;
+mod keys;
+mod ledger;
+mod lifecycle;
+mod metrics;
+mod openapi;
+mod pricing_import;
+mod pricing_reload;
+mod providers;
+mod proxy;
+mod reports;
+mod routing;
+mod saturation;
+mod sdk;
+mod tls;
