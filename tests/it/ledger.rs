@@ -169,8 +169,20 @@ async fn the_fast_write_stores_exactly_what_the_idempotent_write_stores() {
         request_id: RequestId::new(),
         ..odd.clone()
     };
-    assert_eq!(store.write_ledger_batch(&[odd.clone()]).await.unwrap(), 1);
-    assert_eq!(store.insert_ledger_batch(&[twin.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .write_ledger_batch(std::slice::from_ref(&odd))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .insert_ledger_batch(std::slice::from_ref(&twin))
+            .await
+            .unwrap(),
+        1
+    );
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT (to_jsonb(r) - 'request_id')::text FROM request_log r ORDER BY request_id = $1",
     )
