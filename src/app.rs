@@ -44,8 +44,9 @@ pub enum StartError {
     Pricing(#[from] PricingError),
     #[error("cannot build the upstream HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    #[error("cannot start the ledger's spill thread: {0}")]
-    Ledger(#[source] std::io::Error),
+    /// Names the journal directory and, when another process holds it, that process.
+    #[error("{0}")]
+    Ledger(#[source] crate::ledger::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -72,6 +73,7 @@ pub struct App {
     key_bounds: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     metrics_task: tokio::task::JoinHandle<()>,
+    retention: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Installs the TLS crypto provider used for https upstreams (once per process).
@@ -151,16 +153,21 @@ impl App {
                 reservation_ttl: governance.reservation_ttl,
                 redis_timeout: governance.redis_timeout,
             },
-            clock,
+            clock.clone(),
             store.clone(),
             LocalShield::new(governance.instance_rps, governance.key_rps),
         ));
         let pruner = tokio::spawn(prune_local_limits(governor.clone()));
         let auth_failures = Arc::new(AuthFailures::new(&config.client_auth));
         let key_bounds = tokio::spawn(report_key_bounds(keys.clone(), auth_failures.clone()));
-        let (ledger, writer) = LedgerWriter::spawn(store.clone(), config.ledger.clone())
+        let (ledger, writer) = LedgerWriter::start(store.clone(), config.ledger.clone())
+            .await
             .map_err(StartError::Ledger)?;
         let ledger = ledger.with_key_labels(config.metrics.key_labels);
+        let retention = config
+            .ledger
+            .retention
+            .map(|retention| crate::ledger::retention::spawn(store.clone(), retention, clock));
         let metrics_task = crate::metrics::spawn_background(governor.clone());
         let tasks = TaskTracker::new();
         let proxy = ProxyState::new(ProxyInner {
@@ -200,6 +207,7 @@ impl App {
             key_bounds,
             pruner,
             metrics_task,
+            retention,
         })
     }
 
@@ -265,6 +273,9 @@ impl App {
         self.key_bounds.abort();
         self.pruner.abort();
         self.metrics_task.abort();
+        if let Some(retention) = self.retention {
+            retention.abort();
+        }
         self.writer.shutdown(self.shutdown_grace).await;
     }
 }

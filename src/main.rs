@@ -36,6 +36,21 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Request-log retention (`ledger.retention_days`).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Drop the request-log partitions past the retention period now, whenever the last run
+    /// was, and print what was dropped (the run is recorded in the audit log). Spend
+    /// rollups are kept, so reports still add up over any period.
+    Run {
+        /// Days of requests to keep (default: `ledger.retention_days` from the configuration).
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[tokio::main]
@@ -55,17 +70,40 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Migrate => {
-            let pool = tollgate::connect::postgres::pool(
-                &config.database_url,
-                &config.database_tls,
-                2,
-                config.database.acquire_timeout,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let store = Store::from_pool(pool);
+            let store = small_store(&config).await?;
             store.migrate().await.map_err(|e| e.to_string())?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Retention(RetentionCommand::Run { days }) => {
+            let days = days
+                .or(config.ledger.retention.map(|r| r.days))
+                .ok_or_else(|| {
+                    format!(
+                        "no retention period: pass --days N or set ledger.retention_days in {}",
+                        cli.config.display()
+                    )
+                })?;
+            if days == 0 {
+                return Err("--days must be at least 1".into());
+            }
+            let store = small_store(&config).await?;
+            let report = tollgate::ledger::retention::run_now(
+                &store,
+                days,
+                chrono::Utc::now(),
+                "tollgate retention run",
+            )
+            .await
+            .map_err(|e| format!("retention failed (nothing was dropped): {e}"))?
+            .map_err(|_| {
+                "another instance is running retention right now; try again in a moment".to_string()
+            })?;
+            tollgate::ledger::retention::log_report(&report);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
             Ok(())
         }
         Command::Serve => {
@@ -82,6 +120,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// A two-connection pool for the one-shot commands.
+async fn small_store(config: &Config) -> Result<Store, String> {
+    let pool = tollgate::connect::postgres::pool(
+        &config.database_url,
+        &config.database_tls,
+        2,
+        config.database.acquire_timeout,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Store::from_pool(pool))
 }
 
 /// Re-reads the pricing directory on every SIGHUP, like `POST /admin/v1/pricing/reload`; a

@@ -27,7 +27,7 @@ pub use redis_tls::{
 };
 pub use redis_url::{MultiNodeKind, MultiNodeUrl, RedisNode, RedisUrl, UrlProblem};
 pub use secret::Secret;
-pub use storage::{DatabaseConfig, LedgerConfig};
+pub use storage::{DatabaseConfig, LedgerConfig, RetentionConfig};
 
 /// Environment variables that override the file (docs/configuration.md lists them all).
 pub const ENV_DATABASE_URL: &str = "TOLLGATE_DATABASE_URL";

@@ -87,7 +87,12 @@ pub struct RawLedger {
     pub batch_size: Option<usize>,
     pub flush_interval_ms: Option<u64>,
     pub max_in_memory: Option<usize>,
-    pub spill_dir: Option<PathBuf>,
+    /// `spill_dir` is its name from before the journal took the spill files over.
+    #[serde(alias = "spill_dir")]
+    pub journal_dir: Option<PathBuf>,
+    pub journal_fsync: Option<bool>,
+    pub retention_days: Option<u32>,
+    pub retention_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,5 @@
-//! The `[database]` and `[ledger]` sections: PostgreSQL pools, the report time limit, and
-//! the ledger writer's bounds.
+//! The `[database]` and `[ledger]` sections: PostgreSQL pools, the report time limit, the
+//! ledger's bounds, journal and retention.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,32 +25,65 @@ pub struct DatabaseConfig {
 pub struct LedgerConfig {
     pub batch_size: usize,
     pub flush_interval: Duration,
-    /// Capacity of the in-memory queue between the request path and the writer. When it is
-    /// full (PostgreSQL slow or down) new events go to the spill file instead.
+    /// Capacity of the in-memory queue between the journal and the writer. When it is full
+    /// (PostgreSQL slow or down) new events stay on disk only, in the journal, until the
+    /// writer replays them.
     pub max_in_memory: usize,
-    pub spill_dir: PathBuf,
+    /// This instance's journal: every event is appended here before its request's answer is
+    /// released. One directory per instance (a lock file enforces it).
+    pub journal_dir: PathBuf,
+    /// Sync every journal append to the disk (`fdatasync`) before releasing the answers it
+    /// carries: survives a machine crash, not only a process crash, at the cost of a disk
+    /// flush per group of appends.
+    pub journal_fsync: bool,
+    /// Dropping old `request_log` partitions; `None` keeps every request forever.
+    pub retention: Option<RetentionConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Requests are kept at least this many whole days (UTC).
+    pub days: u32,
+    /// How often the instances (together) run retention.
+    pub interval: Duration,
 }
 
 impl LedgerConfig {
-    /// Capacity of the spill stage's queue (events waiting for their disk append). A few
-    /// batches: enough to keep the disk busy while one batch is being synced, small next to
-    /// the main queue.
-    pub fn spill_queue(&self) -> usize {
+    /// The defaults, with the journal in `journal_dir`.
+    pub fn with_dir(journal_dir: PathBuf) -> LedgerConfig {
+        LedgerConfig {
+            batch_size: 500,
+            flush_interval: Duration::from_millis(20),
+            max_in_memory: 10_000,
+            journal_dir,
+            journal_fsync: false,
+            retention: None,
+        }
+    }
+
+    /// Capacity of the journal's queue (events waiting for their append). A few batches:
+    /// enough to keep the journal thread busy while one group is written, small next to the
+    /// writer's queue.
+    pub fn journal_queue(&self) -> usize {
         self.batch_size.saturating_mul(4)
     }
 
     /// The most events the ledger holds in memory at once, whatever PostgreSQL and the disk
-    /// do: the main queue, the batch the writer is writing, the spill queue and the batch
-    /// being appended to disk.
+    /// do: the journal's queue, the group being appended, the writer's queue and the batch
+    /// the writer is writing (or replaying).
     pub fn memory_bound(&self) -> usize {
         self.max_in_memory
-            .saturating_add(self.spill_queue())
+            .saturating_add(self.journal_queue())
             .saturating_add(self.batch_size.saturating_mul(2))
     }
 }
 
 const MAX_POOL_SIZE: u32 = 1000;
 const MAX_IN_MEMORY: usize = 10_000_000;
+/// A hundred years.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+/// Thirty days.
+const MAX_RETENTION_INTERVAL: u64 = 30 * 86_400;
 
 impl Validator<'_> {
     pub(super) fn database(&self, raw: RawDatabase) -> Result<DatabaseConfig, ConfigError> {
@@ -115,13 +148,50 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let retention = match (raw.retention_days, raw.retention_interval_secs) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(self.invalid(
+                    "ledger.retention_interval_secs",
+                    "is set but ledger.retention_days is not",
+                    "set ledger.retention_days to the days of requests to keep, or remove ledger.retention_interval_secs",
+                ));
+            }
+            (Some(days), interval) => {
+                if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+                    return Err(self.invalid(
+                        "ledger.retention_days",
+                        format!("{days} is out of range"),
+                        format!(
+                            "use 1 to {MAX_RETENTION_DAYS} days, or remove it to keep every request"
+                        ),
+                    ));
+                }
+                let interval = interval.unwrap_or(86_400);
+                if !(60..=MAX_RETENTION_INTERVAL).contains(&interval) {
+                    return Err(self.invalid(
+                        "ledger.retention_interval_secs",
+                        format!("{interval} is out of range"),
+                        format!(
+                            "use 60 to {MAX_RETENTION_INTERVAL} seconds (default 86400, a day)"
+                        ),
+                    ));
+                }
+                Some(RetentionConfig {
+                    days,
+                    interval: Duration::from_secs(interval),
+                })
+            }
+        };
         Ok(LedgerConfig {
             batch_size,
             flush_interval: Duration::from_millis(raw.flush_interval_ms.unwrap_or(20)),
             max_in_memory,
-            spill_dir: raw
-                .spill_dir
-                .unwrap_or_else(|| PathBuf::from(".tollgate/spill")),
+            journal_dir: raw
+                .journal_dir
+                .unwrap_or_else(|| PathBuf::from(".tollgate/journal")),
+            journal_fsync: raw.journal_fsync.unwrap_or(false),
+            retention,
         })
     }
 }

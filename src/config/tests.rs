@@ -180,8 +180,45 @@ fn database_and_ledger_defaults_are_bounded() {
     assert_eq!(db.report_timeout, Duration::from_secs(5));
     let ledger = &config.ledger;
     assert_eq!((ledger.batch_size, ledger.max_in_memory), (500, 10_000));
-    assert_eq!(ledger.spill_queue(), 2000);
+    assert_eq!(ledger.journal_queue(), 2000);
+    assert!(!ledger.journal_fsync);
+    assert_eq!(ledger.retention, None);
+    assert_eq!(
+        ledger.journal_dir,
+        std::path::PathBuf::from(".tollgate/journal")
+    );
     assert_eq!(ledger.memory_bound(), 10_000 + 2000 + 2 * 500);
+}
+
+#[test]
+fn journal_and_retention_fields_are_read() {
+    let text = MINIMAL.replace(
+        "[admin]",
+        "[ledger]\nspill_dir = \"/var/lib/tollgate\"\njournal_fsync = true\nretention_days = 90\n[admin]",
+    );
+    let ledger = parse(&text, &env_of(&[])).unwrap().ledger;
+    // The old name of the directory still works.
+    assert_eq!(
+        ledger.journal_dir,
+        std::path::PathBuf::from("/var/lib/tollgate")
+    );
+    assert!(ledger.journal_fsync);
+    assert_eq!(
+        ledger.retention,
+        Some(crate::config::RetentionConfig {
+            days: 90,
+            interval: Duration::from_secs(86_400)
+        })
+    );
+    let short = MINIMAL.replace(
+        "[admin]",
+        "[ledger]\nretention_days = 7\nretention_interval_secs = 59\n[admin]",
+    );
+    let err = parse(&short, &env_of(&[])).unwrap_err().to_string();
+    assert!(
+        err.contains("ledger.retention_interval_secs") && err.contains("use 60 to"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -219,6 +256,12 @@ fn bad_database_and_ledger_values_name_the_field_and_the_fix() {
             "use ledger.batch_size (500)",
         ),
         ("ledger", "batch_size = 0", "use 1 to 10000"),
+        ("ledger", "retention_days = 0", "use 1 to 36500 days"),
+        (
+            "ledger",
+            "retention_interval_secs = 3600",
+            "set ledger.retention_days",
+        ),
         ("database", "pool = 3", "unknown field"),
     ] {
         let text = format!("{MINIMAL}\n[{section}]\n{field}\n");

@@ -1,55 +1,70 @@
 //! The batch writer task: takes batches off the queue and writes them, retries with
-//! backoff, moves its backlog to disk while writes keep failing, replays spill segments once
-//! PostgreSQL answers, and drains on shutdown.
+//! backoff, replays journal segments (an earlier run's at start-up, this run's whose events
+//! overflowed the queue once PostgreSQL answers), tells the journal what is written, and
+//! drains on shutdown.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{Datelike, Months, Utc};
+use chrono::{NaiveDate, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-use super::spill::{SegmentReader, Spill};
-use super::stage::{Appended, SpillStage};
+use super::journal::{Journal, JournalConfig, Overflowed, Queued};
+use super::lock::{self, LockError};
+use super::segment::{SegmentReader, existing_segments};
 use super::{Ledger, LedgerEvent, LedgerStats};
 use crate::config::LedgerConfig;
 use crate::store::Store;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Consecutive failed writes after which the writer stops holding events in memory and
-/// moves them to disk (about a third of a second of failures with the backoff above): a
-/// crash then loses nothing that was accepted more than a moment ago.
-const SPILL_AFTER_FAILURES: u32 = 3;
+/// Request-log partitions the writer has made sure of; beyond this many days it forgets the
+/// oldest (a replay of old segments touches many days once).
+const KNOWN_DAYS: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("cannot read the ledger journal in {dir}: {source}")]
+    Journal {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 pub struct LedgerWriter {
-    rx: mpsc::Receiver<LedgerEvent>,
+    rx: mpsc::Receiver<Queued>,
     store: Store,
     config: LedgerConfig,
     stats: Arc<LedgerStats>,
-    spill: Arc<Spill>,
-    stage: SpillStage,
-    /// Marked by the spill thread after each append.
-    appended: Arc<Appended>,
+    journal: Journal,
+    overflowed: Arc<Overflowed>,
     /// The events being written; at most `batch_size`.
     batch: Vec<LedgerEvent>,
-    partitions_month: Option<(i32, u32)>,
+    /// The journal segment of each event in `batch`.
+    batch_segments: Vec<Option<u64>>,
+    partitions: BTreeSet<NaiveDate>,
     failures: u32,
     backoff: Duration,
 }
 
-/// Owned by the app: stops the writer and waits until every event is written or spilled.
+/// Owned by the app: stops the writer and waits until every event is written or left in
+/// the journal for the next start.
 pub struct WriterHandle {
     stop: watch::Sender<Option<Duration>>,
     task: JoinHandle<()>,
 }
 
 impl WriterHandle {
-    /// Stops accepting events, writes what is queued (retrying for up to `grace`), and
-    /// spills whatever PostgreSQL did not take.
+    /// Stops taking events from the queue, writes what is queued (retrying for up to
+    /// `grace`), and trims the journal; what PostgreSQL did not take stays in the journal.
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(Some(grace));
         if let Err(e) = self.task.await {
@@ -68,60 +83,91 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl LedgerWriter {
-    /// Starts the writer task and the spill thread. Fails only if the thread cannot be
-    /// started.
-    pub fn spawn(store: Store, config: LedgerConfig) -> std::io::Result<(Ledger, WriterHandle)> {
+    /// Locks the journal directory, replays what earlier runs left in it (before this
+    /// returns, so before the gateway serves), then starts the journal thread and the writer
+    /// task. Fails if another process holds the directory. The journal thread keeps the
+    /// directory locked until the last [`Ledger`] handle is dropped: events recorded after
+    /// shutdown still go there. If PostgreSQL fails during the
+    /// start-up replay, the rest is replayed in the background once it answers.
+    pub async fn start(
+        store: Store,
+        config: LedgerConfig,
+    ) -> Result<(Ledger, WriterHandle), StartError> {
+        let dir = config.journal_dir.clone();
+        let journal_error = |source| StartError::Journal {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let locked = dir.clone();
+        let dir_lock = tokio::task::spawn_blocking(move || lock::lock(&locked))
+            .await
+            .map_err(|e| journal_error(std::io::Error::other(e)))??;
+        let listed = dir.clone();
+        let mut leftovers = blocking(move || existing_segments(&listed))
+            .await
+            .map_err(journal_error)?;
         let (tx, rx) = mpsc::channel(config.max_in_memory.max(1));
         let stats = Arc::new(LedgerStats::default());
-        let run = format!("ledger-{}", uuid::Uuid::now_v7());
-        let spill = Arc::new(Spill::new(&config.spill_dir, run));
-        let appended = Arc::new(Appended::default());
-        let stage = SpillStage::start(
-            spill.clone(),
-            stats.clone(),
-            config.spill_queue(),
-            config.batch_size,
-            appended.clone(),
-        )?;
-        let ledger = Ledger {
+        let overflowed = Arc::new(Overflowed::default());
+        let journal = Journal::start(
+            JournalConfig {
+                dir: dir.clone(),
+                run: uuid::Uuid::now_v7().simple().to_string(),
+                fsync: config.journal_fsync,
+                queue: config.journal_queue(),
+                group: config.batch_size,
+            },
+            dir_lock,
             tx,
-            spill: stage.clone(),
+            stats.clone(),
+            overflowed.clone(),
+        )
+        .map_err(journal_error)?;
+        let ledger = Ledger {
+            journal: journal.clone(),
             stats: stats.clone(),
             key_labels: false,
         };
-        let writer = LedgerWriter {
+        let mut writer = LedgerWriter {
             rx,
             store,
             stats,
-            spill,
-            stage,
-            appended,
+            journal,
+            overflowed,
             batch: Vec::with_capacity(config.batch_size),
+            batch_segments: Vec::with_capacity(config.batch_size),
             config,
-            partitions_month: None,
+            partitions: BTreeSet::new(),
             failures: 0,
             backoff: MIN_BACKOFF,
         };
         let (stop, stop_rx) = watch::channel(None);
-        let task = tokio::spawn(writer.run(stop_rx));
+        if !leftovers.is_empty() {
+            tracing::info!(dir = %dir.display(), segments = leftovers.len(), "replaying the ledger journal left by an earlier run before serving");
+            if !writer.replay_leftovers(&mut leftovers, &stop_rx).await {
+                tracing::warn!(
+                    segments = leftovers.len(),
+                    "PostgreSQL failed during the start-up replay of the ledger journal; the rest is replayed in the background"
+                );
+            }
+        }
+        let task = tokio::spawn(writer.run(stop_rx, leftovers));
         Ok((ledger, WriterHandle { stop, task }))
     }
 
-    async fn run(mut self, mut stop: watch::Receiver<Option<Duration>>) {
-        let spill = self.spill.clone();
-        let mut leftovers = blocking(move || Ok(spill.leftovers()))
-            .await
-            .unwrap_or_default();
-        // This run's spill has something PostgreSQL does not have yet.
-        let mut own_pending = false;
+    async fn run(
+        mut self,
+        mut stop: watch::Receiver<Option<Duration>>,
+        mut leftovers: Vec<PathBuf>,
+    ) {
+        let mut replay_due = !leftovers.is_empty();
         let mut retry_at: Option<Instant> = None;
         loop {
             if self.batch.is_empty() {
-                own_pending |= self.appended.take();
-                let replay_due = own_pending || !leftovers.is_empty();
+                replay_due |= self.overflowed.take();
                 if replay_due && retry_at.is_none_or(|at| Instant::now() >= at) {
                     if self.replay(&mut leftovers, &stop).await {
-                        own_pending = false;
+                        replay_due = false;
                         retry_at = None;
                     } else {
                         retry_at = Some(Instant::now() + self.next_backoff());
@@ -132,11 +178,11 @@ impl LedgerWriter {
                 tokio::select! {
                     biased;
                     _ = stop.changed() => break,
-                    event = self.rx.recv() => match event {
-                        Some(event) => self.batch.push(event),
+                    queued = self.rx.recv() => match queued {
+                        Some(queued) => self.push(queued),
                         None => break,
                     },
-                    () = self.appended.wait() => continue,
+                    () = self.overflowed.wait() => continue,
                     () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => continue,
                 }
                 if self.rx.len() < self.config.batch_size && !self.window(&mut stop).await {
@@ -147,10 +193,8 @@ impl LedgerWriter {
             match self.write_batch().await {
                 Ok(()) => retry_at = None,
                 Err(e) => {
+                    // The events are in the journal: holding them here loses nothing.
                     tracing::warn!(error = %e, events = self.batch.len(), failures = self.failures, "ledger write failed; retrying");
-                    if self.failures >= SPILL_AFTER_FAILURES {
-                        self.spill_backlog().await;
-                    }
                     let wake = Instant::now() + self.next_backoff();
                     retry_at = Some(wake);
                     tokio::select! {
@@ -163,6 +207,11 @@ impl LedgerWriter {
         }
         let grace = (*stop.borrow()).unwrap_or(Duration::from_secs(30));
         self.drain(grace, leftovers).await;
+    }
+
+    fn push(&mut self, queued: Queued) {
+        self.batch.push(queued.event);
+        self.batch_segments.push(queued.segment);
     }
 
     /// Gives a batch a moment to fill, so a burst becomes a few large writes. The writer
@@ -180,7 +229,7 @@ impl LedgerWriter {
     fn fill_batch(&mut self) {
         while self.batch.len() < self.config.batch_size {
             match self.rx.try_recv() {
-                Ok(event) => self.batch.push(event),
+                Ok(queued) => self.push(queued),
                 Err(_) => break,
             }
         }
@@ -192,20 +241,26 @@ impl LedgerWriter {
         backoff
     }
 
-    /// Writes the batch; on success it is empty, on failure it is kept for a retry.
+    /// Writes the batch; on success it is empty and the journal knows, on failure it is kept
+    /// for a retry.
     async fn write_batch(&mut self) -> Result<(), sqlx::Error> {
-        let result = match self.ensure_partitions().await {
-            Ok(()) => self.store.insert_ledger_batch(&self.batch).await,
+        let result = match self.ensure_partitions(&days_of(&self.batch)).await {
+            Ok(()) => self.store.write_ledger_batch(&self.batch).await,
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => {
+            Ok(inserted) => {
                 let n = self.batch.len();
                 self.batch.clear();
-                self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                // A replay may have written some of these already: count rows, not events.
+                self.stats.written.fetch_add(inserted, Ordering::Relaxed);
                 self.stats.left_memory(n);
                 self.failures = 0;
                 self.backoff = MIN_BACKOFF;
+                if self.journal.written(&self.batch_segments) {
+                    self.journal.trim(false).await;
+                }
+                self.batch_segments.clear();
                 Ok(())
             }
             Err(e) => {
@@ -216,113 +271,79 @@ impl LedgerWriter {
         }
     }
 
-    /// Creates this month's and next month's request-log partitions before rows need them.
-    async fn ensure_partitions(&mut self) -> Result<(), sqlx::Error> {
+    /// Creates the daily request-log partitions these events need (and tomorrow's, ahead of
+    /// time) before rows need them.
+    async fn ensure_partitions(&mut self, days: &BTreeSet<NaiveDate>) -> Result<(), sqlx::Error> {
         let today = Utc::now().date_naive();
-        let month = (today.year(), today.month());
-        if self.partitions_month == Some(month) {
-            return Ok(());
+        let ahead = today.succ_opt().into_iter().chain([today]);
+        for day in days.iter().copied().chain(ahead) {
+            if self.partitions.contains(&day) {
+                continue;
+            }
+            self.store.ensure_request_log_partition(day).await?;
+            if self.partitions.len() >= KNOWN_DAYS {
+                self.partitions.pop_first();
+            }
+            self.partitions.insert(day);
         }
-        self.store.ensure_request_log_partition(today).await?;
-        if let Some(next) = today.checked_add_months(Months::new(1)) {
-            self.store.ensure_request_log_partition(next).await?;
-        }
-        self.partitions_month = Some(month);
         Ok(())
     }
 
-    /// Moves the batch to disk. False (the batch kept in memory) if the disk refused it.
-    async fn spill_batch(&mut self) -> bool {
-        if self.batch.is_empty() {
-            return true;
-        }
-        let events = std::mem::take(&mut self.batch);
-        match self.stage.write(events).await {
-            Ok(()) => true,
-            Err(events) => {
-                self.batch = events;
-                false
-            }
-        }
-    }
-
-    /// Moves the batch and what is queued now to disk, a batch at a time, while PostgreSQL
-    /// keeps failing. Events that arrive meanwhile wait for the next attempt.
-    async fn spill_backlog(&mut self) {
-        let mut backlog = self.rx.len();
-        loop {
-            if !self.spill_batch().await || backlog == 0 {
-                return;
-            }
-            let before = self.batch.len();
-            while self.batch.len() < self.config.batch_size.min(backlog) {
-                match self.rx.try_recv() {
-                    Ok(event) => self.batch.push(event),
-                    Err(_) => break,
-                }
-            }
-            let taken = self.batch.len() - before;
-            if taken == 0 {
-                return;
-            }
-            backlog = backlog.saturating_sub(taken);
-        }
-    }
-
-    /// Replays earlier runs' leftovers, then this run's spill (sealing its current segment
-    /// first). True when nothing is left to replay.
+    /// Replays earlier runs' leftovers, then this run's segments whose events overflowed the
+    /// queue. True when nothing is left to replay.
     async fn replay(
         &mut self,
         leftovers: &mut Vec<PathBuf>,
         stop: &watch::Receiver<Option<Duration>>,
     ) -> bool {
-        while let Some(path) = leftovers.first().cloned() {
-            if !self.replay_segment(&path, false, stop).await {
-                return false;
-            }
-            leftovers.remove(0);
+        if !self.replay_leftovers(leftovers, stop).await {
+            return false;
         }
-        let spill = self.spill.clone();
-        let sealed = blocking(move || {
-            spill.seal()?;
-            Ok(spill.sealed_segments())
-        })
-        .await;
-        let sealed = match sealed {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot seal the ledger spill segment for replay");
+        for segment in self.journal.seal_for_replay().await {
+            if !self.replay_segment(&segment.path, stop).await {
                 return false;
             }
-        };
-        for path in sealed {
-            if !self.replay_segment(&path, true, stop).await {
-                return false;
-            }
+            self.journal.replayed(segment.id);
+            self.journal.trim(false).await;
         }
         self.backoff = MIN_BACKOFF;
         true
     }
 
-    /// Writes a segment's events in batches and deletes it once all of them are in
-    /// PostgreSQL. Between its batches, fresh events from the queue are written too, so a
-    /// long replay does not hold them back. True when the segment is done.
+    /// Replays and deletes segments left by earlier runs, oldest first. True when all are
+    /// done.
+    async fn replay_leftovers(
+        &mut self,
+        leftovers: &mut Vec<PathBuf>,
+        stop: &watch::Receiver<Option<Duration>>,
+    ) -> bool {
+        while let Some(path) = leftovers.first().cloned() {
+            if !self.replay_segment(&path, stop).await {
+                return false;
+            }
+            let removed = path.clone();
+            if let Err(e) = blocking(move || std::fs::remove_file(&removed)).await {
+                tracing::error!(file = %path.display(), error = %e, "could not remove a replayed ledger journal segment");
+            }
+            leftovers.remove(0);
+        }
+        true
+    }
+
+    /// Writes a segment's events in batches, idempotently (some or all of them may be in
+    /// PostgreSQL already). Between its batches, fresh events from the queue are written
+    /// too, so a long replay does not hold them back. True when all of it is written.
     async fn replay_segment(
         &mut self,
         path: &Path,
-        own: bool,
         stop: &watch::Receiver<Option<Duration>>,
     ) -> bool {
-        if let Err(e) = self.ensure_partitions().await {
-            tracing::warn!(error = %e, "spill replay postponed: PostgreSQL unavailable");
-            return false;
-        }
         let opened = path.to_path_buf();
         let mut reader = match blocking(move || SegmentReader::open(&opened)).await {
             Ok(reader) => reader,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot read spill segment; it is left in place");
+                tracing::error!(file = %path.display(), error = %e, "cannot read ledger journal segment; it is left in place");
                 return true;
             }
         };
@@ -340,7 +361,7 @@ impl LedgerWriter {
             {
                 Ok(read) => read,
                 Err(e) => {
-                    tracing::error!(file = %path.display(), error = %e, "cannot read spill segment");
+                    tracing::error!(file = %path.display(), error = %e, "cannot read ledger journal segment");
                     return false;
                 }
             };
@@ -348,12 +369,18 @@ impl LedgerWriter {
             if events.is_empty() {
                 break;
             }
-            if let Err(e) = self.store.insert_ledger_batch(&events).await {
-                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(file = %path.display(), error = %e, "spill replay postponed");
-                return false;
+            let written = match self.ensure_partitions(&days_of(&events)).await {
+                Ok(()) => self.store.insert_ledger_batch(&events).await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(inserted) => replayed = replayed.saturating_add(inserted),
+                Err(e) => {
+                    self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(file = %path.display(), error = %e, "ledger journal replay postponed");
+                    return false;
+                }
             }
-            replayed = replayed.saturating_add(events.len() as u64);
             if !self.rx.is_empty() {
                 self.fill_batch();
                 if self.write_batch().await.is_err() {
@@ -361,28 +388,28 @@ impl LedgerWriter {
                 }
             }
         }
-        let removed = path.to_path_buf();
-        if let Err(e) = blocking(move || std::fs::remove_file(&removed)).await {
-            tracing::error!(file = %path.display(), error = %e, "could not remove replayed spill segment");
-        }
         self.stats.replayed.fetch_add(replayed, Ordering::Relaxed);
         self.stats.written.fetch_add(replayed, Ordering::Relaxed);
-        if own {
-            self.stats.left_disk(replayed);
-        }
-        tracing::info!(file = %path.display(), events = replayed, "spilled ledger events replayed");
+        tracing::info!(file = %path.display(), inserted = replayed, "ledger journal segment replayed (events already in PostgreSQL are skipped)");
         true
     }
 
-    /// Shutdown: no more events are queued in memory (late ones go straight to the spill
-    /// file); what is queued is written within `grace`, the rest is spilled, and the spill
-    /// stage is flushed. What is on disk is replayed if time is left, or by the next start.
+    /// Shutdown: takes nothing more from the queue (the journal keeps what arrives later for
+    /// the next start); writes what is queued within `grace`, replays what overflowed if
+    /// time is left, and trims the journal, so after a clean shutdown with PostgreSQL up it
+    /// is empty.
     async fn drain(mut self, grace: Duration, mut leftovers: Vec<PathBuf>) {
         self.rx.close();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if self.batch.is_empty() && !self.take_closing_batch().await {
-                break;
+            if self.batch.is_empty() {
+                match self.rx.recv().await {
+                    Some(queued) => {
+                        self.push(queued);
+                        self.fill_batch();
+                    }
+                    None => break,
+                }
             }
             // A write stuck behind a lock must not hold shutdown past its grace.
             match timeout_at(deadline, self.write_batch()).await {
@@ -395,56 +422,26 @@ impl LedgerWriter {
                 Err(_) => break,
             }
         }
-        self.spill_remaining().await;
-        let flush_deadline = Instant::now() + grace.max(Duration::from_secs(1));
-        if timeout_at(flush_deadline, self.stage.flush())
-            .await
-            .is_err()
-        {
-            tracing::error!("ledger spill not finished at shutdown: the disk is not taking events");
-            return;
-        }
         if self.failures == 0 && Instant::now() < deadline {
             let (_never_stops, stop) = watch::channel(None);
             let replayed = timeout_at(deadline, self.replay(&mut leftovers, &stop)).await;
             if !matches!(replayed, Ok(true)) {
-                tracing::info!("spilled ledger events remain on disk for the next start to replay");
+                tracing::info!("ledger events remain in the journal for the next start to replay");
             }
-            // A replay cut short may have taken queued stragglers into the batch.
-            self.spill_remaining().await;
-            let _ = timeout_at(flush_deadline, self.stage.flush()).await;
+        }
+        self.journal.trim(true).await;
+        let left = self.stats.in_memory().saturating_add(self.stats.on_disk());
+        if left > 0 {
+            tracing::warn!(
+                events = left,
+                "ledger events not yet in PostgreSQL stay in the journal for the next start"
+            );
         }
         tracing::info!("ledger drained");
     }
+}
 
-    /// After the queue is closed: the next batch, waiting for senders that already hold a
-    /// slot. False once the queue is empty for good.
-    async fn take_closing_batch(&mut self) -> bool {
-        match self.rx.recv().await {
-            Some(event) => {
-                self.batch.push(event);
-                self.fill_batch();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Moves every event still in memory (the batch and the closed queue) to disk; what the
-    /// disk refuses is logged in full.
-    async fn spill_remaining(&mut self) {
-        loop {
-            if self.batch.is_empty() && !self.take_closing_batch().await {
-                return;
-            }
-            let events = std::mem::take(&mut self.batch);
-            if let Err(events) = self.stage.write(events).await {
-                self.stats.left_memory(events.len());
-                for event in &events {
-                    let json = serde_json::to_string(event).unwrap_or_default();
-                    tracing::error!(request_id = %event.request_id, event = %json, "ledger event could not be stored at shutdown");
-                }
-            }
-        }
-    }
+/// The UTC days of the events, for the partitions they need.
+fn days_of(events: &[LedgerEvent]) -> BTreeSet<NaiveDate> {
+    events.iter().map(|e| e.created_at.date_naive()).collect()
 }

@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 
 use super::text::Family;
 use super::{
-    LEDGER_IN_MEMORY, LEDGER_IN_MEMORY_PEAK, LEDGER_ON_DISK, LEDGER_QUEUE_DEPTH, LEDGER_REPLAYED,
-    LEDGER_SPILLED, LEDGER_WRITE_FAILURES, LEDGER_WRITTEN, budgets, exact, install,
+    LEDGER_IN_MEMORY, LEDGER_IN_MEMORY_PEAK, LEDGER_JOURNAL_FAILURES, LEDGER_JOURNALED,
+    LEDGER_ON_DISK, LEDGER_QUEUE_DEPTH, LEDGER_REPLAYED, LEDGER_SPILLED, LEDGER_WRITE_FAILURES,
+    LEDGER_WRITTEN, budgets, exact, install,
 };
 use crate::governance::Governor;
 use crate::ledger::LedgerStats;
@@ -70,21 +71,21 @@ fn render_ledger(out: &mut String, stats: &LedgerStats) {
         out,
         LEDGER_SPILLED,
         "counter",
-        "Ledger events spilled to the local spill file while PostgreSQL was behind.",
+        "Ledger events kept on disk only, in the journal, while PostgreSQL was behind.",
     )
     .sample(&[], stats.spilled.load(Relaxed));
     Family::new(
         out,
         LEDGER_REPLAYED,
         "counter",
-        "Ledger events replayed from spill files into PostgreSQL.",
+        "Ledger events replayed from journal segments into PostgreSQL.",
     )
     .sample(&[], stats.replayed.load(Relaxed));
     Family::new(
         out,
         LEDGER_IN_MEMORY,
         "gauge",
-        "Ledger events held in memory (queue, writer batch, spill stage).",
+        "Ledger events held in memory (journal queue, writer queue and batch).",
     )
     .sample(&[], stats.in_memory());
     Family::new(
@@ -98,9 +99,23 @@ fn render_ledger(out: &mut String, stats: &LedgerStats) {
         out,
         LEDGER_ON_DISK,
         "gauge",
-        "Ledger events in this instance's spill files, not yet replayed.",
+        "Ledger events of this run on disk only (the writer's queue was full), not yet replayed.",
     )
     .sample(&[], stats.on_disk());
+    Family::new(
+        out,
+        LEDGER_JOURNALED,
+        "counter",
+        "Ledger events appended to the journal before their answers were released.",
+    )
+    .sample(&[], stats.journaled.load(Relaxed));
+    Family::new(
+        out,
+        LEDGER_JOURNAL_FAILURES,
+        "counter",
+        "Failed journal appends (their events were held in memory only until the journal worked again).",
+    )
+    .sample(&[], stats.journal_failures.load(Relaxed));
 }
 
 /// Starts the task that folds histogram samples and refreshes the budget gauges. The app

@@ -58,6 +58,8 @@ pub const LEDGER_IN_MEMORY: &str = "tollgate_ledger_in_memory";
 pub const LEDGER_IN_MEMORY_PEAK: &str = "tollgate_ledger_in_memory_peak";
 pub const LEDGER_ON_DISK: &str = "tollgate_ledger_on_disk";
 pub const LEDGER_REPLAYED: &str = "tollgate_ledger_replayed_total";
+pub const LEDGER_JOURNALED: &str = "tollgate_ledger_journaled_total";
+pub const LEDGER_JOURNAL_FAILURES: &str = "tollgate_ledger_journal_failures_total";
 pub const BUDGET_REMAINING: &str = "tollgate_budget_remaining_usd";
 
 /// Histogram bucket bounds in seconds: from 10 µs (the gateway's own overhead is tens of

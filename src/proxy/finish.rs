@@ -1,7 +1,9 @@
 //! Finishing a request, the one way every request ends: its answer carries the request id,
 //! its event goes to the ledger, its admission is settled (the reservation becomes the actual
-//! cost), and the access log gets its line. Runs after the response is handed over, off its
-//! critical path.
+//! cost), and the access log gets its line. The event is recorded (appended to the ledger's
+//! journal) before the answer is released — a whole answer, or a stream's last event — so a
+//! crash of the gateway cannot lose a request whose client saw it complete; settlement runs
+//! after, off the answer's critical path.
 
 use axum::http::HeaderValue;
 use axum::response::Response;
@@ -20,18 +22,51 @@ use crate::pricing::Usage;
 pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
 pub const COST_HEADER: &str = "x-tollgate-cost-usd";
 
-/// Hands the request's event to the ledger and settles its admission, consuming the ticket.
-pub async fn record_and_settle(state: &ProxyState, exchange: &mut Exchange, event: LedgerEvent) {
-    let tokens = event
-        .usage
-        .input_tokens
-        .saturating_add(event.usage.output_tokens);
-    let cost = to_nanos_ceil(event.cost_usd);
+/// What settlement charges for a recorded request.
+#[must_use = "settle it: the ticket's reservation waits for it"]
+pub struct Charge {
+    tokens: u64,
+    cost_nanos: i64,
+}
+
+/// Hands the request's event to the ledger; returns once it is in the journal.
+pub async fn record(state: &ProxyState, event: LedgerEvent) -> Charge {
+    let charge = Charge {
+        tokens: event
+            .usage
+            .input_tokens
+            .saturating_add(event.usage.output_tokens),
+        cost_nanos: to_nanos_ceil(event.cost_usd),
+    };
     access_log(state, &event);
     state.ledger.record(event).await;
+    charge
+}
+
+/// Settles the request's admission with what it was charged, consuming the ticket.
+pub async fn settle(exchange: &mut Exchange, charge: Charge) {
     if let Some(ticket) = exchange.ticket.take() {
-        ticket.settle(tokens, cost).await;
+        ticket.settle(charge.tokens, charge.cost_nanos).await;
     }
+}
+
+/// Records and settles a request whose answer is already out (or whose client left).
+pub async fn record_and_settle(state: &ProxyState, exchange: &mut Exchange, event: LedgerEvent) {
+    let charge = record(state, event).await;
+    settle(exchange, charge).await;
+}
+
+/// Records the request, then releases its whole answer, then settles.
+pub async fn record_and_reply(
+    state: &ProxyState,
+    exchange: &mut Exchange,
+    event: LedgerEvent,
+    response: Response,
+    reply: oneshot::Sender<Response>,
+) {
+    let charge = record(state, event).await;
+    let _ = reply.send(with_request_id(response, exchange.request_id));
+    settle(exchange, charge).await;
 }
 
 /// Answers with `error` and records the request as failed (nothing to charge).
@@ -43,8 +78,7 @@ pub async fn fail(
     reply: oneshot::Sender<Response>,
 ) {
     let event = exchange.event(Outcome::failed(&error));
-    let _ = reply.send(with_request_id(error.render(op), exchange.request_id));
-    record_and_settle(state, exchange, event).await;
+    record_and_reply(state, exchange, event, error.render(op), reply).await;
 }
 
 pub fn with_request_id(mut response: Response, request_id: RequestId) -> Response {

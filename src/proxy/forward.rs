@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::body;
 use super::error::ApiError;
 use super::exchange::{Exchange, Outcome};
-use super::finish::{COST_HEADER, estimate, fail, record_and_settle, with_request_id};
+use super::finish::{COST_HEADER, estimate, fail, record_and_reply};
 use super::operation::{Dialect, Operation};
 use super::routing::Candidate;
 use super::state::ProxyState;
@@ -289,6 +289,5 @@ async fn respond(
     {
         out.headers_mut().insert(COST_HEADER, value);
     }
-    let _ = reply.send(with_request_id(out, exchange.request_id));
-    record_and_settle(&state, &mut exchange, event).await;
+    record_and_reply(&state, &mut exchange, event, out, reply).await;
 }

@@ -3,6 +3,11 @@
 //! forwarded depends on the dialect: OpenAI streams pass through (minus the usage chunk the
 //! gateway asked for on a client's behalf), Anthropic streams pass through, and Anthropic
 //! streams behind the OpenAI chat endpoint are translated event by event.
+//!
+//! The piece that carries the stream's last event (`data: [DONE]`, Anthropic's
+//! `message_stop`) is held back until the request is recorded in the ledger's journal, and
+//! the body ends only after that, so a client that saw its stream complete is always in the
+//! ledger, even if the gateway crashes right after.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::exchange::{Exchange, Outcome};
-use super::finish::{estimate, record_and_settle, with_request_id};
+use super::finish::{estimate, record, record_and_settle, settle, with_request_id};
 use super::operation::Dialect;
 use super::sse::{SseSplitter, data_of};
 use super::state::ProxyState;
@@ -70,6 +75,8 @@ pub async fn relay(
     }
 
     let mut transform = Transform::new(dialect, &exchange);
+    // The stream's last event and whatever follows it, released once the event is recorded.
+    let mut held: Vec<u8> = Vec::new();
     let end = loop {
         let piece = tokio::select! {
             biased;
@@ -79,7 +86,9 @@ pub async fn relay(
         match piece {
             Ok(Some(bytes)) => {
                 let forward = transform.push(bytes);
-                if !forward.is_empty() && tx.send(Ok(forward)).await.is_err() {
+                if transform.finished() {
+                    held.extend_from_slice(&forward);
+                } else if !forward.is_empty() && tx.send(Ok(forward)).await.is_err() {
                     break End::ClientGone;
                 }
             }
@@ -95,20 +104,24 @@ pub async fn relay(
         End::UpstreamTimeout => (504, Some("upstream_timeout")),
         End::UpstreamFailed => (502, Some("upstream_interrupted")),
     };
-    if matches!(end, End::UpstreamTimeout | End::UpstreamFailed) {
-        // Cut the client's body too, so an interrupted stream cannot look complete.
-        let _ = tx
-            .send(Err(std::io::Error::other("upstream stream interrupted")))
-            .await;
+    let complete = matches!(end, End::Complete);
+    if !complete {
+        release(&tx, held).await;
+        held = Vec::new();
+        if matches!(end, End::UpstreamTimeout | End::UpstreamFailed) {
+            // Cut the client's body too, so an interrupted stream cannot look complete.
+            let _ = tx
+                .send(Err(std::io::Error::other("upstream stream interrupted")))
+                .await;
+        }
     }
-    drop(tx);
     let (mut usage, mut usage_estimated) = match transform.usage() {
         Some(usage) => (usage, false),
         None => (estimate(&exchange, transform.content_events()), true),
     };
     // A stream cut short may have reported its usage before the end (Anthropic's
     // message_start): what was produced since counts too, about a token per content event.
-    if !matches!(end, End::Complete) && transform.content_events() > usage.output_tokens {
+    if !complete && transform.content_events() > usage.output_tokens {
         usage.output_tokens = transform.content_events();
         usage_estimated = true;
     }
@@ -119,7 +132,17 @@ pub async fn relay(
         usage_estimated,
         refused_by: None,
     });
-    record_and_settle(&state, &mut exchange, event).await;
+    let charge = record(&state, event).await;
+    // Only now may the client see its stream end: the last event, then the end of the body.
+    release(&tx, held).await;
+    drop(tx);
+    settle(&mut exchange, charge).await;
+}
+
+async fn release(tx: &mpsc::Sender<Piece>, held: Vec<u8>) {
+    if !held.is_empty() {
+        let _ = tx.send(Ok(Bytes::from(held))).await;
+    }
 }
 
 /// What happens to the upstream's bytes on the way to the client.
@@ -129,6 +152,7 @@ enum Transform {
         splitter: SseSplitter,
         usage: StreamUsage,
         content_events: u64,
+        stopped: bool,
     },
     Translate {
         splitter: SseSplitter,
@@ -147,6 +171,7 @@ impl Transform {
                 splitter: SseSplitter::default(),
                 usage: StreamUsage::default(),
                 content_events: 0,
+                stopped: false,
             },
             Dialect::ChatViaAnthropic => Transform::Translate {
                 splitter: SseSplitter::default(),
@@ -163,11 +188,15 @@ impl Transform {
                 splitter,
                 usage,
                 content_events,
+                stopped,
             } => {
                 for event in splitter.push(&bytes) {
                     if let Some(data) = data_of(&event) {
                         if memchr::memmem::find(&data, b"content_block_delta").is_some() {
                             *content_events += 1;
+                        }
+                        if memchr::memmem::find(&data, b"\"message_stop\"").is_some() {
+                            *stopped = true;
                         }
                         usage.push(&data);
                     }
@@ -206,6 +235,15 @@ impl Transform {
         }
     }
 
+    /// The stream's last event has arrived: `[DONE]`, or Anthropic's `message_stop`.
+    fn finished(&self) -> bool {
+        match self {
+            Transform::OpenAi(scan) => scan.done,
+            Transform::Anthropic { stopped, .. } => *stopped,
+            Transform::Translate { translator, .. } => translator.saw_stop(),
+        }
+    }
+
     /// The upstream reported an error inside the stream.
     fn upstream_error(&self) -> bool {
         match self {
@@ -221,6 +259,8 @@ struct OpenAiScan {
     hide_usage_chunk: bool,
     usage: Option<Usage>,
     content_chunks: u64,
+    /// `data: [DONE]` arrived.
+    done: bool,
 }
 
 impl OpenAiScan {
@@ -230,6 +270,9 @@ impl OpenAiScan {
         for event in events {
             let mut forward = true;
             if let Some(data) = data_of(&event) {
+                if data.trim_ascii() == b"[DONE]" {
+                    self.done = true;
+                }
                 if usage::chunk_has_content(&data) {
                     self.content_chunks += 1;
                 }
@@ -284,6 +327,7 @@ data: [DONE]\n\n";
             );
             assert_eq!(scan.usage.unwrap().output_tokens, 2);
             assert_eq!(scan.content_chunks, 2);
+            assert!(scan.done, "the last event is recognised");
         }
     }
 

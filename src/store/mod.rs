@@ -11,8 +11,10 @@ mod filters;
 mod key_changes;
 mod keys;
 mod ledger;
+mod ledger_rows;
 mod limits;
 mod requests;
+mod retention;
 mod spend;
 mod teams;
 
@@ -26,6 +28,7 @@ pub use campaigns::ClosedCampaign;
 pub use key_changes::{KeyPatch, KeySettings};
 pub use keys::{HashHorizon, KeyFilter, KeyHashes, KeyRecord, NewKeyRecord};
 pub use requests::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
+pub use retention::{DroppedPartition, RETENTION_ACTION, RetentionReport, RetentionRun, Skipped};
 pub use spend::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
     SpendTotals,

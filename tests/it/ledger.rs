@@ -73,12 +73,44 @@ async fn totals(pool: &PgPool) -> (i64, Decimal, i64, Decimal) {
     )
 }
 
-fn ledger_config(spill_dir: PathBuf) -> LedgerConfig {
+fn ledger_config(journal_dir: PathBuf) -> LedgerConfig {
     LedgerConfig {
         batch_size: 10,
         flush_interval: Duration::from_millis(5),
         max_in_memory: 20,
-        spill_dir,
+        ..LedgerConfig::with_dir(journal_dir)
+    }
+}
+
+/// Segment files in a journal directory (its `LOCK` file is not one).
+fn segment_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts a writer on `dir` once the previous instance's journal thread has let go of it
+/// (it ends shortly after its last handle is dropped).
+async fn start_when_free(
+    store: Store,
+    config: LedgerConfig,
+) -> (tollgate::ledger::Ledger, tollgate::ledger::WriterHandle) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match LedgerWriter::start(store.clone(), config.clone()).await {
+            Ok(started) => return started,
+            Err(tollgate::ledger::StartError::Lock(e))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -105,7 +137,135 @@ async fn a_retried_batch_never_counts_twice() {
 }
 
 #[tokio::test]
-async fn events_survive_postgres_being_down_via_the_spill_file() {
+async fn the_fast_write_stores_exactly_what_the_idempotent_write_stores() {
+    let (store, pool) = migrated_store().await;
+    store
+        .ensure_request_log_partition(Utc::now().date_naive())
+        .await
+        .unwrap();
+    let odd = LedgerEvent {
+        experiment_id: Some(tollgate::ids::ExperimentId::new()),
+        key_prefix: None,
+        model: "modèle-模型".into(),
+        status: 499,
+        error_type: Some("client_disconnected".into()),
+        streamed: true,
+        usage_estimated: true,
+        usage: Usage {
+            input_tokens: u64::MAX,
+            cached_input_tokens: 3,
+            cache_write_tokens: 0,
+            cache_write_1h_tokens: 1 << 40,
+            output_tokens: u64::MAX - 1,
+            reasoning_tokens: 9,
+        },
+        cost_usd: dec("9223372036.854775807"),
+        latency_ms: u32::MAX,
+        upstream_latency_ms: None,
+        attempts: u16::MAX,
+        ..event("0")
+    };
+    let twin = LedgerEvent {
+        request_id: RequestId::new(),
+        ..odd.clone()
+    };
+    assert_eq!(
+        store
+            .write_ledger_batch(std::slice::from_ref(&odd))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .insert_ledger_batch(std::slice::from_ref(&twin))
+            .await
+            .unwrap(),
+        1
+    );
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT (to_jsonb(r) - 'request_id')::text FROM request_log r ORDER BY request_id = $1",
+    )
+    .bind(odd.request_id.0)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[0], rows[1],
+        "COPY and the bound arrays store the same row"
+    );
+    assert!(rows[0].contains("9223372036854775807") && rows[0].contains("modèle-模型"));
+    // Both rolled up into the same hourly row, tokens saturated rather than wrapped.
+    let (requests, input, cost): (i64, i64, Decimal) =
+        sqlx::query_as("SELECT requests, input_tokens, cost_usd FROM spend_hourly")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((requests, input), (2, i64::MAX));
+    assert_eq!(cost, dec("18446744073.709551614"));
+}
+
+/// A request-log row as the fast-write test reads it back.
+type Stored = (
+    uuid::Uuid,
+    chrono::DateTime<Utc>,
+    Decimal,
+    Option<String>,
+    i16,
+);
+
+#[tokio::test]
+async fn the_fast_write_falls_back_to_the_idempotent_one_when_a_row_is_already_there() {
+    let (store, pool) = migrated_store().await;
+    store
+        .ensure_request_log_partition(Utc::now().date_naive())
+        .await
+        .unwrap();
+    let events: Vec<LedgerEvent> = (0..40).map(|i| event(&format!("0.00000{i}3"))).collect();
+    assert_eq!(store.write_ledger_batch(&events[..10]).await.unwrap(), 10);
+    // Half of this batch is already in the log: the COPY fails as a whole, and the
+    // fallback inserts (and rolls up) only the other half.
+    assert_eq!(store.write_ledger_batch(&events[5..20]).await.unwrap(), 10);
+    assert_eq!(store.write_ledger_batch(&events[..20]).await.unwrap(), 0);
+    assert_eq!(store.write_ledger_batch(&events).await.unwrap(), 20);
+    let expected: Decimal = events.iter().map(|e| e.cost_usd).sum();
+    assert_eq!(totals(&pool).await, (40, expected, 40, expected));
+    let rollup_tokens: (Decimal, Decimal) =
+        sqlx::query_as("SELECT sum(input_tokens), sum(output_tokens) FROM spend_hourly")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rollup_tokens,
+        (Decimal::from(40 * 7), Decimal::from(40 * 3))
+    );
+    // What the fast write stored is exactly what was sent, field by field.
+    let back: Vec<Stored> = sqlx::query_as(
+        "SELECT request_id, created_at, cost_usd, key_prefix, attempts FROM request_log \
+             ORDER BY created_at, request_id LIMIT 10",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut sent: Vec<_> = events[..10].to_vec();
+    sent.sort_by_key(|e| (e.created_at, e.request_id));
+    for (row, e) in back.iter().zip(&sent) {
+        assert_eq!(
+            row,
+            &(
+                e.request_id.0,
+                e.created_at,
+                e.cost_usd,
+                e.key_prefix.clone(),
+                1
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_survive_postgres_being_down_via_the_journal() {
     let spill_dir = temp_dir();
     // A store whose database does not answer: every write fails.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -117,12 +277,15 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
         .connect_lazy(&format!("postgres://nobody:nothing@{closed}/nothing"))
         .unwrap();
     let (ledger, writer) =
-        LedgerWriter::spawn(Store::from_pool(dead), ledger_config(spill_dir.clone())).unwrap();
+        LedgerWriter::start(Store::from_pool(dead), ledger_config(spill_dir.clone()))
+            .await
+            .unwrap();
     let events: Vec<LedgerEvent> = (0..50).map(|_| event("0.000001")).collect();
     for e in &events {
         ledger.record(e.clone()).await;
     }
-    // Past the in-memory bound, events go to disk while PostgreSQL is down.
+    // Every event is in the journal; past the in-memory bound, events are on disk only.
+    assert_eq!(ledger.stats().journaled.load(Ordering::Relaxed), 50);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while ledger.stats().spilled.load(Ordering::Relaxed) == 0 {
         assert!(
@@ -132,36 +295,32 @@ async fn events_survive_postgres_being_down_via_the_spill_file() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     writer.shutdown(Duration::from_millis(300)).await;
-    // After shutdown a late event still goes to the spill file rather than being dropped.
+    // After shutdown a late event still goes to the journal rather than being dropped.
     let late = event("0.000001");
     ledger.record(late.clone()).await;
-    assert_eq!(ledger.stats().spilled.load(Ordering::Relaxed), 51);
+    assert_eq!(ledger.stats().journaled.load(Ordering::Relaxed), 51);
+    drop(ledger);
 
-    // The next start replays every spilled event into PostgreSQL, once.
+    // The next start replays every event into PostgreSQL, once, before it returns.
     let (store, pool) = migrated_store().await;
-    let files: Vec<_> = std::fs::read_dir(&spill_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = segment_files(&spill_dir);
     assert!(!files.is_empty());
-    let copy = spill_dir.join("zz-copy.jsonl");
+    // A spill file of an older version, repeating events: each is inserted once.
+    let copy = spill_dir.join("ledger-zz-copy.jsonl");
     std::fs::copy(&files[0], &copy).unwrap();
-    let (_ledger, writer) = LedgerWriter::spawn(store, ledger_config(spill_dir.clone())).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (rows, ..) = totals(&pool).await;
-        if rows == 51 || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (_ledger, writer) = start_when_free(store, ledger_config(spill_dir.clone())).await;
+    assert_eq!(
+        totals(&pool).await.0,
+        51,
+        "replayed before the start returned"
+    );
     writer.shutdown(Duration::from_secs(5)).await;
     let expected = dec("0.000051");
     assert_eq!(totals(&pool).await, (51, expected, 51, expected));
     assert_eq!(
-        std::fs::read_dir(&spill_dir).unwrap().count(),
-        0,
-        "replayed spill files are removed"
+        segment_files(&spill_dir),
+        Vec::<PathBuf>::new(),
+        "replayed segments are removed"
     );
 }
 
@@ -289,14 +448,14 @@ async fn wait_for_rows(pool: &PgPool, n: i64) {
     }
 }
 
-/// Waits until nothing is held in memory or left on disk, and the spill directory is empty.
+/// Waits until nothing is held in memory or left on disk, and the journal is trimmed.
 async fn wait_until_settled(ledger: &tollgate::ledger::Ledger, spill_dir: &std::path::Path) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let files = std::fs::read_dir(spill_dir).map(|d| d.count()).unwrap_or(0);
+        let files = segment_files(spill_dir).len();
         let depth = ledger.stats().depth();
         if (files == 0 && depth == 0) || tokio::time::Instant::now() > deadline {
-            assert_eq!((files, depth), (0, 0), "spill files and ledger depth");
+            assert_eq!((files, depth), (0, 0), "journal segments and ledger depth");
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -311,10 +470,10 @@ async fn a_locked_request_log_spills_to_disk_within_the_memory_bound_and_loses_n
         batch_size: 50,
         flush_interval: Duration::from_millis(5),
         max_in_memory: 200,
-        spill_dir: spill_dir.clone(),
+        ..LedgerConfig::with_dir(spill_dir.clone())
     };
     let bound = config.memory_bound() as u64;
-    let (ledger, writer) = LedgerWriter::spawn(store, config).unwrap();
+    let (ledger, writer) = LedgerWriter::start(store, config).await.unwrap();
     let lock = lock_request_log(&pool).await;
 
     // Every event is accepted while PostgreSQL takes none: record() never waits on it.
@@ -346,7 +505,12 @@ async fn a_locked_request_log_spills_to_disk_within_the_memory_bound_and_loses_n
         totals(&pool).await,
         (N as i64, expected, N as i64, expected)
     );
-    assert_eq!(stats.replayed.load(Ordering::Relaxed), spilled);
+    assert!(stats.replayed.load(Ordering::Relaxed) >= spilled);
+    assert_eq!(
+        stats.written.load(Ordering::Relaxed),
+        N as u64,
+        "rows, each once"
+    );
     writer.shutdown(Duration::from_secs(5)).await;
     assert_eq!(totals(&pool).await.0, N as i64);
 }
@@ -359,9 +523,9 @@ async fn events_spilled_while_the_spill_is_being_replayed_are_not_lost() {
         batch_size: 10,
         flush_interval: Duration::from_millis(1),
         max_in_memory: 10,
-        spill_dir: spill_dir.clone(),
+        ..LedgerConfig::with_dir(spill_dir.clone())
     };
-    let (ledger, writer) = LedgerWriter::spawn(store, config).unwrap();
+    let (ledger, writer) = LedgerWriter::start(store, config).await.unwrap();
     let lock = lock_request_log(&pool).await;
     let (events, expected) = events_costing(2000);
     let (before, during) = events.split_at(1000);
@@ -444,7 +608,8 @@ async fn requests_through_the_gateway_are_served_and_recorded_while_the_ledger_t
         .text()
         .await
         .unwrap();
-    // 100 queued + 80 in the spill stage + a batch being written and one being spilled.
+    // 100 queued + 80 waiting for the journal + a batch being written and a group being
+    // appended.
     let peak = sample(&scrape, "tollgate_ledger_in_memory_peak");
     assert!(peak <= 100 + 80 + 2 * 20, "peak {peak}");
     assert!(sample(&scrape, "tollgate_ledger_spilled_total") > 0);
@@ -619,14 +784,9 @@ async fn measure_memory_while_the_request_log_is_locked() {
     );
     let (store, pool) = migrated_store().await;
     let spill_dir = temp_dir();
-    let config = LedgerConfig {
-        batch_size: 500,
-        flush_interval: Duration::from_millis(20),
-        max_in_memory: 10_000,
-        spill_dir: spill_dir.clone(),
-    };
+    let config = LedgerConfig::with_dir(spill_dir.clone());
     println!("bound: {} events", config.memory_bound());
-    let (ledger, writer) = LedgerWriter::spawn(store, config).unwrap();
+    let (ledger, writer) = LedgerWriter::start(store, config).await.unwrap();
     let lock = lock_request_log(&pool).await;
     let before = proc_status_kb("VmRSS:");
     let started = std::time::Instant::now();
@@ -641,9 +801,9 @@ async fn measure_memory_while_the_request_log_is_locked() {
     let recorded = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = ledger.stats();
-    let on_disk: u64 = std::fs::read_dir(&spill_dir)
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
+    let on_disk: u64 = segment_files(&spill_dir)
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
         .sum();
     println!(
         "{n} events recorded in {recorded:?}: RSS {before} -> {} kB, in memory {} (peak {}), \
