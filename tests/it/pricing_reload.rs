@@ -8,6 +8,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use crate::common::process::GatewayProcess;
 use crate::common::{JWT_SECRET, Options, TestApp, dec, fixture_pricing_dir};
 
 fn chat_body(model: &str) -> Value {
@@ -150,81 +151,34 @@ async fn sighup_reloads_prices_and_keeps_serving() {
     let dir = pricing_dir();
     let mock = mock_provider::spawn(Default::default()).await.unwrap();
     let database_url = crate::common::create_database().await;
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    // Ports picked this way are free when picked, but another test may take one before the
-    // gateway binds it: the gateway then exits, and we try again with new ports.
-    let mut started = None;
-    for _ in 0..5 {
-        let (data, admin) = (free_port(), free_port());
-        let spill = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
-        let config = dir.join("tollgate.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"listen = "{data}"
-admin_listen = "{admin}"
-database_url = "{database_url}"
+    let spill = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
+    let mut child = GatewayProcess::start(
+        &dir.join("tollgate.conf"),
+        &format!(
+            r#"database_url = "{database_url}"
 redis_url = "{redis}"
 [admin]
 jwt_secret = "{JWT_SECRET}"
 [pricing]
 dir = "{pricing}"
 [ledger]
-spill_dir = "{spill}"
+journal_dir = "{spill}"
 [[deployments]]
 name = "mock"
 kind = "openai"
 base_url = "{base_url}"
 models = {{ "test-model" = "test-model" }}
 "#,
-                redis = crate::common::redis_url(),
-                pricing = dir.display(),
-                spill = spill.display(),
-                base_url = mock.base_url(),
-            ),
-        )
-        .unwrap();
-        let mut child = Gateway(
-            std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-                .arg("--config")
-                .arg(&config)
-                .arg("serve")
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        // "tollgate serving" is logged once both listeners are bound by this process.
-        let stdout = child.0.stdout.take().unwrap();
-        let serving = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
-            let mut lines = std::io::BufReader::new(stdout).lines();
-            let found = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|line| line.contains("tollgate serving"));
-            // Keep draining so the gateway never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            found
-        });
-        if tokio::time::timeout(Duration::from_secs(60), serving)
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            started = Some((child, data, admin, spill));
-            break;
-        }
-    }
-    let (mut child, data, admin, spill) = started.expect("the gateway did not start");
+            redis = crate::common::redis_url(),
+            pricing = dir.display(),
+            spill = spill.display(),
+            base_url = mock.base_url(),
+        ),
+    )
+    .await;
     let http = reqwest::Client::new();
-    let data_url = format!("http://{data}");
-    let admin_url = format!("http://{admin}");
-    assert!(child.0.try_wait().unwrap().is_none(), "gateway exited");
+    let (data_url, admin_url) = (child.data_url.clone(), child.admin_url.clone());
+    assert!(child.running(), "gateway exited");
 
     let token = crate::common::admin_token();
     let admin_post = |path: &str, body: Value| {
@@ -252,7 +206,7 @@ models = {{ "test-model" = "test-model" }}
         dec(OLD_COST)
     );
 
-    let pid = child.0.id();
+    let pid = child.pid();
     let hangup = || {
         let status = std::process::Command::new("kill")
             .args(["-HUP", &pid.to_string()])
@@ -275,10 +229,7 @@ models = {{ "test-model" = "test-model" }}
     std::fs::write(dir.join("zz-bad.toml"), "provider = \n").unwrap();
     hangup();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        child.0.try_wait().unwrap().is_none(),
-        "SIGHUP stopped the gateway"
-    );
+    assert!(child.running(), "SIGHUP stopped the gateway");
     assert_eq!(
         cost_of_one_request(&http, &data_url, &key).await,
         dec(NEW_COST)
@@ -287,16 +238,4 @@ models = {{ "test-model" = "test-model" }}
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&spill);
-}
-
-/// The gateway process, stopped when the test ends, whether it passed or not.
-#[cfg(unix)]
-struct Gateway(std::process::Child);
-
-#[cfg(unix)]
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
