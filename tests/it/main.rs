@@ -29,6 +29,7 @@ mod pricing_reload;
 mod providers;
 mod proxy;
 mod reports;
+mod retention;
 mod routing;
 mod saturation;
 mod sdk;
