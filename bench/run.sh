@@ -175,7 +175,7 @@ if [ "$BASELINE" = 1 ]; then
 fi
 
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-mkdir -p "$WORK/spill"
+mkdir -p "$WORK/journal"
 cat >"$WORK/tollgate.toml" <<EOF
 listen = "$GW_ADDR"
 admin_listen = "$ADMIN_ADDR"
@@ -189,7 +189,7 @@ jwt_secret = "$JWT_SECRET"
 dir = "$REPO/pricing"
 
 [ledger]
-spill_dir = "$WORK/spill"
+journal_dir = "$WORK/journal"
 
 [[deployments]]
 name = "mock"
@@ -366,7 +366,7 @@ unset 'PIDS[tollgate]'
 
 read -r LEDGER_ROWS LEDGER_2XX < <(psql -X -qAt -F ' ' "$DB_URL" \
   -c "SELECT count(*), count(*) FILTER (WHERE status BETWEEN 200 AND 299) FROM request_log")
-SPILLED=$(find "$WORK/spill" -type f | wc -l)
+SPILLED=$(find "$WORK/journal" -type f -name "journal-*" | wc -l)
 GW_LOG_LINES=$(grep -c . "$WORK/tollgate.log" || true)
 if [ "$LEDGER_ROWS" = "$TOLLGATE_OK" ]; then LEDGER_VERDICT="match"; else LEDGER_VERDICT="MISMATCH"; fi
 log "ledger: $LEDGER_ROWS rows in request_log ($LEDGER_2XX with a 2xx status); successful tollgate requests: $TOLLGATE_OK -> $LEDGER_VERDICT"
@@ -473,7 +473,7 @@ mkdir -p "$(dirname -- "$OUT")"
   echo "- Peak RSS (VmHWM at the end of the run): tollgate $(mib "$RSS_TOLLGATE"), mock $(mib "$RSS_MOCK")${RSS_PROXY:+, baseline proxy $(mib "$RSS_PROXY")}."
   echo "- Ledger after SIGTERM (exit status $TOLLGATE_EXIT): **$LEDGER_ROWS** rows in \`request_log\`" \
     "($LEDGER_2XX with a 2xx status); successful tollgate requests seen by the client (warm-ups and the" \
-    "smoke request included): **$TOLLGATE_OK** → **$LEDGER_VERDICT**. Spill files left: $SPILLED."
+    "smoke request included): **$TOLLGATE_OK** → **$LEDGER_VERDICT**. Journal segments left: $SPILLED."
   echo "- Lines logged by tollgate at RUST_LOG=warn: $GW_LOG_LINES."
   errs_listed=0
   for s in "${SCENARIOS[@]}"; do
