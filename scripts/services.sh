@@ -41,7 +41,9 @@ if [ -n "${TOLLGATE_PG_DATA_DIR:-}" ]; then
   pg_lsclusters --no-header | awk -v p="$PG_PORT" '$2!="tollgate" && $3==p && $4 ~ /online/ {print $1" "$2}' |
     while read -r v c; do as_root pg_ctlcluster "$v" "$c" stop; done
 else
-  cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
+  # The cluster already serving the port, if any (e.g. one CI made on the RAM disk); else the first.
+  cluster=$(pg_lsclusters --no-header | awk -v p="$PG_PORT" '$3==p && $4 ~ /online/ {print $1" "$2; exit}')
+  [ -n "$cluster" ] || cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
   if [ -z "$cluster" ]; then
     as_root pg_createcluster "$version" main --port "$PG_PORT" >/dev/null
     cluster="$version main"
