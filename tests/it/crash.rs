@@ -13,7 +13,6 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::common::JWT_SECRET;
 use crate::common::process::GatewayProcess;
 
 const WORKERS: usize = 48;
@@ -23,25 +22,12 @@ const KILL_AFTER: usize = 3000;
 fn config(database_url: &str, journal: &Path, mock_url: &str) -> String {
     // A long flush interval keeps events in the writer's memory for up to a second, so a crash
     // that lost what is only in memory would lose hundreds of them.
-    format!(
-        r#"database_url = "{database_url}"
-redis_url = "{redis}"
-[admin]
-jwt_secret = "{JWT_SECRET}"
-[pricing]
-dir = "{pricing}"
-[ledger]
-journal_dir = "{journal}"
-flush_interval_ms = 1000
-[[deployments]]
-name = "mock"
-kind = "openai"
-base_url = "{mock_url}"
-models = {{ "test-model" = "test-model" }}
-"#,
-        redis = crate::common::redis_url(),
-        pricing = crate::common::fixture_pricing_dir().display(),
-        journal = journal.display(),
+    crate::common::process::config(
+        database_url,
+        &crate::common::fixture_pricing_dir(),
+        journal,
+        mock_url,
+        "flush_interval_ms = 1000",
     )
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::PgPool;
@@ -18,32 +18,7 @@ use tollgate::store::Store;
 use crate::common::{Options, TestApp, create_database, dec};
 
 fn event(cost: &str) -> LedgerEvent {
-    LedgerEvent {
-        request_id: RequestId::new(),
-        created_at: Utc::now().trunc_subsecs(6),
-        team_id: TeamId::new(),
-        experiment_id: None,
-        key_id: KeyId::new(),
-        key_prefix: Some("tg-testtest".into()),
-        model: "test-model".into(),
-        upstream_model: "test-model".into(),
-        deployment: "mock".into(),
-        provider: "openai".into(),
-        status: 200,
-        error_type: None,
-        streamed: false,
-        usage_estimated: false,
-        usage: Usage {
-            input_tokens: 7,
-            output_tokens: 3,
-            ..Usage::default()
-        },
-        cost_usd: dec(cost),
-        latency_ms: 1,
-        upstream_latency_ms: Some(1),
-        attempts: 1,
-        refused_by: None,
-    }
+    crate::common::events::ledger_event(cost)
 }
 
 async fn migrated_store() -> (Store, PgPool) {

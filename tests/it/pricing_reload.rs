@@ -8,8 +8,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::common::process::GatewayProcess;
-use crate::common::{JWT_SECRET, Options, TestApp, dec, fixture_pricing_dir};
+use crate::common::process::{self, GatewayProcess};
+use crate::common::{Options, TestApp, dec, fixture_pricing_dir};
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "ping"}]})
@@ -151,29 +151,10 @@ async fn sighup_reloads_prices_and_keeps_serving() {
     let dir = pricing_dir();
     let mock = mock_provider::spawn(Default::default()).await.unwrap();
     let database_url = crate::common::create_database().await;
-    let spill = std::env::temp_dir().join(format!("tollgate-spill-{}", uuid::Uuid::new_v4()));
+    let journal = std::env::temp_dir().join(format!("tollgate-journal-{}", uuid::Uuid::new_v4()));
     let mut child = GatewayProcess::start(
         &dir.join("tollgate.conf"),
-        &format!(
-            r#"database_url = "{database_url}"
-redis_url = "{redis}"
-[admin]
-jwt_secret = "{JWT_SECRET}"
-[pricing]
-dir = "{pricing}"
-[ledger]
-journal_dir = "{spill}"
-[[deployments]]
-name = "mock"
-kind = "openai"
-base_url = "{base_url}"
-models = {{ "test-model" = "test-model" }}
-"#,
-            redis = crate::common::redis_url(),
-            pricing = dir.display(),
-            spill = spill.display(),
-            base_url = mock.base_url(),
-        ),
+        &process::config(&database_url, &dir, &journal, &mock.base_url(), ""),
     )
     .await;
     let http = reqwest::Client::new();
@@ -237,5 +218,5 @@ models = {{ "test-model" = "test-model" }}
 
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&spill);
+    let _ = std::fs::remove_dir_all(&journal);
 }

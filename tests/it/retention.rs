@@ -6,7 +6,7 @@ use chrono::{DateTime, Days, TimeDelta, Utc};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tollgate::ids::{KeyId, RequestId, TeamId};
+use tollgate::ids::{KeyId, TeamId};
 use tollgate::ledger::LedgerEvent;
 use tollgate::pricing::Usage;
 use tollgate::store::Store;
@@ -18,20 +18,10 @@ const RETENTION_DAYS: u32 = 7;
 
 fn event(team: Uuid, key: Uuid, created_at: DateTime<Utc>, n: i64) -> LedgerEvent {
     LedgerEvent {
-        request_id: RequestId::new(),
         created_at,
         team_id: TeamId(team),
-        experiment_id: None,
         key_id: KeyId(key),
         key_prefix: None,
-        model: "test-model".into(),
-        upstream_model: "test-model".into(),
-        deployment: "mock".into(),
-        provider: "openai".into(),
-        status: 200,
-        error_type: None,
-        streamed: false,
-        usage_estimated: false,
         usage: Usage {
             input_tokens: 100,
             output_tokens: 10,
@@ -39,10 +29,7 @@ fn event(team: Uuid, key: Uuid, created_at: DateTime<Utc>, n: i64) -> LedgerEven
         },
         // Nano-dollar fractions: a report that rounded would show it.
         cost_usd: Decimal::new(1_000 + n, 9),
-        latency_ms: 5,
-        upstream_latency_ms: Some(4),
-        attempts: 1,
-        refused_by: None,
+        ..crate::common::events::ledger_event("0")
     }
 }
 

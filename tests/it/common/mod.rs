@@ -2,6 +2,7 @@
 //! in-repo mock upstream and the gateway itself, all over real sockets on 127.0.0.1.
 
 pub mod cluster;
+pub mod events;
 pub mod process;
 pub mod redis;
 pub mod requests;

@@ -81,6 +81,39 @@ impl Drop for GatewayProcess {
     }
 }
 
+/// The configuration of a gateway on `database_url` and the shared Redis, serving
+/// `test-model` from the mock at `mock_url`, with prices from `pricing_dir` and its journal in
+/// `journal_dir`; `ledger_extra` adds lines to the `[ledger]` section.
+pub fn config(
+    database_url: &str,
+    pricing_dir: &Path,
+    journal_dir: &Path,
+    mock_url: &str,
+    ledger_extra: &str,
+) -> String {
+    format!(
+        r#"database_url = "{database_url}"
+redis_url = "{redis}"
+[admin]
+jwt_secret = "{jwt_secret}"
+[pricing]
+dir = "{pricing}"
+[ledger]
+journal_dir = "{journal}"
+{ledger_extra}
+[[deployments]]
+name = "mock"
+kind = "openai"
+base_url = "{mock_url}"
+models = {{ "test-model" = "test-model" }}
+"#,
+        redis = super::redis_url(),
+        jwt_secret = super::JWT_SECRET,
+        pricing = pricing_dir.display(),
+        journal = journal_dir.display(),
+    )
+}
+
 fn free_port() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
