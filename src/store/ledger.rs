@@ -16,10 +16,34 @@ use super::Store;
 use super::ledger_rows::{self, RollupKey, RollupSums, attempts, millis, tokens};
 use crate::ledger::LedgerEvent;
 
+/// The rollup upsert both write paths end with: a group already in `spend_hourly` gets the
+/// new sums added, token sums saturating at the bigint maximum.
+macro_rules! add_to_existing_rollup {
+    () => {
+        r#"
+ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider) DO UPDATE SET
+    requests = s.requests + EXCLUDED.requests,
+    errors = s.errors + EXCLUDED.errors,
+    input_tokens = LEAST(s.input_tokens::numeric + EXCLUDED.input_tokens, 9223372036854775807),
+    cached_input_tokens =
+        LEAST(s.cached_input_tokens::numeric + EXCLUDED.cached_input_tokens, 9223372036854775807),
+    cache_write_tokens =
+        LEAST(s.cache_write_tokens::numeric + EXCLUDED.cache_write_tokens, 9223372036854775807),
+    cache_write_1h_tokens = LEAST(
+        s.cache_write_1h_tokens::numeric + EXCLUDED.cache_write_1h_tokens, 9223372036854775807),
+    output_tokens = LEAST(s.output_tokens::numeric + EXCLUDED.output_tokens, 9223372036854775807),
+    reasoning_tokens =
+        LEAST(s.reasoning_tokens::numeric + EXCLUDED.reasoning_tokens, 9223372036854775807),
+    cost_usd = s.cost_usd + EXCLUDED.cost_usd
+"#
+    };
+}
+
 /// Inserts the batch into `request_log` and adds the rows that were really inserted to
 /// `spend_hourly`, atomically, and counts them. A request id already present is skipped, so
 /// a retried or replayed batch never counts twice, and the rollups always equal the log.
-const INSERT_BATCH: &str = r#"
+const INSERT_BATCH: &str = concat!(
+    r#"
 WITH input AS (
     SELECT * FROM UNNEST(
         $1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
@@ -59,26 +83,16 @@ FROM inserted
 GROUP BY 1, 2, 3, 4, 5, 6
 -- A fixed order makes concurrent writers lock rollup rows in the same order (no deadlocks).
 ORDER BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider) DO UPDATE SET
-    requests = s.requests + EXCLUDED.requests,
-    errors = s.errors + EXCLUDED.errors,
-    input_tokens = LEAST(s.input_tokens::numeric + EXCLUDED.input_tokens, 9223372036854775807),
-    cached_input_tokens =
-        LEAST(s.cached_input_tokens::numeric + EXCLUDED.cached_input_tokens, 9223372036854775807),
-    cache_write_tokens =
-        LEAST(s.cache_write_tokens::numeric + EXCLUDED.cache_write_tokens, 9223372036854775807),
-    cache_write_1h_tokens = LEAST(
-        s.cache_write_1h_tokens::numeric + EXCLUDED.cache_write_1h_tokens, 9223372036854775807),
-    output_tokens = LEAST(s.output_tokens::numeric + EXCLUDED.output_tokens, 9223372036854775807),
-    reasoning_tokens =
-        LEAST(s.reasoning_tokens::numeric + EXCLUDED.reasoning_tokens, 9223372036854775807),
-    cost_usd = s.cost_usd + EXCLUDED.cost_usd
-)
+"#,
+    add_to_existing_rollup!(),
+    r#")
 SELECT count(*) FROM inserted
-"#;
+"#
+);
 
 /// Adds a batch's own rollups (summed by [`ledger_rows::rollups`]) to `spend_hourly`.
-const ADD_ROLLUPS: &str = r#"
+const ADD_ROLLUPS: &str = concat!(
+    r#"
 INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, provider, requests,
     errors, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
     output_tokens, reasoning_tokens, cost_usd)
@@ -86,21 +100,9 @@ SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::uuid[], $5::
     $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
     $13::int8[], $14::int8[], $15::numeric[])
 ORDER BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider) DO UPDATE SET
-    requests = s.requests + EXCLUDED.requests,
-    errors = s.errors + EXCLUDED.errors,
-    input_tokens = LEAST(s.input_tokens::numeric + EXCLUDED.input_tokens, 9223372036854775807),
-    cached_input_tokens =
-        LEAST(s.cached_input_tokens::numeric + EXCLUDED.cached_input_tokens, 9223372036854775807),
-    cache_write_tokens =
-        LEAST(s.cache_write_tokens::numeric + EXCLUDED.cache_write_tokens, 9223372036854775807),
-    cache_write_1h_tokens = LEAST(
-        s.cache_write_1h_tokens::numeric + EXCLUDED.cache_write_1h_tokens, 9223372036854775807),
-    output_tokens = LEAST(s.output_tokens::numeric + EXCLUDED.output_tokens, 9223372036854775807),
-    reasoning_tokens =
-        LEAST(s.reasoning_tokens::numeric + EXCLUDED.reasoning_tokens, 9223372036854775807),
-    cost_usd = s.cost_usd + EXCLUDED.cost_usd
-"#;
+"#,
+    add_to_existing_rollup!()
+);
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
