@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, JwtVerifier};
@@ -74,6 +75,8 @@ pub struct App {
     pruner: tokio::task::JoinHandle<()>,
     metrics_task: tokio::task::JoinHandle<()>,
     retention: Option<tokio::task::JoinHandle<()>>,
+    /// Tells the retention task to stop at shutdown.
+    stop_retention: CancellationToken,
 }
 
 /// Installs the TLS crypto provider used for https upstreams (once per process).
@@ -164,10 +167,10 @@ impl App {
             .await
             .map_err(StartError::Ledger)?;
         let ledger = ledger.with_key_labels(config.metrics.key_labels);
-        let retention = config
-            .ledger
-            .retention
-            .map(|retention| crate::ledger::retention::spawn(store.clone(), retention, clock));
+        let stop_retention = CancellationToken::new();
+        let retention = config.ledger.retention.map(|retention| {
+            crate::ledger::retention::spawn(store.clone(), retention, clock, stop_retention.clone())
+        });
         let metrics_task = crate::metrics::spawn_background(governor.clone());
         let tasks = TaskTracker::new();
         let proxy = ProxyState::new(ProxyInner {
@@ -208,6 +211,7 @@ impl App {
             pruner,
             metrics_task,
             retention,
+            stop_retention,
         })
     }
 
@@ -268,12 +272,22 @@ impl App {
         {
             tracing::warn!("in-flight requests still running at the end of the grace period");
         }
+        // These loops only keep caches and gauges current: they hold no money and no state
+        // that outlives the process, so stopping them anywhere is safe.
         self.invalidation_listener.abort();
         self.known_keys_refresher.abort();
         self.key_bounds.abort();
         self.pruner.abort();
         self.metrics_task.abort();
-        if let Some(retention) = self.retention {
+        // A retention run under way is let finish (its drops and audit row are one
+        // transaction); one that outlasts the grace period is rolled back by the abort.
+        self.stop_retention.cancel();
+        if let Some(mut retention) = self.retention
+            && tokio::time::timeout(self.shutdown_grace, &mut retention)
+                .await
+                .is_err()
+        {
+            tracing::warn!("request-log retention still running at the end of the grace period");
             retention.abort();
         }
         self.writer.shutdown(self.shutdown_grace).await;

@@ -175,6 +175,7 @@ impl Journal {
             segments,
             stats,
         };
+        // Holds only a weak sender: the task ends by itself once the journal is dropped.
         tokio::spawn(trim_periodically(journal.tx.downgrade()));
         Ok(journal)
     }

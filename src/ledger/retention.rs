@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Days, TimeDelta, Utc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::RetentionConfig;
 use crate::governance::Clock;
@@ -47,7 +48,14 @@ pub async fn run_now(
 /// Starts the periodic task. Every instance wakes once per interval (the first time at
 /// start); the instances' runs are serialised by an advisory lock and skipped when another
 /// instance ran within the interval, so there is one audited run per interval in all.
-pub fn spawn(store: Store, config: RetentionConfig, clock: Arc<dyn Clock>) -> JoinHandle<()> {
+/// `stop` ends the task between runs; a run under way finishes, so its drops and its audit
+/// row commit together.
+pub fn spawn(
+    store: Store,
+    config: RetentionConfig,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,7 +65,10 @@ pub fn spawn(store: Store, config: RetentionConfig, clock: Arc<dyn Clock>) -> Jo
         let not_within =
             TimeDelta::from_std(config.interval.saturating_sub(slack)).unwrap_or(TimeDelta::MAX);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
             let run = RetentionRun {
                 actor: "tollgate (ledger.retention_days)",
                 retention_days: config.days,
