@@ -158,10 +158,14 @@ async fn verify_ca_checks_the_chain_and_verify_full_the_host_name() {
     let pg = TlsPostgres::start(&pki).await;
     let database = pg.create_database(GATEWAY_USER).await;
     let ca = pki.ca.display().to_string();
+    let other_ca = pki.other_ca.display().to_string();
+    let url = |host: &str, params: &str| pg.url(host, &database, params);
+    let redis = crate::common::redis_url();
+    let refused = async |database_url: String| start_error(&database_url, &redis, "").await;
+
     let app = TestApp::spawn_with(Options {
-        database_url: Some(pg.url(
+        database_url: Some(url(
             "127.0.0.1",
-            &database,
             &format!("sslmode=verify-ca&sslrootcert={ca}"),
         )),
         ..Options::default()
@@ -169,16 +173,10 @@ async fn verify_ca_checks_the_chain_and_verify_full_the_host_name() {
     .await;
     governed_request(&app).await;
 
-    let redis = crate::common::redis_url();
-    let message = start_error(
-        &pg.url(
-            "127.0.0.1",
-            &database,
-            &format!("sslmode=verify-ca&sslrootcert={}", pki.other_ca.display()),
-        ),
-        &redis,
-        "",
-    )
+    let message = refused(url(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={other_ca}"),
+    ))
     .await;
     assert_has(
         &message,
@@ -189,15 +187,10 @@ async fn verify_ca_checks_the_chain_and_verify_full_the_host_name() {
         ],
     );
     for mode in ["verify-full", "verify-ca"] {
-        let message = start_error(
-            &pg.url(
-                "localhost",
-                &database,
-                &format!("sslmode={mode}&sslrootcert={ca}"),
-            ),
-            &redis,
-            "",
-        )
+        let message = refused(url(
+            "localhost",
+            &format!("sslmode={mode}&sslrootcert={ca}"),
+        ))
         .await;
         assert_has(
             &message,
@@ -212,11 +205,7 @@ async fn verify_ca_checks_the_chain_and_verify_full_the_host_name() {
 
     // With a root certificate, `require` checks the chain, as in libpq.
     build(
-        &pg.url(
-            "127.0.0.1",
-            &database,
-            &format!("sslmode=require&sslrootcert={ca}"),
-        ),
+        &url("127.0.0.1", &format!("sslmode=require&sslrootcert={ca}")),
         &redis,
         "",
     )
@@ -224,15 +213,10 @@ async fn verify_ca_checks_the_chain_and_verify_full_the_host_name() {
     .unwrap()
     .shutdown()
     .await;
-    let message = start_error(
-        &pg.url(
-            "127.0.0.1",
-            &database,
-            &format!("sslmode=require&sslrootcert={}", pki.other_ca.display()),
-        ),
-        &redis,
-        "",
-    )
+    let message = refused(url(
+        "127.0.0.1",
+        &format!("sslmode=require&sslrootcert={other_ca}"),
+    ))
     .await;
     assert_has(
         &message,
