@@ -7,6 +7,7 @@
 //! out for commands is a [`RedisConnection`], the same type whatever the deployment, so the
 //! governance code has one path.
 
+mod cluster;
 mod connection;
 mod sentinel;
 mod servers;

@@ -2,9 +2,9 @@
 //! what a failed call says about whether it ran.
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
 
+use super::cluster::SelfHealingCluster;
 use super::sentinel::SentinelConnection;
 
 /// A multiplexed connection to the gateway's Redis: one server, a Redis Cluster (one
@@ -15,7 +15,7 @@ use super::sentinel::SentinelConnection;
 #[derive(Clone)]
 pub enum RedisConnection {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(SelfHealingCluster),
     Sentinel(SentinelConnection),
 }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use redis::aio::PubSub;
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
@@ -14,6 +13,7 @@ use redis::{
 };
 
 use super::Trusted;
+use super::cluster::{STALL_LIMIT, SelfHealingCluster};
 use super::sentinel::SentinelConnection;
 use crate::config::{MultiNodeKind, MultiNodeUrl, RedisNode, RedisTls, RedisVerify, Secret};
 
@@ -170,12 +170,13 @@ impl ClusterServers {
     /// whose connection dropped after sending, or that timed out, and a governance script
     /// that may have run must not run again. Whether to send again is the caller's decision
     /// ([`super::delivery`]); a MOVED answer still makes redis-rs refresh its slot map, so a
-    /// call sent again goes to the new owner of the slot.
+    /// call sent again goes to the new owner of the slot. A connection that stops answering
+    /// altogether is replaced ([`SelfHealingCluster`]).
     pub async fn connect(
         &self,
         connect_timeout: Duration,
         response_timeout: Duration,
-    ) -> RedisResult<ClusterConnection> {
+    ) -> RedisResult<SelfHealingCluster> {
         let mut builder = ClusterClientBuilder::new(self.seeds.clone())
             .retries(0)
             .connection_timeout(connect_timeout)
@@ -184,7 +185,7 @@ impl ClusterServers {
             // The mode first: `certs` alone would turn verification back on.
             builder = builder.tls(tls.mode).certs(tls.certificates.clone());
         }
-        builder.build()?.get_async_connection().await
+        SelfHealingCluster::connect(builder.build()?, connect_timeout.max(STALL_LIMIT)).await
     }
 
     pub async fn pubsub(&self, timeout: Duration) -> RedisResult<PubSub> {

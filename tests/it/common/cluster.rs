@@ -131,6 +131,20 @@ impl OwnCluster {
         assert!(status.success(), "redis-cli --cluster create failed");
         let cluster = OwnCluster { nodes, dir };
         cluster.wait_ok();
+        // A replica that has not finished its first sync cannot take over ("disconnected
+        // from master for longer than allowed"), and a loaded master can hold that sync
+        // back for seconds: wait for all three before any test kills a master.
+        wait_until(Duration::from_secs(20), "three replicas in sync", || {
+            let synced = cluster
+                .nodes
+                .iter()
+                .filter(|n| {
+                    n.cli(&["info", "replication"])
+                        .contains("master_link_status:up")
+                })
+                .count();
+            synced == 3
+        });
         cluster
     }
 
