@@ -1,6 +1,7 @@
 //! Governance on a Redis Cluster and on a Sentinel-managed master, each the test's own:
-//! budgets that hold across two instances, revocation across instances, and a master lost
-//! mid-load (its replica promoted) with nothing charged twice and nothing left reserved.
+//! budgets and rate limits that hold across two instances, revocation across instances, a
+//! flushed master's counters rebuilt from the ledger, and a master lost mid-load (handed
+//! over or killed, its replica promoted) with nothing charged twice and nothing left reserved.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,6 +183,67 @@ async fn on_a_cluster_a_budget_holds_across_instances_and_revocation_reaches_bot
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn on_a_cluster_rate_limits_hold_across_instances_and_a_flushed_master_is_rebuilt() {
+    let _heavy = crate::common::heavy().await;
+    let cluster = OwnCluster::start();
+    let url = cluster.url();
+    let (a, b) = two_instances(options(&url)).await;
+
+    // 90 requests at once through both instances against 60 a minute.
+    let (key, record) = a.issue_key(json!({})).await;
+    let key_path = format!("/keys/{}", record["id"].as_str().unwrap());
+    put_limits(&a, &key_path, json!({"rpm": 60})).await;
+    let statuses = burst([&a, &b], &key, false, 90).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    // The bucket holds 60 and refills one per second while the burst runs.
+    assert!((60..=62).contains(&ok), "{ok} admitted: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 90 - ok);
+
+    // A team with a budget of five requests spends three; then the master holding the
+    // team's counters loses everything (FLUSHALL, which its replica follows).
+    let (key, record) = a.issue_key(json!({})).await;
+    let team = record["team_id"].as_str().unwrap().to_string();
+    let (body, cost) = exact_request(false);
+    put_limits(
+        &a,
+        &format!("/teams/{team}"),
+        json!({"budgets": [{"period": "total", "amount_usd": (cost * Decimal::from(5)).to_string()}]}),
+    )
+    .await;
+    for app in [&a, &b, &a] {
+        assert_eq!(send(app, &key, &body).await, 200);
+    }
+    ledger_settled(&a, 90 + 3).await;
+    let master = cluster.master_of(&format!("{{{team}}}"));
+    let counters = format!("*{{{team}}}*");
+    assert_ne!(
+        cluster.nodes[master]
+            .cli(&["--scan", "--pattern", &counters])
+            .trim(),
+        "",
+        "the team's counters are on the master that serves its slot"
+    );
+    assert_eq!(cluster.nodes[master].cli(&["flushall"]).trim(), "OK");
+    assert_eq!(
+        cluster.nodes[master]
+            .cli(&["--scan", "--pattern", &counters])
+            .trim(),
+        ""
+    );
+
+    // Rebuilt from the ledger on the next admission: two more fit, on either instance.
+    let mut statuses = Vec::new();
+    for app in [&b, &a, &b, &a] {
+        statuses.push(send(app, &key, &body).await);
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 402, 402],
+        "a fresh budget after the master lost the counters"
+    );
 }
 
 /// Requests in a loop from a few workers on both instances until `stop`: their statuses.
