@@ -5,8 +5,8 @@
 //! polls holds a place in that lock's queue, and from then on every call waits for the
 //! refresh and times out, although the replica has long taken over. A fresh connection,
 //! which reads the slot map from the seed nodes, works at once. So when calls are waiting and
-//! nothing at all has answered for [`STALL_LIMIT`], a new connection is built in the
-//! background and later calls use it. A call already sent on the old one finishes or times
+//! nothing at all has answered for [`STALL_LIMIT`], the next call builds a new connection,
+//! sends on it, and leaves it for the calls after it. A call already sent on the old one finishes or times
 //! out there, and is never sent again (see [`super::delivery`]).
 //!
 //! A server's error reply (MOVED, CLUSTERDOWN during a failover) is an answer: only silence
@@ -69,23 +69,36 @@ impl SelfHealingCluster {
         })
     }
 
-    /// The connection to send on, after checking whether the current one has stalled.
-    fn start_call(&self) -> (ClusterConnection, CallWatch) {
+    /// The connection to send on: the current one, or a new one when the current one has
+    /// stalled and this call is the one to replace it.
+    async fn start_call(&self) -> (ClusterConnection, CallWatch) {
         let shared = &self.shared;
         let now = shared.now_ms();
         let idle = shared.in_flight.fetch_add(1, Ordering::AcqRel) == 0;
-        if idle && !shared.unanswered.load(Ordering::Acquire) {
-            // Nothing was waiting: silence until now was idleness, not a stall.
-            shared.last_progress_ms.fetch_max(now, Ordering::AcqRel);
-        } else {
-            shared.replace_if_stalled(now);
-        }
-        let connection = ClusterConnection::clone(&shared.current.load());
         let watch = CallWatch {
             shared: self.shared.clone(),
             finished: false,
         };
-        (connection, watch)
+        if idle && !shared.unanswered.load(Ordering::Acquire) {
+            // Nothing was waiting: silence until now was idleness, not a stall.
+            shared.last_progress_ms.fetch_max(now, Ordering::AcqRel);
+        } else if let Some(turn) = shared.replacement_turn(now) {
+            shared.replace(turn).await;
+        }
+        (ClusterConnection::clone(&shared.current.load()), watch)
+    }
+}
+
+/// The right to replace the connection, held by one call at a time; given back when that
+/// call is done with it, or gives up (its caller timed out) while the new one is being built.
+struct ReplacementTurn<'a> {
+    replacing: &'a AtomicBool,
+    silent_ms: u64,
+}
+
+impl Drop for ReplacementTurn<'_> {
+    fn drop(&mut self) {
+        self.replacing.store(false, Ordering::Release);
     }
 }
 
@@ -94,25 +107,27 @@ impl Shared {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn replace_if_stalled(self: &Arc<Self>, now: u64) {
+    /// This call's turn to replace the connection, if calls have waited with no answer for
+    /// [`STALL_LIMIT`], no replacement was tried within it, and none is under way.
+    fn replacement_turn(&self, now: u64) -> Option<ReplacementTurn<'_>> {
         let limit = u64::try_from(STALL_LIMIT.as_millis()).unwrap_or(u64::MAX);
         let silent = now.saturating_sub(self.last_progress_ms.load(Ordering::Acquire));
-        let since_last = now.saturating_sub(self.last_replacement_ms.load(Ordering::Acquire));
-        let first = self.last_replacement_ms.load(Ordering::Acquire) == 0;
-        if silent < limit || (!first && since_last < limit) {
-            return;
-        }
-        if self.replacing.swap(true, Ordering::AcqRel) {
-            return;
+        let last = self.last_replacement_ms.load(Ordering::Acquire);
+        let recently = last != 0 && now.saturating_sub(last) < limit;
+        if silent < limit || recently || self.replacing.swap(true, Ordering::AcqRel) {
+            return None;
         }
         self.last_replacement_ms
             .store(now.max(1), Ordering::Release);
-        // A background task, so no caller waits for the new connection and a caller that
-        // gives up cannot abandon it half-built. It ends within `connect_limit`.
-        tokio::spawn(self.clone().replace(silent));
+        Some(ReplacementTurn {
+            replacing: &self.replacing,
+            silent_ms: silent,
+        })
     }
 
-    async fn replace(self: Arc<Self>, silent_ms: u64) {
+    /// Builds a new connection (within `connect_limit`) and makes it the current one.
+    async fn replace(&self, turn: ReplacementTurn<'_>) {
+        let silent_ms = turn.silent_ms;
         let connected =
             tokio::time::timeout(self.connect_limit, self.client.get_async_connection())
                 .await
@@ -135,7 +150,6 @@ impl Shared {
                 "Redis Cluster connection answered nothing while calls waited, and a new one could not be made; trying again later"
             ),
         }
-        self.replacing.store(false, Ordering::Release);
     }
 }
 
@@ -157,14 +171,14 @@ impl CallWatch {
 
     fn end(&self, answered: bool) {
         let shared = &self.shared;
-        let now = shared.now_ms();
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         if answered {
             shared.unanswered.store(false, Ordering::Release);
-            shared.last_progress_ms.fetch_max(now, Ordering::AcqRel);
+            shared
+                .last_progress_ms
+                .fetch_max(shared.now_ms(), Ordering::AcqRel);
         } else {
             shared.unanswered.store(true, Ordering::Release);
-            shared.replace_if_stalled(now);
         }
     }
 }
@@ -179,8 +193,8 @@ impl Drop for CallWatch {
 
 impl ConnectionLike for SelfHealingCluster {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let (mut connection, watch) = self.start_call();
         Box::pin(async move {
+            let (mut connection, watch) = self.start_call().await;
             let result = connection.req_packed_command(cmd).await;
             watch.finish(&result);
             result
@@ -193,8 +207,8 @@ impl ConnectionLike for SelfHealingCluster {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let (mut connection, watch) = self.start_call();
         Box::pin(async move {
+            let (mut connection, watch) = self.start_call().await;
             let result = connection
                 .req_packed_commands(pipeline, offset, count)
                 .await;
