@@ -24,20 +24,31 @@ state() {
   cli "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p'
 }
 
+# Runs the rest of the line until it succeeds, at most $1 times, $2 seconds apart; fails if
+# it never does.
+retry() {
+  tries=$1
+  pause=$2
+  shift 2
+  until "$@"; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || return 1
+    sleep "$pause"
+  done
+}
+answers() { cli "$1" ping >/dev/null 2>&1; }
+is_ok() { [ "$(state "$1")" = ok ]; }
+replicas_attached() { [ "$(cli "$1" cluster nodes | grep -c ' slave ')" -ge 3 ]; }
+
 # Every node must answer first (under compose, depends_on has waited for their health checks).
 for node in "$@"; do
-  tries=0
-  until cli "$node" ping >/dev/null 2>&1; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 60 ]; then
-      echo "redis-cluster-init: $node does not answer PING after 60 s" >&2
-      exit 1
-    fi
-    sleep 1
-  done
+  retry 60 1 answers "$node" || {
+    echo "redis-cluster-init: $node does not answer PING after 60 s" >&2
+    exit 1
+  }
 done
 
-if [ "$(state "$1")" = ok ]; then
+if is_ok "$1"; then
   echo "redis-cluster-init: $1 already reports cluster_state:ok; nothing to do"
   exit 0
 fi
@@ -49,26 +60,14 @@ redis-cli --cluster create "$@" --cluster-replicas 1 --cluster-yes
 
 # The slots are assigned; wait until every node has heard of it.
 for node in "$@"; do
-  tries=0
-  until [ "$(state "$node")" = ok ]; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 60 ]; then
-      echo "redis-cluster-init: $node still does not report cluster_state:ok after 30 s" >&2
-      exit 1
-    fi
-    sleep 0.5
-  done
+  retry 60 0.5 is_ok "$node" || {
+    echo "redis-cluster-init: $node still does not report cluster_state:ok after 30 s" >&2
+    exit 1
+  }
 done
 echo "redis-cluster-init: cluster_state:ok on all six nodes"
 
 # The replicas attach a moment later; they are for failover only, so not waiting is no error.
-tries=0
-until [ "$(cli "$1" cluster nodes | grep -c ' slave ')" -ge 3 ]; do
-  tries=$((tries + 1))
-  if [ "$tries" -ge 60 ]; then
-    echo "redis-cluster-init: warning: not all three replicas have attached after 30 s" >&2
-    break
-  fi
-  sleep 0.5
-done
+retry 60 0.5 replicas_attached "$1" ||
+  echo "redis-cluster-init: warning: not all three replicas have attached after 30 s" >&2
 cli "$1" cluster nodes
