@@ -7,14 +7,15 @@
 //! Entries carry the objects as the API shows them, which never include a secret: keys
 //! appear by id and prefix.
 
-use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use chrono::DateTime;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::AdminState;
 use super::caller::Caller;
+use super::csv::{self, Format};
 use super::error::{AdminError, ErrorBody};
 use super::extract::ApiQuery;
 use super::params::{Params, cut_page};
@@ -92,8 +93,8 @@ pub async fn commit(tx: Tx, caller: &Caller, changes: Vec<Change>) -> Result<(),
     })
 }
 
-const PARAMS: [&str; 8] = [
-    "team", "actor", "action", "target", "from", "to", "limit", "before",
+const PARAMS: [&str; 9] = [
+    "team", "actor", "action", "target", "from", "to", "limit", "before", "format",
 ];
 
 /// `GET /admin/v1/audit`: newest first; `before` continues from a previous page's `next`.
@@ -110,9 +111,10 @@ const PARAMS: [&str; 8] = [
         ("target" = Option<String>, Query, description = "the changed object's id"),
         ("from" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, inclusive"),
         ("to" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD, exclusive"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = Page<AuditEntry>),
+        (status = 200, body = Page<AuditEntry>, description = "JSON, or text/csv with format=csv"),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -121,8 +123,9 @@ pub async fn list(
     State(state): State<AdminState>,
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
-) -> Result<Json<Page<AuditEntry>>, AdminError> {
+) -> Result<Response, AdminError> {
     let params = Params::new(pairs, &PARAMS)?;
+    let format = Format::from_param(params.get("format"))?;
     let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
     let before = params.get("before").map(cursor).transpose()?;
     let (from, to) = params.range()?;
@@ -147,10 +150,11 @@ pub async fn list(
     let next = cut_page(&mut entries, limit, |e| {
         encode_cursor(&AuditCursor { at: e.at, id: e.id })
     });
-    Ok(Json(Page {
+    let page = Page {
         data: entries,
         next,
-    }))
+    };
+    csv::list(format, page, |p| &p.data)
 }
 
 /// The last entry's time in microseconds and its id, hex-encoded. Clients treat it as opaque.

@@ -3,12 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
+use super::csv::{self, Format};
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::issuance::{self, IssuedKey};
@@ -102,6 +104,8 @@ pub struct KeyQuery {
     team: Option<String>,
     /// Experiment id, or a name within `team`.
     experiment: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
 }
 
 /// Every key the token can see, or those of `team` / `experiment`.
@@ -111,7 +115,7 @@ pub struct KeyQuery {
     tag = "keys",
     params(KeyQuery),
     responses(
-        (status = 200, body = List<ListedKey>),
+        (status = 200, body = List<ListedKey>, description = "JSON, or text/csv with format=csv"),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -120,7 +124,8 @@ pub async fn list_keys(
     State(state): State<AdminState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<KeyQuery>,
-) -> Result<Json<List<ListedKey>>, AdminError> {
+) -> Result<Response, AdminError> {
+    let format = Format::from_param(q.format.as_deref())?;
     let mut filter = KeyFilter {
         team: match &q.team {
             Some(t) => Some(caller.team_named(&state, t).await?.id),
@@ -135,7 +140,8 @@ pub async fn list_keys(
         filter.experiment = Some(experiment.id);
     }
     let keys = state.store.list_keys(&filter).await?;
-    Ok(Json(List::of(key_view::with_usage(&state, keys).await?)))
+    let listed = List::of(key_view::with_usage(&state, keys).await?);
+    csv::list(format, listed, |l| &l.data)
 }
 
 #[utoipa::path(

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod caller;
 mod campaigns;
+mod csv;
 mod error;
 mod extract;
 mod issuance;

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
+use super::csv::{self, Format};
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::params::{Params, parse_time};
@@ -92,9 +94,10 @@ fn entries(table: &PriceTable, now: DateTime<Utc>) -> Vec<(&ModelPrice, PriceEnt
     params(
         ("model" = Option<String>, Query, description = "a model name or alias: its history"),
         ("provider" = Option<String>, Query),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = List<PriceEntry>),
+        (status = 200, body = List<PriceEntry>, description = "JSON, or text/csv with format=csv"),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -102,8 +105,9 @@ fn entries(table: &PriceTable, now: DateTime<Utc>) -> Vec<(&ModelPrice, PriceEnt
 pub async fn list(
     State(state): State<AdminState>,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
-) -> Result<Json<List<PriceEntry>>, AdminError> {
-    let params = Params::new(pairs, &["model", "provider"])?;
+) -> Result<Response, AdminError> {
+    let params = Params::new(pairs, &["model", "provider", "format"])?;
+    let format = Format::from_param(params.get("format"))?;
     let table = state.prices.load_full();
     let model = params.get("model");
     if let Some(model) = model
@@ -121,7 +125,7 @@ pub async fn list(
         })
         .filter(|e| params.get("provider").is_none_or(|p| e.price.provider == p))
         .collect();
-    Ok(Json(List::of(data)))
+    csv::list(format, List::of(data), |l| &l.data)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -1,11 +1,12 @@
 //! `GET /admin/v1/requests`: the per-request log, newest first, paged with an opaque cursor.
 
-use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use chrono::DateTime;
 
 use super::AdminState;
 use super::caller::Caller;
+use super::csv::{self, Format};
 use super::error::{AdminError, ErrorBody};
 use super::extract::ApiQuery;
 use super::params::{Params, cut_page};
@@ -16,7 +17,8 @@ use crate::store::{RequestCursor, RequestFilter, RequestPage, RequestRow, Status
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
 
-const PARAMS: [&str; 11] = [
+const PARAMS: [&str; 12] = [
+    "format",
     "team",
     "experiment",
     "key",
@@ -48,9 +50,10 @@ const PARAMS: [&str; 11] = [
         ("status" = Option<String>, Query, description = "a code, a class (4xx), error or ok"),
         ("from" = Option<String>, Query, description = "inclusive: RFC 3339 or YYYY-MM-DD"),
         ("to" = Option<String>, Query, description = "exclusive"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = Page<RequestRow>),
+        (status = 200, body = Page<RequestRow>, description = "JSON, or text/csv with format=csv"),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     )
@@ -59,8 +62,9 @@ pub async fn list(
     State(state): State<AdminState>,
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
-) -> Result<Json<Page<RequestRow>>, AdminError> {
+) -> Result<Response, AdminError> {
     let params = Params::new(pairs, &PARAMS)?;
+    let format = Format::from_param(params.get("format"))?;
     let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
     let before = params
         .get("before")
@@ -118,7 +122,7 @@ pub async fn list(
     };
     let mut rows = state.store.list_requests(&page).await?;
     let next = cut_page(&mut rows, limit, |row| encode_cursor(&row.cursor()));
-    Ok(Json(Page { data: rows, next }))
+    csv::list(format, Page { data: rows, next }, |p| &p.data)
 }
 
 fn status(text: &str) -> Result<StatusFilter, AdminError> {

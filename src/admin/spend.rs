@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 
 use super::AdminState;
 use super::caller::Caller;
+use super::csv::{self, Format};
 use super::error::{AdminError, ErrorBody};
 use super::extract::ApiQuery;
 use super::params::Params;
@@ -229,16 +229,7 @@ async fn run(
     group_by: Vec<SpendDimension>,
     limit: Option<i64>,
 ) -> Result<Response, AdminError> {
-    let csv = match params.get("format") {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(AdminError::bad(
-                "format",
-                format!("`format` = {other:?}: use json or csv"),
-            ));
-        }
-    };
+    let format = Format::from_param(params.get("format"))?;
     let order = order(params, &group_by)?;
     let (from, to) = params.range()?;
     for (param, time) in [("from", from), ("to", to)] {
@@ -263,9 +254,8 @@ async fn run(
         limit,
     };
     let rows = state.store.spend_report(&query).await?;
-    if csv {
-        let body = to_csv(&query.group_by, &rows);
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
+    if format == Format::Csv {
+        return Ok(csv::csv_response(to_csv(&query.group_by, &rows)));
     }
     let total = match limit {
         Some(_) => Some(state.store.spend_total(&query.filter).await?),
@@ -432,22 +422,13 @@ fn to_csv(group_by: &[SpendDimension], rows: &[SpendRow]) -> String {
         let mut fields: Vec<String> = group_by
             .iter()
             .flat_map(|d| dimension_values(*d, row))
-            .map(|v| csv_field(&v.unwrap_or_default()))
+            .map(|v| csv::field(&v.unwrap_or_default()))
             .collect();
         fields.extend(total_values(&row.totals));
         out.push_str(&fields.join(","));
         out.push('\n');
     }
     out
-}
-
-/// RFC 4180 quoting (with `\n` line ends): names may contain commas and quotes.
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
 }
 
 #[cfg(test)]
