@@ -3,6 +3,7 @@
 # creates the `tollgate` role and database. Idempotent; needs root (or sudo) to install.
 #
 #   scripts/services.sh            # install if needed, start, create role and database
+#   TOLLGATE_BROWSER=1             also install Chromium and ChromeDriver (the console's tests)
 #   TOLLGATE_PG_PORT, TOLLGATE_REDIS_PORT   ports (5432, 6379)
 #   TOLLGATE_PG_DATA_DIR           keep the data in a cluster `tollgate` there (e.g. a RAM disk)
 #   TOLLGATE_PG_FSYNC=off          faster, for throwaway test data
@@ -21,6 +22,11 @@ need_install=()
 command -v pg_lsclusters >/dev/null 2>&1 || need_install+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
 command -v psql >/dev/null 2>&1 || need_install+=(postgresql-client)
+# The console's browser tests (tests/it/console.rs): headless Chromium driven by its WebDriver.
+if [ -n "${TOLLGATE_BROWSER:-}" ]; then
+  command -v chromium >/dev/null 2>&1 || need_install+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_install+=(chromium-driver)
+fi
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "services: installing ${need_install[*]}"
   as_root apt-get update -qq

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test against real services: starts PostgreSQL and Redis (installing them if
-# needed), installs the official `openai` and `anthropic` Python SDKs into a virtualenv for the
-# SDK tests, checks that the committed query data (.sqlx/) is current, then runs the whole
-# workspace's tests. Extra arguments go to `cargo test`.
+# Runs every test against real services: starts PostgreSQL and Redis (installing them, and
+# Chromium with its WebDriver for the console's tests, if needed), installs the official
+# `openai` and `anthropic` Python SDKs into a virtualenv for the SDK tests, checks that the
+# committed query data (.sqlx/) is current, then runs the whole workspace's tests. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/services.sh
+TOLLGATE_BROWSER=1 scripts/services.sh
 
 venv=target/sdk-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import openai, anthropic' 2>/dev/null; then

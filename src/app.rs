@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, AdminState, JwtVerifier};
 use crate::config::Config;
 use crate::connect::{self, ConnectError, redis::RedisConnector};
+use crate::console;
 use crate::governance::{Clock, Governor, GovernorConfig, LocalShield, SystemClock};
 use crate::invalidation::{self, Invalidator};
 use crate::keys::{KeyCache, KnownKeys, RefreshConfig};
@@ -228,7 +229,8 @@ impl App {
     }
 
     pub fn admin_router(&self) -> Router {
-        admin::router(self.admin.clone())
+        // The console's pages need no token to load: merged outside the API's auth layer.
+        admin::router(self.admin.clone()).merge(console::router())
     }
 
     /// Serves both listeners until `shutdown` resolves, then stops accepting requests,

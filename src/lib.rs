@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod governance;
 pub mod ids;
 pub mod invalidation;

@@ -90,6 +90,8 @@ enum Command {
     /// Model prices: list, quote a usage, import LiteLLM's price map.
     #[command(subcommand)]
     Pricing(PricingCmd),
+    /// The web console: print a URL that signs in with a new short-lived token.
+    Ui(commands::ui::UiArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -132,6 +134,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => commands::keys::run(cmd, &ctx()?).await,
         Command::Limits(cmd) => commands::limits::run(cmd, &ctx()?).await,
         Command::Token(cmd) => commands::token::run(cmd),
+        Command::Ui(args) => commands::ui::run(args, &cli.url).await,
         Command::Spend(cmd) => commands::spend::run(cmd, &ctx()?).await,
         Command::Requests(cmd) => commands::requests::run(cmd, &ctx()?).await,
         Command::Pricing(cmd) => {

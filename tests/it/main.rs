@@ -15,6 +15,7 @@ mod access;
 mod admin;
 mod campaigns;
 mod cluster;
+mod console;
 mod crash;
 mod database;
 mod governance;

@@ -9,6 +9,7 @@ pub mod requests;
 pub mod spend;
 pub mod teams;
 pub mod token;
+pub mod ui;
 
 use crate::client::Client;
 use crate::output::Format;

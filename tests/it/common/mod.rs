@@ -1,8 +1,10 @@
 //! The integration-test harness: a real PostgreSQL database per test, the shared Redis, the
 //! in-repo mock upstream and the gateway itself, all over real sockets on 127.0.0.1.
 
+pub mod browser;
 pub mod cluster;
 pub mod events;
+pub mod million;
 pub mod process;
 pub mod redis;
 pub mod requests;
