@@ -2,7 +2,8 @@
 # Runs every test against real services: starts PostgreSQL and Redis (installing them, and
 # Chromium with its WebDriver for the console's tests, if needed), installs the official
 # `openai` and `anthropic` Python SDKs into a virtualenv for the SDK tests, checks that the
-# committed query data (.sqlx/) is current, then runs the whole workspace's tests. Extra arguments go to `cargo test`.
+# committed query data (.sqlx/) is current, then runs the whole workspace's tests. Extra
+# arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOLLGATE_BROWSER=1 scripts/services.sh
