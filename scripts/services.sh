@@ -39,6 +39,12 @@ fi
 # disk is nearly full would otherwise fail the large report test with "No space left on device").
 version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
 if [ -n "${TOLLGATE_PG_DATA_DIR:-}" ]; then
+  # A RAM disk is empty after a reboot while the cluster's configuration stays: make it again.
+  if pg_lsclusters --no-header | awk '$2=="tollgate" {found=1} END {exit !found}' &&
+    ! as_root test -f "$TOLLGATE_PG_DATA_DIR/PG_VERSION"; then
+    echo "services: the tollgate cluster's data directory $TOLLGATE_PG_DATA_DIR is gone; creating it again"
+    as_root pg_dropcluster --stop "$version" tollgate 2>/dev/null || as_root rm -rf "/etc/postgresql/$version/tollgate"
+  fi
   if ! pg_lsclusters --no-header | awk '$2=="tollgate" {found=1} END {exit !found}'; then
     as_root pg_createcluster "$version" tollgate -d "$TOLLGATE_PG_DATA_DIR" --port "$PG_PORT" >/dev/null
   fi
