@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, JwtVerifier};
+use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::connect::{self, ConnectError, redis::RedisConnector};
 use crate::console;
@@ -76,7 +77,9 @@ pub struct App {
     pruner: tokio::task::JoinHandle<()>,
     metrics_task: tokio::task::JoinHandle<()>,
     retention: Option<tokio::task::JoinHandle<()>>,
-    /// Tells the retention task to stop at shutdown.
+    /// The alert evaluator and deliverer.
+    alert_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Tells the retention task and the alert tasks to stop at shutdown.
     stop_retention: CancellationToken,
 }
 
@@ -169,6 +172,13 @@ impl App {
             .map_err(StartError::Ledger)?;
         let ledger = ledger.with_key_labels(config.metrics.key_labels);
         let stop_retention = CancellationToken::new();
+        let alerts = Arc::new(Alerts::new(
+            admin_store.clone(),
+            governor.clone(),
+            clock.clone(),
+            config.alerts.clone(),
+        )?);
+        let alert_tasks = alerts.start(stop_retention.clone());
         let retention = config.ledger.retention.map(|retention| {
             crate::ledger::retention::spawn(store.clone(), retention, clock, stop_retention.clone())
         });
@@ -196,6 +206,7 @@ impl App {
             prices,
             pricing_dir: config.pricing.dir.clone(),
             governor: governor.clone(),
+            alerts,
         };
         let invalidation_listener = tokio::spawn(invalidation::listen(redis, keys));
         Ok(App {
@@ -212,6 +223,7 @@ impl App {
             pruner,
             metrics_task,
             retention,
+            alert_tasks,
             stop_retention,
         })
     }
@@ -291,6 +303,11 @@ impl App {
         {
             tracing::warn!("request-log retention still running at the end of the grace period");
             retention.abort();
+        }
+        // A delivery under way finishes (bounded by its timeout); one cut off is retried by
+        // the next instance to take the outbox when its lease ends.
+        for task in self.alert_tasks {
+            let _ = tokio::time::timeout(self.shutdown_grace, task).await;
         }
         self.writer.shutdown(self.shutdown_grace).await;
     }

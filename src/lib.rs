@@ -4,6 +4,7 @@
 //! [`app::App::build`], which the integration tests call too.
 
 pub mod admin;
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod connect;

@@ -17,6 +17,7 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use commands::Ctx;
+use commands::alerts::AlertsCmd;
 use commands::experiments::ExperimentsCmd;
 use commands::keys::KeysCmd;
 use commands::limits::LimitsCmd;
@@ -78,6 +79,9 @@ enum Command {
     /// Rate limits, concurrency and budgets of a team, an experiment or a key.
     #[command(subcommand)]
     Limits(LimitsCmd),
+    /// Budget alerts posted to webhooks: rules, tests, and what fired.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys(cmd) => commands::keys::run(cmd, &ctx()?).await,
         Command::Limits(cmd) => commands::limits::run(cmd, &ctx()?).await,
+        Command::Alerts(cmd) => commands::alerts::run(cmd, &ctx()?).await,
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Ui(args) => commands::ui::run(args, &cli.url).await,
         Command::Spend(cmd) => commands::spend::run(cmd, &ctx()?).await,

@@ -1,6 +1,8 @@
 //! The control plane: the admin REST API under `/admin/v1`, on its own listener with its
 //! own state type, so no data-plane handler can reach an admin write.
 
+mod alert_view;
+mod alerts;
 mod audit;
 mod auth;
 mod caller;
@@ -30,7 +32,7 @@ use axum::Router;
 use axum::extract::MatchedPath;
 use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 pub use auth::{Claims, Role, mint};
 pub use caller::Caller;
@@ -56,6 +58,8 @@ pub struct AdminState {
     /// Where `prices` is reloaded from (`pricing.dir`).
     pub pricing_dir: std::path::PathBuf,
     pub governor: Arc<Governor>,
+    /// Alert rules' defaults, and test deliveries.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl AdminState {
@@ -135,6 +139,11 @@ pub const ADMIN_ROUTES: &[AdminRoute] = &[
     route("POST", "/admin/v1/pricing/quote", RouteAccess::Team),
     route("POST", "/admin/v1/pricing/reload", RouteAccess::Admin),
     route("GET", "/admin/v1/audit", RouteAccess::Team),
+    route("POST", "/admin/v1/alerts", RouteAccess::Team),
+    route("GET", "/admin/v1/alerts", RouteAccess::Team),
+    route("DELETE", "/admin/v1/alerts/{id}", RouteAccess::Team),
+    route("POST", "/admin/v1/alerts/{id}/test", RouteAccess::Team),
+    route("GET", "/admin/v1/alert-events", RouteAccess::Team),
 ];
 
 /// Every route but the public OpenAPI document requires a JWT (the layer below); team tokens
@@ -181,6 +190,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/pricing/quote", post(pricing::quote))
         .route("/admin/v1/pricing/reload", post(pricing_reload::reload))
         .route("/admin/v1/audit", get(audit::list))
+        .route("/admin/v1/alerts", post(alerts::create).get(alerts::list))
+        .route("/admin/v1/alerts/{id}", delete(alerts::remove))
+        .route("/admin/v1/alerts/{id}/test", post(alerts::test))
+        .route("/admin/v1/alert-events", get(alerts::history))
         .method_not_allowed_fallback(method_not_allowed)
         // Applies to the routes above only: `public` is merged after it.
         .layer(middleware::from_fn_with_state(

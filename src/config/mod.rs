@@ -2,6 +2,7 @@
 //! once into [`Config`]. Every error names the file, the field and the fix.
 
 mod admin;
+mod alerts;
 mod deployment;
 mod keys;
 mod pem;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
+pub use alerts::{AlertDefaults, AlertsConfig, MAX_THRESHOLD_PERCENT};
 pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
 pub use keys::{ClientAuthConfig, KeyCacheConfig};
 pub use pem::{CaBundle, ClientIdentity};
@@ -77,6 +79,7 @@ pub struct Config {
     pub client_auth: ClientAuthConfig,
     pub governance: GovernanceConfig,
     pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
     pub routing: RoutingConfig,
     /// Which finished requests get an access-log line (`log.access`).
     pub access_log: AccessLog,
@@ -288,6 +291,7 @@ impl Validator<'_> {
             metrics: MetricsConfig {
                 key_labels: raw.metrics.key_labels.unwrap_or(false),
             },
+            alerts: self.alerts(raw.alerts)?,
             routing: RoutingConfig {
                 deadline: Duration::from_millis(raw.routing.deadline_ms.unwrap_or(600_000)),
                 anthropic_default_max_tokens: raw

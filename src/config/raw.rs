@@ -43,6 +43,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: RawMetrics,
     #[serde(default)]
+    pub alerts: RawAlerts,
+    #[serde(default)]
     pub routing: RawRouting,
     #[serde(default)]
     pub log: RawLog,
@@ -135,6 +137,23 @@ pub struct RawGovernance {
     pub estimate_output_tokens: Option<u64>,
     pub instance_rps: Option<u32>,
     pub key_rps: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    pub enabled: Option<bool>,
+    pub evaluate_interval_ms: Option<u64>,
+    pub retry_for_secs: Option<u64>,
+    pub first_retry_ms: Option<u64>,
+    pub max_retry_interval_secs: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub default_thresholds: Option<Vec<u16>>,
+    pub default_projection_window_secs: Option<u32>,
+    pub default_expiry_hours: Option<u32>,
+    pub default_refusal_percent: Option<u16>,
+    pub default_refusal_window_secs: Option<u32>,
+    pub default_refusal_min_requests: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

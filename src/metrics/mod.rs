@@ -20,6 +20,7 @@
 //!
 //! [`Ledger::record`]: crate::ledger::Ledger::record
 
+mod alerts;
 mod budgets;
 mod endpoint;
 mod events;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+pub use alerts::{AlertDelivery, observe_alert_delivery, observe_alert_fired};
 pub use budgets::note_budget_scopes;
 pub use endpoint::{CONTENT_TYPE, router, spawn_background};
 pub use events::observe_event;
@@ -97,6 +99,7 @@ pub fn install() -> &'static PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_histogram};
     keys::describe();
+    alerts::describe();
     describe_counter!(
         REQUESTS,
         "Requests recorded in the ledger, by team, experiment, model, provider and status class."

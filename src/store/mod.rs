@@ -5,6 +5,7 @@
 //! ledger writer) and one for the admin API, so a heavy report can never take the
 //! connections a request needs. Reports run under a statement timeout ([`Store::begin_report`]).
 
+mod alerts;
 mod audit;
 mod campaigns;
 mod filters;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+pub use alerts::{AlertEventRow, AlertRule, AlertTarget, DueAlert, WindowStats};
 pub use audit::{ActionFilter, AuditCursor, AuditEntry, AuditFilter, NewAuditEntry, Tx};
 pub use campaigns::ClosedCampaign;
 pub use key_changes::{KeyPatch, KeySettings};

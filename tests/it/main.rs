@@ -13,6 +13,7 @@ mod common;
 
 mod access;
 mod admin;
+mod alerts;
 mod campaigns;
 mod cluster;
 mod console;

@@ -1,5 +1,6 @@
 //! One module per resource: its clap arguments, how it prints, and what it asks the API.
 
+pub mod alerts;
 pub mod campaigns;
 pub mod experiments;
 pub mod keys;

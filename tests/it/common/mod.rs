@@ -10,6 +10,7 @@ pub mod redis;
 pub mod requests;
 pub mod tls;
 pub mod tollctl;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -154,6 +155,8 @@ pub struct Options {
     pub deployments: Option<String>,
     /// Extra `[admin]` fields (JWT algorithm, key files, issuer, audience, leeway).
     pub admin_extra: String,
+    /// Extra `[alerts]` fields.
+    pub alerts_extra: String,
 }
 
 pub struct TestApp {
@@ -208,6 +211,8 @@ spill_dir = "{spill}"
 {ledger_extra}
 [governance]
 {governance_extra}
+[alerts]
+{alerts_extra}
 {deployments}
 "#,
             redis = options.redis_url.unwrap_or_else(redis_url),
@@ -231,6 +236,7 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             ledger_extra = options.ledger_extra,
             governance_extra = options.governance_extra,
             admin_extra = options.admin_extra,
+            alerts_extra = options.alerts_extra,
         );
         // Provider keys for test deployments: `TEST_KEY_abc` holds the key `abc`.
         let env = |name: &str| name.strip_prefix("TEST_KEY_").map(str::to_string);
