@@ -41,8 +41,8 @@ fn mac(secret: &Secret<String>, timestamp: i64, body: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Checks a signature header as a receiver would (in constant time): used by `tollctl` and
-/// the tests, and a reference for receivers.
+/// Checks a signature header as a receiver would (in constant time): used by the tests, and
+/// a reference for receivers (docs/alerts.md has the same in Python).
 pub fn verify(secret: &Secret<String>, header: &str, body: &[u8]) -> bool {
     let mut timestamp = None;
     let mut signature = None;
