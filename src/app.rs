@@ -197,6 +197,7 @@ impl App {
             governance: config.governance.clone(),
             routing: config.routing.clone(),
             access_log: config.access_log,
+            reads: admin_store.clone(),
         });
         let admin = AdminState {
             store: admin_store,

@@ -329,7 +329,10 @@ async fn show(
         }));
     };
     let usage = match state.governor.usage(team, &scope).await {
-        Ok(usage) => Some(usage),
+        Ok(mut usage) => {
+            crate::governance::add_forecasts(&state.store, team, &mut usage).await;
+            Some(usage)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not read usage from Redis");
             None

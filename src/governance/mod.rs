@@ -9,6 +9,7 @@
 
 mod admission;
 mod batch;
+pub mod forecast;
 mod keys;
 mod limits;
 mod local;
@@ -18,6 +19,7 @@ mod ticket;
 mod usage;
 
 pub use admission::{Admission, Governor, GovernorConfig, RateKind, Refusal};
+pub use forecast::{Forecast, add_forecasts};
 pub use limits::{
     Budget, BudgetMode, FailurePolicy, Limits, MAX_BUDGET_NANOS, MAX_BUDGET_USD, MAX_SPENT_NANOS,
     MAX_TPM, NANOS_PER_USD, ScopeKind, ScopeLimits, budget_amount_problem, nanos_to_usd,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::admission::Governor;
+use super::forecast::Forecast;
 use super::keys::ScopeKeys;
 use super::limits::{ScopeLimits, nanos_to_usd};
 use crate::ids::TeamId;
@@ -39,6 +40,9 @@ pub struct BudgetUsage {
     pub reserved_usd: rust_decimal::Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub remaining_usd: rust_decimal::Decimal,
+    /// The burn rate and when the budget runs out at it (`GET .../limits` and
+    /// `GET /v1/tollgate/usage`); `null` where it is not computed or could not be read.
+    pub forecast: Option<Forecast>,
 }
 
 impl Governor {
@@ -134,6 +138,7 @@ impl Governor {
                 reserved_usd: reserved,
                 remaining_usd: (budget.amount_usd - spent - reserved)
                     .max(rust_decimal::Decimal::ZERO),
+                forecast: None,
             });
         }
         Ok(ScopeUsage {

@@ -1,5 +1,6 @@
 //! `GET /v1/tollgate/usage`: a key holder's remaining budget and limits on every scope
-//! above its key (key, experiment, team), read with its own key.
+//! above its key (key, experiment, team), read with its own key, each budget with its
+//! forecast.
 
 use std::sync::Arc;
 
@@ -30,7 +31,10 @@ async fn usage(state: &ProxyState, policy: Arc<KeyPolicy>) -> Response {
     let mut scopes = Vec::with_capacity(policy.scopes.len());
     for scope in &policy.scopes {
         match state.governor.usage(policy.team_id, scope).await {
-            Ok(usage) => scopes.push(json!({"limits": scope.limits, "usage": usage})),
+            Ok(mut usage) => {
+                crate::governance::add_forecasts(&state.reads, policy.team_id, &mut usage).await;
+                scopes.push(json!({"limits": scope.limits, "usage": usage}));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "usage read failed");
                 return ApiError::BackendUnavailable.into_response();

@@ -33,6 +33,9 @@ pub struct ProxyInner {
     pub governance: GovernanceConfig,
     pub routing: RoutingConfig,
     pub access_log: AccessLog,
+    /// The admin pool, for the spend behind the forecasts of `GET /v1/tollgate/usage`: not
+    /// the ledger writer's connections.
+    pub reads: crate::store::Store,
 }
 
 impl ProxyState {

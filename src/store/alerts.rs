@@ -57,6 +57,8 @@ pub struct WindowStats {
     pub requests: i64,
     /// Requests answered 402, 429 or 5xx.
     pub refusals: i64,
+    /// When the window's first request was made (none: no request in the window).
+    pub first_at: Option<DateTime<Utc>>,
 }
 
 /// An alert due for delivery, with where and how it goes.
@@ -203,7 +205,8 @@ impl Store {
         let row = sqlx::query!(
             r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!",
                       count(*) AS "requests!",
-                      count(*) FILTER (WHERE status IN (402, 429) OR status >= 500) AS "refusals!"
+                      count(*) FILTER (WHERE status IN (402, 429) OR status >= 500) AS "refusals!",
+                      min(created_at) AS first_at
                FROM request_log
                WHERE team_id = $1 AND created_at >= $4
                  AND CASE $2::text WHEN 'team' THEN true
@@ -220,6 +223,7 @@ impl Store {
             spent: row.spent,
             requests: row.requests,
             refusals: row.refusals,
+            first_at: row.first_at,
         })
     }
 

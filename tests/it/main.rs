@@ -19,6 +19,7 @@ mod cluster;
 mod console;
 mod crash;
 mod database;
+mod forecast;
 mod governance;
 mod key_flood;
 mod keys;

@@ -399,17 +399,28 @@ fn table(shown: &ScopeLimits) -> String {
                         ),
                     },
                 };
+                let forecast = usage.map(|u| &u["forecast"]);
+                let (rate, runs_out) = match forecast {
+                    None => (unknown(), unknown()),
+                    Some(Value::Null) => (String::new(), String::new()),
+                    Some(f) => (
+                        text(&f["burn_rate_usd_per_hour"]).unwrap_or_default(),
+                        runs_out(f),
+                    ),
+                };
                 vec![
                     b.period.clone(),
                     b.amount_usd.clone(),
                     field("spent_usd"),
                     field("reserved_usd"),
                     field("remaining_usd"),
+                    rate,
+                    runs_out,
                     period,
                 ]
             })
             .collect();
-        for column in 1..=4 {
+        for column in 1..=5 {
             let mut values: Vec<String> = rows.iter().map(|r| r[column].clone()).collect();
             report::align_decimals(&mut values);
             for (row, value) in rows.iter_mut().zip(values) {
@@ -424,6 +435,8 @@ fn table(shown: &ScopeLimits) -> String {
                 "SPENT USD",
                 "RESERVED USD",
                 "REMAINING USD",
+                "USD/HOUR",
+                "RUNS OUT",
                 "PERIOD",
             ],
             &[
@@ -432,12 +445,24 @@ fn table(shown: &ScopeLimits) -> String {
                 Align::Right,
                 Align::Right,
                 Align::Right,
+                Align::Right,
+                Align::Left,
                 Align::Left,
             ],
             &rows,
         ));
     }
     out
+}
+
+/// When a budget runs out at its burn rate: a time, `renews first` when its period ends
+/// before that, `not at this rate` when nothing is being spent.
+fn runs_out(forecast: &Value) -> String {
+    match text(&forecast["exhausted_at"]) {
+        None => "not at this rate".to_owned(),
+        Some(_) if forecast["exhausted_before_period_end"] == false => "renews first".to_owned(),
+        Some(at) => output::time(Some(&at), Style::Human),
+    }
 }
 
 fn csv(shown: &ScopeLimits) -> String {
@@ -449,6 +474,8 @@ fn csv(shown: &ScopeLimits) -> String {
         "remaining",
         "period_start",
         "period_end",
+        "burn_rate_usd_per_hour",
+        "exhausted_at",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -459,6 +486,8 @@ fn csv(shown: &ScopeLimits) -> String {
             opt(used),
             String::new(),
             opt(left),
+            String::new(),
+            String::new(),
             String::new(),
             String::new(),
         ]);
@@ -475,6 +504,12 @@ fn csv(shown: &ScopeLimits) -> String {
                 field("remaining_usd"),
                 field("period_start"),
                 field("period_end"),
+                usage
+                    .and_then(|u| text(&u["forecast"]["burn_rate_usd_per_hour"]))
+                    .unwrap_or_default(),
+                usage
+                    .and_then(|u| text(&u["forecast"]["exhausted_at"]))
+                    .unwrap_or_default(),
             ]);
         }
         let setting = |name: &str, value: &Option<String>, default: &str| {
@@ -611,7 +646,12 @@ mod tests {
                       "budgets": [
                         {"period": "total", "period_start": "1970-01-01T00:00:00Z", "period_end": null,
                          "limit_usd": "500", "spent_usd": "12.25", "reserved_usd": "0.001",
-                         "remaining_usd": "487.749"},
+                         "remaining_usd": "487.749",
+                         "forecast": {"window_start": "2026-10-31T12:00:00Z",
+                                      "spent_in_window_usd": "12.25",
+                                      "burn_rate_usd_per_hour": "0.510416667",
+                                      "exhausted_at": "2026-11-10T03:36:00Z",
+                                      "exhausted_before_period_end": true}},
                         {"period": "daily", "period_start": "2026-11-01T00:00:00Z",
                          "period_end": "2026-11-02T00:00:00Z", "limit_usd": "50.5",
                          "spent_usd": "1", "reserved_usd": "0", "remaining_usd": "49.5"}]}
@@ -638,9 +678,9 @@ mod tests {
              rpm        600      2        598\n\
              tpm    200,000  1,000    199,000\n\
              \n\
-             BUDGET  LIMIT USD  SPENT USD  RESERVED USD  REMAINING USD  PERIOD\n\
-             total       500.0      12.25         0.001        487.749  all time\n\
-             daily        50.5       1.00         0.000         49.500  2026-11-01 00:00 UTC to 2026-11-02 00:00 UTC\n"
+             BUDGET  LIMIT USD  SPENT USD  RESERVED USD  REMAINING USD     USD/HOUR  RUNS OUT              PERIOD\n\
+             total       500.0      12.25         0.001        487.749  0.510416667  2026-11-10 03:36 UTC  all time\n\
+             daily        50.5       1.00         0.000         49.500                                     2026-11-01 00:00 UTC to 2026-11-02 00:00 UTC\n"
         );
         let mut none = shown();
         none.limits = None;
@@ -653,13 +693,17 @@ mod tests {
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(
             lines[0],
-            "limit,value,used,reserved,remaining,period_start,period_end"
+            "limit,value,used,reserved,remaining,period_start,period_end,burn_rate_usd_per_hour,exhausted_at"
         );
-        assert_eq!(lines[1], "rpm,600,2,,598,,");
+        assert_eq!(lines[1], "rpm,600,2,,598,,,,");
         assert_eq!(
             lines[3],
-            "budget_total,500,12.25,0.001,487.749,1970-01-01T00:00:00Z,"
+            "budget_total,500,12.25,0.001,487.749,1970-01-01T00:00:00Z,,0.510416667,2026-11-10T03:36:00Z"
         );
-        assert_eq!(lines[5], "budget_mode,strict,,,,,");
+        assert_eq!(
+            lines[4],
+            "budget_daily,50.5,1,0,49.5,2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,,"
+        );
+        assert_eq!(lines[5], "budget_mode,strict,,,,,,,");
     }
 }

@@ -34,6 +34,7 @@ fn budget(period: &'static str, start: &str, limit: &str, spent: &str) -> Budget
         limit_usd: limit,
         spent_usd: spent,
         reserved_usd: Decimal::ZERO,
+        forecast: None,
         remaining_usd: (limit - spent).max(Decimal::ZERO),
     }
 }
@@ -43,6 +44,7 @@ fn stats(spent: &str, requests: i64, refusals: i64) -> WindowStats {
         spent: dec(spent),
         requests,
         refusals,
+        first_at: None,
     }
 }
 
