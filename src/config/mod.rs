@@ -141,6 +141,8 @@ pub struct GovernanceConfig {
     pub instance_rps: Option<u32>,
     /// Requests per second one key may send to this instance (checked before Redis).
     pub key_rps: Option<u32>,
+    /// Tell clients what is left of their tightest budget on every successful response.
+    pub headroom_headers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -337,6 +339,7 @@ impl Validator<'_> {
             estimate_output_tokens: raw.estimate_output_tokens.unwrap_or(1_024),
             instance_rps: raw.instance_rps,
             key_rps: raw.key_rps,
+            headroom_headers: raw.headroom_headers.unwrap_or(false),
         })
     }
 }

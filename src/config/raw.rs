@@ -137,6 +137,7 @@ pub struct RawGovernance {
     pub estimate_output_tokens: Option<u64>,
     pub instance_rps: Option<u32>,
     pub key_rps: Option<u32>,
+    pub headroom_headers: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use super::limits::{BudgetMode, FailurePolicy, MAX_TPM, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
 use super::rebuild;
-use super::ticket::{Held, Ticket, TicketScope, release_call};
+use super::ticket::{BudgetHeadroom, Held, Ticket, TicketScope, release_call};
 use crate::connect::redis::RedisConnection;
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
@@ -395,11 +395,26 @@ fn parse_admit_reply(
                     }
                 }
             }
+            let tightest = 2 + 2 * scopes.len();
+            let headroom = scopes
+                .get(index(tightest))
+                .filter(|_| reply.len() > tightest + 2)
+                .and_then(|scope| {
+                    let budget = scope.limits.budgets.get(index(tightest + 1))?;
+                    Some(BudgetHeadroom {
+                        kind: scope.kind,
+                        id: scope.id,
+                        name: scope.name.clone(),
+                        period: budget.period,
+                        remaining_nanos: int(reply.get(tightest + 2)).max(0),
+                    })
+                });
             let held = held(text(reply.get(1)).to_string());
             Ok(AdmitReply::Admitted(Ticket::held(
                 held,
                 batcher.clone(),
                 remaining,
+                headroom,
             )))
         }
         "init" => {

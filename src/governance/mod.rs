@@ -27,5 +27,5 @@ pub use limits::{
 };
 pub use local::LocalShield;
 pub use period::{Clock, Period, SystemClock};
-pub use ticket::Ticket;
+pub use ticket::{BudgetHeadroom, Ticket};
 pub use usage::{BudgetUsage, RateUsage, ScopeUsage};

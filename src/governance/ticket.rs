@@ -11,6 +11,8 @@ use std::sync::Arc;
 use super::admission::RateKind;
 use super::batch::{Batcher, Call};
 use super::keys::ScopeKeys;
+use super::limits::ScopeKind;
+use super::period::Period;
 use crate::ids::{RequestId, TeamId};
 
 #[must_use = "a ticket holds rate tokens, a slot and a reservation: settle it (dropping it releases them)"]
@@ -20,6 +22,21 @@ pub struct Ticket {
     batcher: Option<Batcher>,
     /// Remaining requests/tokens on the first scope with such a limit, for response headers.
     pub remaining: Option<(RateKind, u64, u64)>,
+    /// The request's tightest budget, for the optional headroom headers.
+    pub headroom: Option<BudgetHeadroom>,
+}
+
+/// What admission left of the tightest of a request's budgets: its limit less its spend and
+/// every reservation held on it, this request's included (so the least the next request can
+/// count on, until this one settles at its actual cost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetHeadroom {
+    pub kind: ScopeKind,
+    pub id: uuid::Uuid,
+    /// The scope's name, as refusals name it.
+    pub name: String,
+    pub period: Period,
+    pub remaining_nanos: i64,
 }
 
 /// What one admission holds in Redis.
@@ -50,11 +67,13 @@ impl Ticket {
         held: Held,
         batcher: Batcher,
         remaining: Option<(RateKind, u64, u64)>,
+        headroom: Option<BudgetHeadroom>,
     ) -> Ticket {
         Ticket {
             held: Some(held),
             batcher: Some(batcher),
             remaining,
+            headroom,
         }
     }
 
@@ -64,6 +83,7 @@ impl Ticket {
             held: None,
             batcher: None,
             remaining: None,
+            headroom: None,
         }
     }
 

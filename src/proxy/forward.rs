@@ -17,6 +17,7 @@ use super::body;
 use super::error::ApiError;
 use super::exchange::{Exchange, Outcome};
 use super::finish::{COST_HEADER, estimate, fail, record_and_reply};
+use super::headroom;
 use super::operation::{Dialect, Operation};
 use super::routing::Candidate;
 use super::state::ProxyState;
@@ -288,6 +289,9 @@ async fn respond(
         && let Ok(value) = HeaderValue::try_from(event.cost_usd.normalize().to_string())
     {
         out.headers_mut().insert(COST_HEADER, value);
+    }
+    if status.is_success() {
+        headroom::add(&state, &exchange, out.headers_mut());
     }
     record_and_reply(&state, &mut exchange, event, out, reply).await;
 }

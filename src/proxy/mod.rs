@@ -11,6 +11,7 @@ mod exchange;
 mod finish;
 mod forward;
 mod handler;
+mod headroom;
 mod key_usage;
 mod models;
 mod operation;

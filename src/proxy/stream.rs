@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::exchange::{Exchange, Outcome};
 use super::finish::{estimate, record, record_and_settle, settle, with_request_id};
+use super::headroom;
 use super::operation::Dialect;
 use super::sse::{SseSplitter, data_of};
 use super::state::ProxyState;
@@ -56,6 +57,7 @@ pub async fn relay(
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headroom::add(&state, &exchange, headers);
     if reply
         .send(with_request_id(out, exchange.request_id))
         .is_err()

@@ -21,6 +21,7 @@ mod crash;
 mod database;
 mod forecast;
 mod governance;
+mod headroom;
 mod key_flood;
 mod keys;
 mod ledger;

@@ -1,4 +1,4 @@
--- tollgate govern v7
+-- tollgate govern v8
 -- One call carries a batch from one gateway instance: first the settlements, then the
 -- admissions, each in the order the instance queued them. Every key is read at most once and
 -- written at most once per call, so a batch costs little more than a single request.
@@ -28,7 +28,10 @@
 -- arithmetic stays in integers.
 --
 -- Returns one reply per admission, in order: {"ok", reservation field, rpm_left, tpm_left,
---   ...} | {"refused", scope, kind, a, b, c} | {"init", scope, budget, ...}
+--   ... per scope, then the tightest budget: scope, budget, what is left of it} |
+--   {"refused", scope, kind, a, b, c} | {"init", scope, budget, ...}
+-- What is left of a budget is its limit less its spend and every reservation held on it,
+-- this request's included: the least the next request can count on.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -246,6 +249,21 @@ local function admit(request_id, scopes)
       state.reserved = state.reserved + scope.reserve
       state.changed[reservation_field] = true
     end
+  end
+  -- Read after every scope has reserved: one budget hash can belong to two scopes' lists.
+  local tight_s, tight_b, tight_left = 0, 0, 0
+  for s, scope in ipairs(scopes) do
+    for b, budget in ipairs(scope.budgets) do
+      local left = budget.limit - budget.state.spent - budget.state.reserved
+      if tight_s == 0 or left < tight_left then
+        tight_s, tight_b, tight_left = s, b, left
+      end
+    end
+  end
+  if tight_s > 0 then
+    table.insert(reply, tight_s)
+    table.insert(reply, tight_b)
+    table.insert(reply, math.max(tight_left, 0))
   end
   return reply
 end

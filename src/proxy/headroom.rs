@@ -1,0 +1,91 @@
+//! The optional headroom headers (`governance.headroom_headers`): what is left of the
+//! request's tightest budget, so a client can slow down before it is refused with a 402.
+//!
+//! `x-tollgate-budget-remaining-usd: 12.5` and `x-tollgate-budget-scope:
+//! experiment:gsm8k:total` (kind, name, period; the name is the scope's id when it cannot be
+//! sent in a header). Both are read off the admission's reply: no extra Redis call.
+
+use axum::http::{HeaderMap, HeaderValue};
+use rust_decimal::Decimal;
+
+use super::exchange::Exchange;
+use super::state::ProxyState;
+use crate::governance::BudgetHeadroom;
+
+pub const REMAINING_HEADER: &str = "x-tollgate-budget-remaining-usd";
+pub const SCOPE_HEADER: &str = "x-tollgate-budget-scope";
+
+/// Adds the headers to a successful response, when they are turned on and the request has a
+/// budget (a request admitted without Redis, failing open, has none to report).
+pub fn add(state: &ProxyState, exchange: &Exchange, headers: &mut HeaderMap) {
+    if !state.governance.headroom_headers {
+        return;
+    }
+    if let Some(headroom) = exchange.ticket.as_ref().and_then(|t| t.headroom.as_ref()) {
+        insert(headers, headroom);
+    }
+}
+
+fn insert(headers: &mut HeaderMap, headroom: &BudgetHeadroom) {
+    let remaining = Decimal::new(headroom.remaining_nanos, 9).normalize();
+    if let Ok(value) = HeaderValue::try_from(remaining.to_string()) {
+        headers.insert(REMAINING_HEADER, value);
+    }
+    if let Ok(value) = HeaderValue::try_from(scope_text(headroom)) {
+        headers.insert(SCOPE_HEADER, value);
+    }
+}
+
+fn scope_text(headroom: &BudgetHeadroom) -> String {
+    let name = &headroom.name;
+    // Visible ASCII only: anything else would not survive every client's header parser.
+    let sendable = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    let name = if sendable {
+        name.clone()
+    } else {
+        headroom.id.to_string()
+    };
+    format!(
+        "{}:{}:{}",
+        headroom.kind.as_str(),
+        name,
+        headroom.period.as_str()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::governance::{Period, ScopeKind};
+
+    fn headroom(name: &str, nanos: i64) -> BudgetHeadroom {
+        BudgetHeadroom {
+            kind: ScopeKind::Experiment,
+            id: uuid::Uuid::nil(),
+            name: name.to_string(),
+            period: Period::Total,
+            remaining_nanos: nanos,
+        }
+    }
+
+    #[test]
+    fn the_amount_is_exact_usd_and_the_scope_is_named() {
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &headroom("gsm8k", 12_500_000_001));
+        assert_eq!(headers[REMAINING_HEADER], "12.500000001");
+        assert_eq!(headers[SCOPE_HEADER], "experiment:gsm8k:total");
+        insert(&mut headers, &headroom("gsm8k", 0));
+        assert_eq!(headers[REMAINING_HEADER], "0");
+    }
+
+    #[test]
+    fn a_name_that_cannot_be_a_header_is_sent_as_the_id() {
+        let mut headers = HeaderMap::new();
+        insert(&mut headers, &headroom("évaluation\n", 1));
+        assert_eq!(
+            headers[SCOPE_HEADER],
+            "experiment:00000000-0000-0000-0000-000000000000:total"
+        );
+    }
+}
