@@ -14,6 +14,8 @@
 #   BENCH_SKIP_BUILD=1        reuse target/release binaries and the built baseline proxy
 #   BENCH_BASELINE_DIR=../shared/tools/baseline-proxy (relative to the repository)
 #   BENCH_BASELINE_TARGET_DIR=/tmp/baseline-target
+#   BENCH_ALERTS=1            1: the governed team has the default alert rule set on every
+#                             campaign (evaluated every 5 s, as shipped); 0: [alerts] enabled = false
 #
 # Needs: cargo, curl, jq, psql, and root or sudo for scripts/services.sh the first time. The
 # load generator is oha (installed with `cargo install oha --locked` when missing). All traffic
@@ -27,6 +29,7 @@ DURATION=${BENCH_SECONDS:-15}
 WARMUP=${BENCH_WARMUP_SECONDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 RATES=${BENCH_RATES:-100 5000}
+ALERTS=${BENCH_ALERTS:-1}
 OUT=${BENCH_OUT:-$SCRIPT_DIR/results/latest.md}
 BASELINE_DIR=${BENCH_BASELINE_DIR:-$REPO/../shared/tools/baseline-proxy}
 BASELINE_TARGET=${BENCH_BASELINE_TARGET_DIR:-/tmp/baseline-target}
@@ -48,6 +51,7 @@ die() { log "error: $*"; exit 1; }
 for v in DURATION WARMUP CONNS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
+[[ $ALERTS =~ ^[01]$ ]] || die "BENCH_ALERTS must be 0 or 1 (got '$ALERTS')"
 for r in $RATES; do
   [[ $r =~ ^[1-9][0-9]*$ ]] || die "BENCH_RATES must be positive whole numbers (got '$r')"
 done
@@ -58,7 +62,7 @@ done
 # The exact command, with the BENCH_* variables that were set, for the results file.
 COMMAND=""
 for v in BENCH_SECONDS BENCH_WARMUP_SECONDS BENCH_CONNECTIONS BENCH_RATES BENCH_OUT BENCH_SKIP_BUILD \
-  BENCH_BASELINE_DIR BENCH_BASELINE_TARGET_DIR; do
+  BENCH_BASELINE_DIR BENCH_BASELINE_TARGET_DIR BENCH_ALERTS BENCH_GOVERNED_KEY_LIMITS; do
   [ -z "${!v+set}" ] || COMMAND+="$v=$(printf '%q' "${!v}") "
 done
 COMMAND+="bench/run.sh${*:+ $*}"
@@ -191,6 +195,9 @@ dir = "$REPO/pricing"
 [ledger]
 journal_dir = "$WORK/journal"
 
+[alerts]
+enabled = $([ "$ALERTS" = 1 ] && echo true || echo false)
+
 [[deployments]]
 name = "mock"
 kind = "openai"
@@ -224,6 +231,12 @@ KEY_GOVERNED=$(jq -er '.keys[0].key' <<<"$GOVERNED")
 if [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ]; then
   "$BIN/tollctl" limits set key "$(jq -er '.keys[0].id' <<<"$GOVERNED")" --rpm 100000000 --tpm 100000000000 \
     --max-concurrent 100000 --budget total=1000000 --budget daily=1000000 >/dev/null
+fi
+if [ "$ALERTS" = 1 ]; then
+  # The documented default for a team: every rule kind on every campaign. Nothing crosses a
+  # threshold here, so the webhook (the mock, which would answer 404) is never called.
+  "$BIN/tollctl" alerts add --team bench-governed --every-campaign \
+    --webhook "http://$MOCK_ADDR/hooks/tollgate" >/dev/null
 fi
 unset TOLLGATE_ADMIN_TOKEN TOLLGATE_ADMIN_JWT_SECRET
 
@@ -260,6 +273,11 @@ pg_ticks() { # utime+stime of every PostgreSQL process (the postmaster, backends
   local sum=0 p
   for p in $(pgrep -x postgres); do sum=$((sum + $(proc_ticks "$p"))); done
   echo "$sum"
+}
+redis_calls() { # "all scripts": commands Redis ran (a script's own commands included) and script calls
+  redis-cli -u "$REDIS_URL" info commandstats 2>/dev/null | tr -d '\r' | awk -F'[:=,]' '
+    /^cmdstat_/ { all += $3; if ($1 ~ /^cmdstat_(evalsha|eval|fcall)$/) scripts += $3 }
+    END { print all + 0, scripts + 0 }'
 }
 host_ticks() { # "busy total" from /proc/stat
   awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
@@ -317,9 +335,11 @@ for s in "${SCENARIOS[@]}"; do
     rpid=$(redis_pid)
     t0=$(proc_ticks "$tpid"); m0=$(proc_ticks "${PIDS[mock]}"); r0=$(proc_ticks "$rpid"); p0=$(pg_ticks)
     read -r hb0 ht0 < <(host_ticks)
+    read -r rc0 rs0 < <(redis_calls)
     run_oha "$name" "$DURATION" "$s" "${URL[$t]}" "${KEY_OF[$t]}"
     t1=$(proc_ticks "$tpid"); m1=$(proc_ticks "${PIDS[mock]}"); r1=$(proc_ticks "$rpid"); p1=$(pg_ticks)
     read -r hb1 ht1 < <(host_ticks)
+    read -r rc1 rs1 < <(redis_calls)
     read -r wall user sys <"$WORK/$name.time"
 
     f="$WORK/$name.json"
@@ -346,6 +366,10 @@ for s in "${SCENARIOS[@]}"; do
     RES[$s:$t:us_target]=$(per_request "$t0" "$t1")
     RES[$s:$t:us_redis]=$(per_request "$r0" "$r1")
     RES[$s:$t:us_pg]=$(per_request "$p0" "$p1")
+    # Redis commands and script calls per request (INFO itself adds one command per reading).
+    per_request_count() { awk -v a="$1" -v b="$2" -v n="$answered" 'BEGIN { if (n > 0) printf "%.3f", (b - a) / n; else print "-" }'; }
+    RES[$s:$t:redis_cmds]=$(per_request_count "$rc0" "$rc1")
+    RES[$s:$t:redis_scripts]=$(per_request_count "$rs0" "$rs1")
     log "  $t: $(printf '%.0f' "${RES[$s:$t:rps]}") req/s, p50 ${RES[$s:$t:p50]}s, p99 ${RES[$s:$t:p99]}s, errors $((${RES[$s:$t:non2xx]} + ${RES[$s:$t:transport]}))"
     sleep 1
   done
@@ -403,6 +427,12 @@ mkdir -p "$(dirname -- "$OUT")"
     "tokens-per-minute limits and a total budget, its team a monthly budget$( [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ] && echo ", and the key itself rate, token, concurrency limits and two budgets")" \
     "(one Redis admission round trip for all scopes and one settlement per request; limits far above" \
     "the load, so nothing is refused)."
+  if [ "$ALERTS" = 1 ]; then
+    echo "- Alerts: on, with the default rule set (thresholds, projection, expiry, refusals) on every campaign" \
+      "of the governed team, evaluated every 5 s (\`BENCH_ALERTS=1\`)."
+  else
+    echo "- Alerts: off (\`[alerts] enabled = false\`, \`BENCH_ALERTS=0\`)."
+  fi
   [ "$BASELINE" = 1 ] || echo "- **Baseline skipped**: $BASELINE_DIR not found."
   echo "- Everything (load generator, mock, proxy, gateway, PostgreSQL, Redis) shares the same $NPROC cores." \
     "Host CPU busy in the 3 s before the load started: $BACKGROUND cores."
@@ -434,13 +464,17 @@ mkdir -p "$(dirname -- "$OUT")"
     "(ledger writes and anything else the database did meanwhile). For **direct** the target is the mock." \
     "Clock ticks are 1/$CLK_TCK s, so a figure is exact to about $((1000000 / CLK_TCK)) µs over the whole run, not per request."
   echo
-  echo "| scenario | target | req/s | target µs/req | Redis µs/req | PostgreSQL µs/req | total µs/req |"
-  echo "|---|---|--:|--:|--:|--:|--:|"
+  echo "Redis commands/req counts every command Redis ran (\`INFO commandstats\`, the commands a" \
+    "script runs included), scripts/req the script calls alone (one per batch of admissions and settlements)."
+  echo
+  echo "| scenario | target | req/s | target µs/req | Redis µs/req | PostgreSQL µs/req | total µs/req | Redis commands/req | Redis scripts/req |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
   for s in "${SCENARIOS[@]}"; do
     for t in "${TARGETS[@]}"; do
       total=$(awk -v a="${RES[$s:$t:us_target]}" -v b="${RES[$s:$t:us_redis]}" -v c="${RES[$s:$t:us_pg]}" 'BEGIN { printf "%.1f", a + b + c }')
-      printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$t" "${RES[$s:$t:rps]}" \
-        "${RES[$s:$t:us_target]}" "${RES[$s:$t:us_redis]}" "${RES[$s:$t:us_pg]}" "$total"
+      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$(scenario_name "$s")" "$t" "${RES[$s:$t:rps]}" \
+        "${RES[$s:$t:us_target]}" "${RES[$s:$t:us_redis]}" "${RES[$s:$t:us_pg]}" "$total" \
+        "${RES[$s:$t:redis_cmds]}" "${RES[$s:$t:redis_scripts]}"
     done
   done
   echo
