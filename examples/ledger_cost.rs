@@ -134,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         upstream_latency_ms: Some(1),
         attempts: 1,
         refused_by: None,
+        tags: Default::default(),
     };
 
     // Recording in ticks of 10 ms keeps the rate without a timer per event.

@@ -19,6 +19,7 @@ pub mod pricing;
 pub mod providers;
 pub mod proxy;
 pub mod store;
+pub mod tags;
 pub mod telemetry;
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::params::{Params, cut_page};
 use super::response::Page;
 use crate::ids::RequestId;
 use crate::store::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
+use crate::tags::Tags;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
@@ -50,6 +51,7 @@ const PARAMS: [&str; 12] = [
         ("status" = Option<String>, Query, description = "a code, a class (4xx), error or ok"),
         ("from" = Option<String>, Query, description = "inclusive: RFC 3339 or YYYY-MM-DD"),
         ("to" = Option<String>, Query, description = "exclusive"),
+        ("tag:<name>" = Option<String>, Query, description = "rows with this tag value, e.g. `tag:task=gsm8k` (repeat for several tags)"),
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
@@ -63,6 +65,9 @@ pub async fn list(
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
+    let (tag_pairs, pairs): (Vec<_>, Vec<_>) =
+        pairs.into_iter().partition(|(k, _)| k.starts_with("tag:"));
+    let tags = tag_filter(tag_pairs)?;
     let params = Params::new(pairs, &PARAMS)?;
     let format = Format::from_param(params.get("format"))?;
     let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
@@ -112,6 +117,7 @@ pub async fn list(
             key: scope.key,
             model: params.get("model").map(str::to_owned),
             status,
+            tags,
             from,
             to,
         },
@@ -123,6 +129,22 @@ pub async fn list(
     let mut rows = state.store.list_requests(&page).await?;
     let next = cut_page(&mut rows, limit, |row| encode_cursor(&row.cursor()));
     csv::list(format, Page { data: rows, next }, |p| &p.data)
+}
+
+/// `tag:task=gsm8k` parameters: rows carrying every one of these tags.
+fn tag_filter(pairs: Vec<(String, String)>) -> Result<Tags, AdminError> {
+    let mut wanted = std::collections::BTreeMap::new();
+    for (name, value) in pairs {
+        let tag = name.trim_start_matches("tag:").to_owned();
+        if wanted.insert(tag, value).is_some() {
+            return Err(AdminError::bad(
+                "tag",
+                format!("`{name}` is given twice: a row has one value per tag"),
+            ));
+        }
+    }
+    Tags::from_defaults("the tag: filters", &wanted)
+        .map_err(|e| AdminError::bad("tag", e.to_string()))
 }
 
 fn status(text: &str) -> Result<StatusFilter, AdminError> {

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ids::{ExperimentId, KeyId, RequestId, TeamId};
 use crate::pricing::Usage;
+use crate::tags::Tags;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,9 @@ pub struct LedgerEvent {
     /// Upstream attempts (fallbacks and retries included); `deployment` answered.
     #[serde(default = "one")]
     pub attempts: u16,
+    /// The request's tags (none in journal segments written before tags existed).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
     /// The scope (`key`, `experiment`, `team`) whose limit refused the request, for metrics.
     /// Not stored in PostgreSQL: the error type and the scope's own records say the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -136,6 +136,7 @@ mod tests {
             upstream_latency_ms: None,
             attempts: 1,
             refused_by: None,
+            tags: Default::default(),
         }
     }
 

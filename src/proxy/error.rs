@@ -27,6 +27,8 @@ pub enum ApiError {
         message: String,
         param: Option<&'static str>,
     },
+    /// A tag of the `x-tollgate-tags` header or the body's `metadata` is not one.
+    InvalidTags(crate::tags::TagError),
     BodyTooLarge {
         limit: usize,
     },
@@ -90,6 +92,7 @@ impl ApiError {
             }
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::MalformedBody { .. }
+            | ApiError::InvalidTags(_)
             | ApiError::ModelNotPriced(_)
             | ApiError::WrongKindOfModel { .. }
             | ApiError::OperationNotServed { .. } => StatusCode::BAD_REQUEST,
@@ -125,6 +128,7 @@ impl ApiError {
             ApiError::KeyRefused(KeyRefusal::ExperimentEnded { .. }) => "experiment_ended",
             ApiError::ModelNotAllowed(_) => "model_not_allowed",
             ApiError::MalformedBody { .. } => "invalid_request_body",
+            ApiError::InvalidTags(_) => "invalid_tags",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::UnknownModel(_) => "model_not_found",
             ApiError::ModelNotPriced(_) => "model_not_priced",
@@ -159,6 +163,7 @@ impl ApiError {
             }
             ApiError::KeyRefused(_) | ApiError::ModelNotAllowed(_) => "permission_error",
             ApiError::MalformedBody { .. }
+            | ApiError::InvalidTags(_)
             | ApiError::BodyTooLarge { .. }
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)
@@ -196,6 +201,7 @@ impl ApiError {
             ApiError::KeyRefused(refusal) => refusal.to_string(),
             ApiError::ModelNotAllowed(m) => format!("this key may not use model `{m}`"),
             ApiError::MalformedBody { message, .. } => format!("invalid request body: {message}"),
+            ApiError::InvalidTags(e) => format!("invalid tags in {e}"),
             ApiError::BodyTooLarge { limit } => format!("request body is larger than the {limit}-byte limit"),
             ApiError::UnknownModel(m) => format!("model `{m}` is not served by this gateway"),
             ApiError::ModelNotPriced(m) => format!(
@@ -247,6 +253,7 @@ impl ApiError {
     fn param(&self) -> Option<&'static str> {
         match self {
             ApiError::MalformedBody { param, .. } => *param,
+            ApiError::InvalidTags(e) if e.source == "metadata" => Some("metadata"),
             ApiError::ModelNotAllowed(_)
             | ApiError::UnknownModel(_)
             | ApiError::ModelNotPriced(_)

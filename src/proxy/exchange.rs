@@ -13,6 +13,7 @@ use crate::ids::RequestId;
 use crate::keys::KeyPolicy;
 use crate::ledger::LedgerEvent;
 use crate::pricing::{PriceTable, Usage};
+use crate::tags::Tags;
 
 pub struct Exchange {
     pub request_id: RequestId,
@@ -33,6 +34,8 @@ pub struct Exchange {
     pub upstream_started: Option<Instant>,
     /// What admission took, to be settled when the request ends.
     pub ticket: Option<Ticket>,
+    /// The request's tags, once its body has been read.
+    pub tags: Tags,
     /// Upstream attempts made (1 when the first deployment answered).
     pub attempts: u16,
     /// When the first attempt was sent (`upstream_started` is the answering attempt's).
@@ -86,6 +89,7 @@ impl Exchange {
             body_len: 0,
             upstream_started: None,
             ticket: None,
+            tags: Tags::default(),
             attempts: 0,
             first_upstream_started: None,
         }
@@ -124,6 +128,7 @@ impl Exchange {
             experiment_id: self.policy.experiment_id,
             key_id: self.policy.key_id,
             key_prefix: Some(self.policy.prefix.clone()),
+            tags: self.tags.clone(),
             model: self.model.clone(),
             upstream_model: self.upstream_model.clone(),
             deployment: self.deployment.clone(),

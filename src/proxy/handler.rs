@@ -31,6 +31,7 @@ use super::operation::Operation;
 use super::state::ProxyState;
 use crate::ids::RequestId;
 use crate::pricing::ModelPrice;
+use crate::tags::{self, TagError, Tags};
 
 pub async fn chat_completions(
     State(state): State<ProxyState>,
@@ -188,6 +189,7 @@ async fn prepare_and_admit(
     exchange.model = peek.model().to_string();
     exchange.streamed = peek.is_stream() && op != Operation::Embeddings;
     exchange.client_wants_usage = peek.client_wants_usage();
+    exchange.tags = request_tags(headers, peek.metadata.as_ref())?;
     if !exchange.policy.allows_model(peek.model()) {
         return Err(ApiError::ModelNotAllowed(exchange.model.clone()));
     }
@@ -241,4 +243,29 @@ async fn prepare_and_admit(
         body: bytes,
         headers: forwarded,
     })
+}
+
+/// The tags of the `x-tollgate-tags` header over those of the body's `metadata`.
+fn request_tags(
+    headers: &HeaderMap,
+    metadata: Option<&serde_json::Value>,
+) -> Result<Tags, ApiError> {
+    let header = match headers.get(tags::HEADER) {
+        None => Tags::default(),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::InvalidTags(TagError {
+                    source: "the x-tollgate-tags header",
+                    message: "is not visible ASCII text; send tags as `task=gsm8k,split=test`"
+                        .into(),
+                })
+            })?;
+            Tags::from_header(text).map_err(ApiError::InvalidTags)?
+        }
+    };
+    let metadata = match metadata {
+        None => Tags::default(),
+        Some(m) => Tags::from_metadata(m).map_err(ApiError::InvalidTags)?,
+    };
+    Tags::for_request(&Tags::default(), &metadata, &header).map_err(ApiError::InvalidTags)
 }

@@ -49,17 +49,18 @@ WITH input AS (
         $1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::int2[], $11::text[], $12::bool[], $13::bool[], $14::int8[],
         $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::numeric[],
-        $21::int4[], $22::int4[], $23::int2[], $24::text[]
+        $21::int4[], $22::int4[], $23::int2[], $24::text[], $25::jsonb[]
     ) AS t(request_id, created_at, team_id, experiment_id, key_id, model, upstream_model,
            deployment, provider, status, error_type, streamed, usage_estimated, input_tokens,
            cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
-           reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts, key_prefix)
+           reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts, key_prefix,
+           tags)
 ), inserted AS (
     INSERT INTO request_log (request_id, created_at, team_id, experiment_id, key_id, model,
         upstream_model, deployment, provider, status, error_type, streamed, usage_estimated,
         input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
         output_tokens, reasoning_tokens, cost_usd, latency_ms, upstream_latency_ms, attempts,
-        key_prefix)
+        key_prefix, tags)
     SELECT * FROM input
     ON CONFLICT DO NOTHING
     RETURNING *
@@ -106,7 +107,7 @@ ORDER BY 1, 2, 3, 4, 5, 6
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds the events' columns as the 24 arrays `INSERT_BATCH` unnests.
+/// Binds the events' columns as the 25 arrays `INSERT_BATCH` unnests.
 fn bind_events<'q>(query: PgQuery<'q>, events: &'q [LedgerEvent]) -> PgQuery<'q> {
     let col = |f: fn(&LedgerEvent) -> i64| events.iter().map(f).collect::<Vec<i64>>();
     query
@@ -188,6 +189,12 @@ fn bind_events<'q>(query: PgQuery<'q>, events: &'q [LedgerEvent]) -> PgQuery<'q>
                 .iter()
                 .map(|e| e.key_prefix.as_deref())
                 .collect::<Vec<Option<&str>>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| ledger_rows::stored_tags(&e.tags))
+                .collect::<Vec<_>>(),
         )
 }
 

@@ -10,14 +10,15 @@ use sqlx::{Encode, Postgres};
 use uuid::Uuid;
 
 use crate::ledger::LedgerEvent;
+use crate::tags::Tags;
 
 /// The COPY that [`copy_rows`] feeds, naming the columns in the order it writes them.
 pub const COPY_STATEMENT: &str = "COPY request_log (request_id, created_at, team_id, \
     experiment_id, key_id, model, upstream_model, deployment, provider, status, error_type, \
     streamed, usage_estimated, input_tokens, cached_input_tokens, cache_write_tokens, \
     cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd, latency_ms, \
-    upstream_latency_ms, attempts, key_prefix) FROM STDIN (FORMAT binary)";
-const COPY_FIELDS: i16 = 24;
+    upstream_latency_ms, attempts, key_prefix, tags) FROM STDIN (FORMAT binary)";
+const COPY_FIELDS: i16 = 25;
 
 /// A token count as stored: `bigint`, so counts past 2^63 - 1 are kept at that maximum.
 pub fn tokens(n: u64) -> i64 {
@@ -66,9 +67,15 @@ pub fn copy_rows(events: &[LedgerEvent]) -> Result<Vec<u8>, sqlx::error::BoxDynE
         optional(&mut out, e.upstream_latency_ms.map(millis).as_ref())?;
         field(&mut out, &attempts(e.attempts))?;
         optional(&mut out, e.key_prefix.as_deref().as_ref())?;
+        optional(&mut out, stored_tags(&e.tags).as_ref())?;
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
     Ok(std::mem::take(&mut *out))
+}
+
+/// A request's tags as stored: `NULL` when it had none.
+pub fn stored_tags(tags: &Tags) -> Option<sqlx::types::Json<&Tags>> {
+    (!tags.is_empty()).then_some(sqlx::types::Json(tags))
 }
 
 /// One field: its length, then the value as the driver encodes it.

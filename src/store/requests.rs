@@ -10,6 +10,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::Store;
 use super::filters::{push_owner_and_model, push_time_range};
 use crate::ids::{ExperimentId, KeyId, RequestId, TeamId};
+use crate::tags::Tags;
 
 /// Which HTTP statuses to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct RequestFilter {
     pub key: Option<KeyId>,
     pub model: Option<String>,
     pub status: Option<StatusFilter>,
+    /// Rows carrying every one of these tags (none: every row).
+    pub tags: Tags,
     /// Inclusive.
     pub from: Option<DateTime<Utc>>,
     /// Exclusive.
@@ -84,6 +87,9 @@ pub struct RequestRow {
     pub cost_usd: Decimal,
     pub latency_ms: i32,
     pub upstream_latency_ms: Option<i32>,
+    /// The request's tags (`x-tollgate-tags`, its `metadata`); `null` when it had none.
+    #[schema(value_type = Option<Object>)]
+    pub tags: Option<sqlx::types::Json<Tags>>,
 }
 
 impl RequestRow {
@@ -107,7 +113,7 @@ impl Store {
              r.upstream_model, r.deployment, r.provider, r.status, r.error_type, r.streamed, \
              r.usage_estimated, r.input_tokens, r.cached_input_tokens, r.cache_write_tokens, \
              r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens, r.cost_usd, \
-             r.latency_ms, r.upstream_latency_ms \
+             r.latency_ms, r.upstream_latency_ms, r.tags \
              FROM (SELECT * FROM request_log l WHERE TRUE",
         );
         let filter = &page.filter;
@@ -133,6 +139,10 @@ impl Store {
             Some(StatusFilter::Ok) => {
                 sql.push(" AND l.status < 400");
             }
+        }
+        if !filter.tags.is_empty() {
+            sql.push(" AND l.tags @> ")
+                .push_bind(sqlx::types::Json(filter.tags.clone()));
         }
         push_time_range(&mut sql, "l.created_at", filter.from, filter.to);
         if let Some(cursor) = page.cursor {

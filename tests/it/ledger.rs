@@ -138,6 +138,7 @@ async fn the_fast_write_stores_exactly_what_the_idempotent_write_stores() {
         latency_ms: u32::MAX,
         upstream_latency_ms: None,
         attempts: u16::MAX,
+        tags: tollgate::tags::Tags::from_header("task=gsm8k,note=ça \"va\"").unwrap(),
         ..event("0")
     };
     let twin = LedgerEvent {
@@ -171,6 +172,11 @@ async fn the_fast_write_stores_exactly_what_the_idempotent_write_stores() {
         "COPY and the bound arrays store the same row"
     );
     assert!(rows[0].contains("9223372036854775807") && rows[0].contains("modèle-模型"));
+    assert!(
+        rows[0].contains(r#""tags": {"note": "ça \"va\"", "task": "gsm8k"}"#),
+        "{}",
+        rows[0]
+    );
     // Both rolled up into the same hourly row, tokens saturated rather than wrapped.
     let (requests, input, cost): (i64, i64, Decimal) =
         sqlx::query_as("SELECT requests, input_tokens, cost_usd FROM spend_hourly")

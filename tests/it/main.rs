@@ -37,4 +37,5 @@ mod retention;
 mod routing;
 mod saturation;
 mod sdk;
+mod tags;
 mod tls;

@@ -131,6 +131,7 @@ async fn fixture(n: usize) -> Fixture {
                 upstream_latency_ms: Some(4),
                 attempts: 1,
                 refused_by: None,
+                tags: Default::default(),
             }
         })
         .collect();

@@ -49,6 +49,9 @@ pub enum RequestsCmd {
         /// Only these statuses: a code (429), a class (5xx), `error` or `ok`.
         #[arg(long)]
         status: Option<String>,
+        /// Only requests with this tag (`task=gsm8k`); repeat for several, all must match.
+        #[arg(long = "tag", value_name = "NAME=VALUE", value_parser = tag_filter)]
+        tags: Vec<(String, String)>,
         /// How many of the latest requests to show first (1 to 1000).
         #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = numbers::count(1, 1000, "requests"))]
         limit: u32,
@@ -78,7 +81,7 @@ struct Page {
     next: Option<String>,
 }
 
-const COLUMNS: [&str; 17] = [
+const COLUMNS: [&str; 18] = [
     "request_id",
     "created_at",
     "key_id",
@@ -96,6 +99,7 @@ const COLUMNS: [&str; 17] = [
     "output_tokens",
     "cost_usd",
     "latency_ms",
+    "tags",
 ];
 
 /// (field, header, alignment, width with --follow). Numbers are never cut: their widths fit
@@ -316,10 +320,15 @@ pub async fn run(cmd: RequestsCmd, ctx: &Ctx) -> Result<()> {
         key,
         model,
         status,
+        tags,
         limit,
         follow,
         lookback,
     } = cmd;
+    let tag_params: Vec<(String, String)> = tags
+        .into_iter()
+        .map(|(name, value)| (format!("tag:{name}"), value))
+        .collect();
     let filters = [
         ("team", team.as_deref()),
         ("experiment", experiment.as_deref()),
@@ -328,7 +337,11 @@ pub async fn run(cmd: RequestsCmd, ctx: &Ctx) -> Result<()> {
         ("status", status.as_deref()),
     ];
     let limit = limit.to_string();
-    let mut query = filters.to_vec();
+    let mut filters = filters.to_vec();
+    for (name, value) in &tag_params {
+        filters.push((name.as_str(), Some(value.as_str())));
+    }
+    let mut query = filters.clone();
     query.push(("limit", Some(&limit)));
     let latest: Page = ctx.client.get(&["requests"], &query).await?;
     let mut rows = latest.data;
@@ -404,6 +417,16 @@ fn remember(seen: &mut HashMap<String, DateTime<Utc>>, newest: &mut DateTime<Utc
         let at = row.created().unwrap_or(*newest);
         *newest = (*newest).max(at);
         seen.insert(row.request_id.clone(), at);
+    }
+}
+
+/// `--tag task=gsm8k`: the gateway checks the name and value; this only splits them.
+fn tag_filter(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE, like task=gsm8k")),
     }
 }
 

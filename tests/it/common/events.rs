@@ -35,5 +35,6 @@ pub fn ledger_event(cost: &str) -> LedgerEvent {
         upstream_latency_ms: Some(1),
         attempts: 1,
         refused_by: None,
+        tags: Default::default(),
     }
 }

@@ -1,0 +1,203 @@
+//! Request tags: from the `x-tollgate-tags` header and the body's `metadata`, validated,
+//! stored with the ledger row, shown and filtered in the request log; `metadata` still
+//! reaches the upstream exactly as sent.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::requests::exact_request;
+use crate::common::{TestApp, dec};
+
+async fn stored_tags(app: &TestApp) -> Vec<Option<Value>> {
+    sqlx::query_scalar("SELECT tags FROM request_log ORDER BY created_at, request_id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_openai_sdk_tags_calls_by_metadata_and_header() {
+    let app = TestApp::spawn().await;
+    let key = app.key().await;
+    let python = std::env::var("TOLLGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_tags.py");
+    let base_url = format!("{}/v1", app.data_url);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(script)
+            .env("TOLLGATE_BASE_URL", base_url)
+            .env("TOLLGATE_KEY", key)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    app.ledger_rows(2).await;
+    let tags = stored_tags(&app).await;
+    assert_eq!(
+        tags[0],
+        Some(json!({"seed": "3", "split": "test", "task": "gsm8k"}))
+    );
+    // The refused request is in the ledger, without tags.
+    assert_eq!(tags[1], None);
+}
+
+#[tokio::test]
+async fn tags_are_stored_filtered_and_metadata_is_forwarded_unchanged() {
+    let app = TestApp::spawn().await;
+    let key = app.key().await;
+    let (body, cost) = exact_request(false);
+    let tagged = |tags: &str| {
+        app.http
+            .post(format!("{}/v1/chat/completions", app.data_url))
+            .bearer_auth(&key)
+            .header("x-tollgate-tags", tags)
+            .json(&body)
+    };
+    assert_eq!(
+        tagged("task=gsm8k, split=test")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(tagged("task=mmlu").send().await.unwrap().status(), 200);
+    assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+
+    // metadata: members become tags, the header wins over it, and the upstream gets the
+    // body's metadata byte for byte.
+    let mut with_metadata = body.clone();
+    with_metadata["metadata"] = json!({"task": "arc", "seed": 7, "user": "ada"});
+    let response = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.data_url))
+        .bearer_auth(&key)
+        .header("x-tollgate-tags", "user=grace")
+        .json(&with_metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let upstream: Value = serde_json::from_slice(&app.mock.last_body().unwrap()).unwrap();
+    assert_eq!(
+        upstream["metadata"],
+        json!({"task": "arc", "seed": 7, "user": "ada"})
+    );
+
+    app.ledger_rows(4).await;
+    assert_eq!(
+        stored_tags(&app).await,
+        vec![
+            Some(json!({"split": "test", "task": "gsm8k"})),
+            Some(json!({"task": "mmlu"})),
+            None,
+            Some(json!({"seed": "7", "task": "arc", "user": "grace"})),
+        ]
+    );
+
+    // The request log shows them and filters by them.
+    let (status, page) = app
+        .admin(Method::GET, "/requests?tag:task=gsm8k", None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let rows = page["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["tags"], json!({"split": "test", "task": "gsm8k"}));
+    assert_eq!(dec(rows[0]["cost_usd"].as_str().unwrap()), cost);
+    let (_, page) = app
+        .admin(Method::GET, "/requests?tag:task=arc&tag:seed=7", None)
+        .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let (_, page) = app
+        .admin(Method::GET, "/requests?tag:task=none", None)
+        .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 0);
+    // tollctl filters the same way, and its CSV has the tags as JSON.
+    let csv = crate::common::tollctl::run(
+        &app,
+        &["requests", "tail", "--tag", "task=gsm8k", "--format", "csv"],
+    )
+    .await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].ends_with(",tags"), "{csv}");
+    assert!(
+        lines[1].ends_with(r#""{""split"":""test"",""task"":""gsm8k""}""#),
+        "{csv}"
+    );
+    let (status, error) = app
+        .admin(Method::GET, "/requests?tag:ta%20sk=x", None)
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"ta sk\""),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_tag_is_refused_with_a_400_that_names_it() {
+    let app = TestApp::spawn().await;
+    let key = app.key().await;
+    let (body, _) = exact_request(false);
+    let send = |header: Option<&str>, body: &Value| {
+        let mut request = app
+            .http
+            .post(format!("{}/v1/chat/completions", app.data_url))
+            .bearer_auth(&key)
+            .json(body);
+        if let Some(h) = header {
+            request = request.header("x-tollgate-tags", h);
+        }
+        request.send()
+    };
+    let cases = [
+        (
+            Some("task"),
+            body.clone(),
+            "invalid tags in the x-tollgate-tags header: \"task\" is not name=value; send tags as `task=gsm8k,split=test`",
+        ),
+        (
+            Some("task=a,task=b"),
+            body.clone(),
+            "invalid tags in the x-tollgate-tags header: tag \"task\" is given twice",
+        ),
+        (
+            Some("bad name=1"),
+            body.clone(),
+            "invalid tags in the x-tollgate-tags header: tag name \"bad name\" must be 1 to 64 letters, digits, `_`, `-` and `.`",
+        ),
+    ];
+    for (header, body, message) in cases {
+        let response = send(header, &body).await.unwrap();
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_tags");
+        assert_eq!(error["error"]["message"], message);
+    }
+    let mut nested = body.clone();
+    nested["metadata"] = json!({"task": {"name": "gsm8k"}});
+    let response = send(None, &nested).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "metadata");
+    assert_eq!(
+        error["error"]["message"],
+        "invalid tags in metadata: \"task\" is an object or array; a tag's value is a string"
+    );
+    let many: Vec<String> = (0..17).map(|i| format!("t{i}=x")).collect();
+    let response = send(Some(&many.join(",")), &body).await.unwrap();
+    assert_eq!(response.status(), 400);
+    // Nothing refused reached the upstream.
+    assert_eq!(app.mock.requests(), 0);
+}
