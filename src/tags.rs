@@ -130,7 +130,7 @@ impl Tags {
         if name.is_empty() {
             return refuse("a tag has no name; send `name=value`".into());
         }
-        if name.len() > MAX_NAME_LEN || !name.bytes().all(name_byte) {
+        if !is_name(name) {
             return refuse(format!(
                 "tag name {:?} must be 1 to {MAX_NAME_LEN} {NAME_CHARS}",
                 shorten(name)
@@ -178,6 +178,11 @@ impl Tags {
         }
         Ok(tags)
     }
+}
+
+/// Whether `name` is a valid tag name.
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.bytes().all(name_byte)
 }
 
 fn name_byte(b: u8) -> bool {

@@ -2,6 +2,7 @@
 //! unknown or repeated parameter, a bad date, a team that does not exist) is a 400 or 404 in
 //! the API's error shape that names the parameter.
 
+use crate::tags::Tags;
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -186,6 +187,27 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
             .map(|d| d.and_time(NaiveTime::MIN).and_utc());
     }
     None
+}
+
+/// Splits `tag:<name>=<value>` parameters off the others: the tags every row must carry.
+pub fn split_tag_filters(
+    pairs: Vec<(String, String)>,
+) -> Result<(Tags, Vec<(String, String)>), AdminError> {
+    let (tag_pairs, rest): (Vec<_>, Vec<_>) =
+        pairs.into_iter().partition(|(k, _)| k.starts_with("tag:"));
+    let mut wanted = std::collections::BTreeMap::new();
+    for (name, value) in tag_pairs {
+        let tag = name.trim_start_matches("tag:").to_owned();
+        if wanted.insert(tag, value).is_some() {
+            return Err(AdminError::bad(
+                "tag",
+                format!("`{name}` is given twice: a row has one value per tag"),
+            ));
+        }
+    }
+    let tags = Tags::from_defaults("the tag: filters", &wanted)
+        .map_err(|e| AdminError::bad("tag", e.to_string()))?;
+    Ok((tags, rest))
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use super::params::{Params, cut_page};
 use super::response::Page;
 use crate::ids::RequestId;
 use crate::store::{RequestCursor, RequestFilter, RequestPage, RequestRow, StatusFilter};
-use crate::tags::Tags;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
@@ -65,9 +64,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
-    let (tag_pairs, pairs): (Vec<_>, Vec<_>) =
-        pairs.into_iter().partition(|(k, _)| k.starts_with("tag:"));
-    let tags = tag_filter(tag_pairs)?;
+    let (tags, pairs) = super::params::split_tag_filters(pairs)?;
     let params = Params::new(pairs, &PARAMS)?;
     let format = Format::from_param(params.get("format"))?;
     let limit = params.number("limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
@@ -129,22 +126,6 @@ pub async fn list(
     let mut rows = state.store.list_requests(&page).await?;
     let next = cut_page(&mut rows, limit, |row| encode_cursor(&row.cursor()));
     csv::list(format, Page { data: rows, next }, |p| &p.data)
-}
-
-/// `tag:task=gsm8k` parameters: rows carrying every one of these tags.
-fn tag_filter(pairs: Vec<(String, String)>) -> Result<Tags, AdminError> {
-    let mut wanted = std::collections::BTreeMap::new();
-    for (name, value) in pairs {
-        let tag = name.trim_start_matches("tag:").to_owned();
-        if wanted.insert(tag, value).is_some() {
-            return Err(AdminError::bad(
-                "tag",
-                format!("`{name}` is given twice: a row has one value per tag"),
-            ));
-        }
-    }
-    Tags::from_defaults("the tag: filters", &wanted)
-        .map_err(|e| AdminError::bad("tag", e.to_string()))
 }
 
 fn status(text: &str) -> Result<StatusFilter, AdminError> {

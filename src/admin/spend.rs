@@ -12,18 +12,19 @@ use super::caller::Caller;
 use super::csv::{self, Format};
 use super::error::{AdminError, ErrorBody};
 use super::extract::ApiQuery;
-use super::params::Params;
+use super::params::{Params, split_tag_filters};
 use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::store::{
     SpendDimension, SpendFilter, SpendMetric, SpendOrder, SpendOrderKey, SpendQuery, SpendRow,
     SpendTotals,
 };
+use crate::tags::Tags;
 
 /// A spend report: one row per group, then the totals of everything the filters select.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpendReport {
-    /// The dimensions rows are grouped by, in order.
-    group_by: Vec<&'static str>,
+    /// The dimensions rows are grouped by, in order, then `tag:<name>` for each grouped tag.
+    group_by: Vec<String>,
     /// Start, inclusive; `null`: from the beginning.
     from: Option<DateTime<Utc>>,
     /// End, exclusive; `null`: up to now.
@@ -71,6 +72,10 @@ pub struct ReportRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     hour: Option<Option<DateTime<Utc>>>,
+    /// Grouped by tags: each one's value (`null` for requests without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    tags: Option<serde_json::Value>,
     #[serde(flatten)]
     totals: SpendTotals,
 }
@@ -79,6 +84,7 @@ impl ReportRow {
     fn of(group_by: &[SpendDimension], row: &SpendRow) -> ReportRow {
         let mut out = ReportRow {
             totals: row.totals,
+            tags: row.tags.clone(),
             ..ReportRow::default()
         };
         for dim in group_by {
@@ -119,7 +125,12 @@ pub(super) fn report_of(
         total
     });
     SpendReport {
-        group_by: query.group_by.iter().map(|d| d.name()).collect(),
+        group_by: query
+            .group_by
+            .iter()
+            .map(|d| d.name().to_owned())
+            .chain(query.group_by_tags.iter().map(|t| format!("tag:{t}")))
+            .collect(),
         from: query.filter.from,
         to: query.filter.to,
         data: rows
@@ -148,7 +159,8 @@ const MAX_TOP: i64 = 1000;
     path = "/admin/v1/spend",
     tag = "spend",
     params(
-        ("group_by" = Option<String>, Query, description = "comma-separated: team, experiment, key, model, provider, day, hour"),
+        ("group_by" = Option<String>, Query, description = "comma-separated: team, experiment, key, model, provider, day, hour, tag:<name>"),
+        ("tag:<name>" = Option<String>, Query, description = "only requests with this tag value, e.g. `tag:task=gsm8k`"),
         ("team" = Option<String>, Query, description = "team id or name"),
         ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
         ("key" = Option<String>, Query, description = "key id"),
@@ -170,12 +182,13 @@ pub async fn report(
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
+    let (tags, pairs) = split_tag_filters(pairs)?;
     let params = Params::new(
         pairs,
         &[&FILTERS[..], &["group_by", "order", "format"]].concat(),
     )?;
     let group_by = dimensions(&params, "group_by")?;
-    run(&state, &caller, &params, group_by, None).await
+    run(&state, &caller, &params, group_by, tags, None).await
 }
 
 /// The biggest spenders by `by`; `total` covers everything the filters select.
@@ -185,6 +198,7 @@ pub async fn report(
     tag = "spend",
     params(
         ("by" = String, Query, description = "comma-separated dimensions, as group_by"),
+        ("tag:<name>" = Option<String>, Query, description = "only requests with this tag value"),
         ("limit" = Option<i64>, Query, description = "1..=1000, default 10"),
         ("team" = Option<String>, Query, description = "team id or name"),
         ("experiment" = Option<String>, Query, description = "experiment id, or a name within `team`"),
@@ -207,26 +221,28 @@ pub async fn top(
     caller: Caller,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, AdminError> {
+    let (tags, pairs) = split_tag_filters(pairs)?;
     let params = Params::new(
         pairs,
         &[&FILTERS[..], &["by", "limit", "order", "format"]].concat(),
     )?;
     let by = dimensions(&params, "by")?;
-    if by.is_empty() {
+    if by.0.is_empty() && by.1.is_empty() {
         return Err(AdminError::bad(
             "by",
             format!("`by` is required: one or more of {}", dimension_names()),
         ));
     }
     let limit = params.number("limit", 10, 1..=MAX_TOP)?;
-    run(&state, &caller, &params, by, Some(limit)).await
+    run(&state, &caller, &params, by, tags, Some(limit)).await
 }
 
 async fn run(
     state: &AdminState,
     caller: &Caller,
     params: &Params,
-    group_by: Vec<SpendDimension>,
+    (group_by, group_by_tags): (Vec<SpendDimension>, Vec<String>),
+    tags: Tags,
     limit: Option<i64>,
 ) -> Result<Response, AdminError> {
     let format = Format::from_param(params.get("format"))?;
@@ -244,18 +260,20 @@ async fn run(
         key: scope.key,
         model: params.get("model").map(str::to_owned),
         provider: params.get("provider").map(str::to_owned),
+        tags,
         from,
         to,
     };
     let query = SpendQuery {
         group_by,
+        group_by_tags,
         filter,
         order,
         limit,
     };
     let rows = state.store.spend_report(&query).await?;
     if format == Format::Csv {
-        return Ok(csv::csv_response(to_csv(&query.group_by, &rows)));
+        return Ok(csv::csv_response(to_csv(&query, &rows)));
     }
     let total = match limit {
         Some(_) => Some(state.store.spend_total(&query.filter).await?),
@@ -265,19 +283,38 @@ async fn run(
 }
 
 fn dimension_names() -> String {
-    SpendDimension::ALL
-        .iter()
-        .map(|d| d.name())
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut names: Vec<&str> = SpendDimension::ALL.iter().map(|d| d.name()).collect();
+    names.push("tag:<name>");
+    names.join(", ")
 }
 
-/// A comma-separated list of dimensions; repeats are dropped, order is kept.
-fn dimensions(params: &Params, param: &'static str) -> Result<Vec<SpendDimension>, AdminError> {
+/// A comma-separated list of dimensions and `tag:<name>`s; repeats are dropped, order is
+/// kept (tags come after the other dimensions in the report).
+fn dimensions(
+    params: &Params,
+    param: &'static str,
+) -> Result<(Vec<SpendDimension>, Vec<String>), AdminError> {
     let mut dims = Vec::new();
+    let mut tags = Vec::new();
     for name in params.get(param).unwrap_or_default().split(',') {
         let name = name.trim();
         if name.is_empty() {
+            continue;
+        }
+        if let Some(tag) = name.strip_prefix("tag:") {
+            if !crate::tags::is_name(tag) {
+                return Err(AdminError::bad(
+                    param,
+                    format!(
+                        "`{param}`: {name:?} is not a tag to group by: tag names are 1 to {} {}",
+                        crate::tags::MAX_NAME_LEN,
+                        crate::tags::NAME_CHARS
+                    ),
+                ));
+            }
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_owned());
+            }
             continue;
         }
         let dim = SpendDimension::parse(name).ok_or_else(|| {
@@ -293,7 +330,7 @@ fn dimensions(params: &Params, param: &'static str) -> Result<Vec<SpendDimension
             dims.push(dim);
         }
     }
-    Ok(dims)
+    Ok((dims, tags))
 }
 
 /// `order=<total or grouped dimension>[.asc|.desc]`. Totals sort descending and dimensions
@@ -413,17 +450,28 @@ fn total_values(totals: &SpendTotals) -> [String; 9] {
     ]
 }
 
-fn to_csv(group_by: &[SpendDimension], rows: &[SpendRow]) -> String {
-    let mut header: Vec<&str> = group_by.iter().flat_map(|d| columns(*d)).copied().collect();
-    header.extend(TOTAL_COLUMNS);
+fn to_csv(query: &SpendQuery, rows: &[SpendRow]) -> String {
+    let mut header: Vec<String> = query
+        .group_by
+        .iter()
+        .flat_map(|d| columns(*d))
+        .map(|c| (*c).to_owned())
+        .collect();
+    header.extend(query.group_by_tags.iter().map(|t| format!("tag:{t}")));
+    header.extend(TOTAL_COLUMNS.iter().map(|c| (*c).to_owned()));
     let mut out = header.join(",");
     out.push('\n');
     for row in rows {
-        let mut fields: Vec<String> = group_by
+        let mut fields: Vec<String> = query
+            .group_by
             .iter()
             .flat_map(|d| dimension_values(*d, row))
             .map(|v| csv::field(&v.unwrap_or_default()))
             .collect();
+        for tag in &query.group_by_tags {
+            let value = row.tags.as_ref().and_then(|t| t[tag.as_str()].as_str());
+            fields.push(csv::field(value.unwrap_or_default()));
+        }
         fields.extend(total_values(&row.totals));
         out.push_str(&fields.join(","));
         out.push('\n');
@@ -448,6 +496,7 @@ mod tests {
             provider: None,
             day: None,
             hour: None,
+            tags: Some(serde_json::json!({"task": "gsm8k"})),
             totals: SpendTotals {
                 requests: 2,
                 cost_usd: "0.000000675".parse().unwrap(),
@@ -458,20 +507,22 @@ mod tests {
 
     #[test]
     fn csv_has_the_grouped_columns_then_the_totals() {
-        let csv = to_csv(
-            &[
+        let query = SpendQuery {
+            group_by: vec![
                 SpendDimension::Team,
                 SpendDimension::Experiment,
                 SpendDimension::Model,
             ],
-            &[row()],
-        );
+            group_by_tags: vec!["task".into()],
+            ..SpendQuery::default()
+        };
+        let csv = to_csv(&query, &[row()]);
         assert_eq!(
             csv,
-            "team_id,team_name,experiment_id,experiment_name,model,requests,errors,input_tokens,\
+            "team_id,team_name,experiment_id,experiment_name,model,tag:task,requests,errors,input_tokens,\
              cached_input_tokens,cache_write_tokens,cache_write_1h_tokens,output_tokens,\
              reasoning_tokens,cost_usd\n\
-             00000000-0000-0000-0000-000000000000,\"r&d, \"\"west\"\"\",,,gpt-4o,2,0,0,0,0,0,0,0,0.000000675\n"
+             00000000-0000-0000-0000-000000000000,\"r&d, \"\"west\"\"\",,,gpt-4o,gsm8k,2,0,0,0,0,0,0,0,0.000000675\n"
         );
     }
 

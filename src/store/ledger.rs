@@ -21,7 +21,7 @@ use crate::ledger::LedgerEvent;
 macro_rules! add_to_existing_rollup {
     () => {
         r#"
-ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider) DO UPDATE SET
+ON CONFLICT (hour, team_id, experiment_id, key_id, model, provider, tags) DO UPDATE SET
     requests = s.requests + EXCLUDED.requests,
     errors = s.errors + EXCLUDED.errors,
     input_tokens = LEAST(s.input_tokens::numeric + EXCLUDED.input_tokens, 9223372036854775807),
@@ -65,11 +65,11 @@ WITH input AS (
     ON CONFLICT DO NOTHING
     RETURNING *
 ), rollups AS (
-INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, provider, requests,
-    errors, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
-    output_tokens, reasoning_tokens, cost_usd)
+INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, provider, tags,
+    requests, errors, input_tokens, cached_input_tokens, cache_write_tokens,
+    cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd)
 SELECT date_trunc('hour', created_at, 'UTC'), team_id, experiment_id, key_id, model, provider,
-       count(*), count(*) FILTER (WHERE status >= 400),
+       COALESCE(tags, '{}'), count(*), count(*) FILTER (WHERE status >= 400),
        -- Token sums saturate at the bigint maximum: rows of absurd usage (an upstream may
        -- report 2^64 - 1 tokens, stored as 2^63 - 1) must not fail the batch and stall the
        -- ledger. sum(bigint) is numeric, so only the final value needs clamping.
@@ -81,9 +81,9 @@ SELECT date_trunc('hour', created_at, 'UTC'), team_id, experiment_id, key_id, mo
        LEAST(sum(reasoning_tokens), 9223372036854775807),
        sum(cost_usd)
 FROM inserted
-GROUP BY 1, 2, 3, 4, 5, 6
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 -- A fixed order makes concurrent writers lock rollup rows in the same order (no deadlocks).
-ORDER BY 1, 2, 3, 4, 5, 6
+ORDER BY 1, 2, 3, 4, 5, 6, 7
 "#,
     add_to_existing_rollup!(),
     r#")
@@ -94,13 +94,13 @@ SELECT count(*) FROM inserted
 /// Adds a batch's own rollups (summed by [`ledger_rows::rollups`]) to `spend_hourly`.
 const ADD_ROLLUPS: &str = concat!(
     r#"
-INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, provider, requests,
-    errors, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
-    output_tokens, reasoning_tokens, cost_usd)
+INSERT INTO spend_hourly AS s (hour, team_id, experiment_id, key_id, model, provider, tags,
+    requests, errors, input_tokens, cached_input_tokens, cache_write_tokens,
+    cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd)
 SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-    $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
-    $13::int8[], $14::int8[], $15::numeric[])
-ORDER BY 1, 2, 3, 4, 5, 6
+    $6::text[], $7::jsonb[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
+    $13::int8[], $14::int8[], $15::int8[], $16::numeric[])
+ORDER BY 1, 2, 3, 4, 5, 6, 7
 "#,
     add_to_existing_rollup!()
 );
@@ -211,6 +211,7 @@ fn bind_rollups<'q>(
         .bind(keys().map(|k| k.3).collect::<Vec<Uuid>>())
         .bind(keys().map(|k| k.4.as_str()).collect::<Vec<&str>>())
         .bind(keys().map(|k| k.5.as_str()).collect::<Vec<&str>>())
+        .bind(keys().map(|k| sqlx::types::Json(&k.6)).collect::<Vec<_>>())
         .bind(sums().map(|s| s.requests).collect::<Vec<i64>>())
         .bind(sums().map(|s| s.errors).collect::<Vec<i64>>());
     for i in 0..6 {

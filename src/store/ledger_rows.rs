@@ -116,8 +116,16 @@ pub struct RollupSums {
     pub cost_usd: Decimal,
 }
 
-/// `(hour, team, experiment, key, model, provider)`: a `spend_hourly` row's identity.
-pub type RollupKey = (DateTime<Utc>, Uuid, Option<Uuid>, Uuid, String, String);
+/// `(hour, team, experiment, key, model, provider, tags)`: a `spend_hourly` row's identity.
+pub type RollupKey = (
+    DateTime<Utc>,
+    Uuid,
+    Option<Uuid>,
+    Uuid,
+    String,
+    String,
+    Tags,
+);
 
 /// The batch's rollups, in key order. `None` when a cost sum does not fit a `Decimal`
 /// (about 7.9e28 USD: not a real batch); the caller then lets PostgreSQL add up.
@@ -132,6 +140,7 @@ pub fn rollups(events: &[LedgerEvent]) -> Option<BTreeMap<RollupKey, RollupSums>
             e.key_id.0,
             e.model.clone(),
             e.provider.clone(),
+            e.tags.clone(),
         );
         let sums = out.entry(key).or_default();
         sums.requests = sums.requests.saturating_add(1);

@@ -13,6 +13,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::Store;
 use super::filters::{push_owner_and_model, push_time_range};
 use crate::ids::{ExperimentId, KeyId, TeamId};
+use crate::tags::{self, Tags};
 
 /// What a report can be grouped (and filtered) by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +220,8 @@ pub struct SpendFilter {
     pub key: Option<KeyId>,
     pub model: Option<String>,
     pub provider: Option<String>,
+    /// Rollups of requests carrying every one of these tags (none: all).
+    pub tags: Tags,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -227,6 +230,8 @@ pub struct SpendFilter {
 pub struct SpendQuery {
     /// Distinct dimensions, in the order the client gave them.
     pub group_by: Vec<SpendDimension>,
+    /// Tag names to group by too (after `group_by`), each valid by [`crate::tags`]' rules.
+    pub group_by_tags: Vec<String>,
     pub filter: SpendFilter,
     pub order: SpendOrder,
     pub limit: Option<i64>,
@@ -285,6 +290,8 @@ pub struct SpendRow {
     pub provider: Option<String>,
     pub day: Option<DateTime<Utc>>,
     pub hour: Option<DateTime<Utc>>,
+    /// With `group_by_tags`: each grouped tag's value (`null` for requests without it).
+    pub tags: Option<serde_json::Value>,
     #[sqlx(flatten)]
     pub totals: SpendTotals,
 }
@@ -318,18 +325,34 @@ impl Store {
     /// total of everything the filter selects.
     pub async fn spend_report(&self, query: &SpendQuery) -> Result<Vec<SpendRow>, sqlx::Error> {
         let grouped = |d: SpendDimension| query.group_by.contains(&d);
+        // Tag names go into the SQL as literals (a bound parameter in the select list is not
+        // the same expression as one in GROUP BY); names are letters, digits, `_`, `-` and
+        // `.` only, and any other is dropped here rather than quoted.
+        let tag_names: Vec<&str> = query
+            .group_by_tags
+            .iter()
+            .map(String::as_str)
+            .filter(|n| tags::is_name(n))
+            .collect();
+        let tag_value = |name: &str| format!("s.tags ->> '{name}'");
         let mut sql = QueryBuilder::<Postgres>::new("WITH agg AS (SELECT ");
         for dim in &query.group_by {
             let (expression, column) = dim.expression();
             sql.push(expression).push(" AS ").push(column).push(", ");
         }
+        for (i, name) in tag_names.iter().enumerate() {
+            sql.push(tag_value(name)).push(format!(" AS tag_{i}, "));
+        }
         sql.push(SUMS).push(" FROM spend_hourly s");
         push_filter(&mut sql, &query.filter);
-        if !query.group_by.is_empty() {
+        if !query.group_by.is_empty() || !tag_names.is_empty() {
             sql.push(" GROUP BY ");
             let mut columns = sql.separated(", ");
             for dim in &query.group_by {
                 columns.push(dim.expression().0);
+            }
+            for name in &tag_names {
+                columns.push(tag_value(name));
             }
         }
         sql.push(") SELECT ");
@@ -340,6 +363,16 @@ impl Store {
                 dim.null_column()
             })
             .push(", ");
+        }
+        if tag_names.is_empty() {
+            sql.push("NULL::jsonb AS tags, ");
+        } else {
+            sql.push("jsonb_build_object(");
+            let mut pairs = sql.separated(", ");
+            for (i, name) in tag_names.iter().enumerate() {
+                pairs.push(format!("'{name}', agg.tag_{i}"));
+            }
+            sql.push(") AS tags, ");
         }
         sql.push(TOTAL_COLUMNS).push(" FROM agg");
         for dim in &query.group_by {
@@ -361,6 +394,9 @@ impl Store {
         order.push_unseparated(direction);
         for dim in &query.group_by {
             order.push(dim.tie_break());
+        }
+        for i in 0..tag_names.len() {
+            order.push(format!("agg.tag_{i}"));
         }
         if let Some(limit) = query.limit {
             sql.push(" LIMIT ").push_bind(limit);
@@ -406,6 +442,10 @@ fn push_filter(sql: &mut QueryBuilder<'_, Postgres>, filter: &SpendFilter) {
     );
     if let Some(provider) = &filter.provider {
         sql.push(" AND s.provider = ").push_bind(provider.clone());
+    }
+    if !filter.tags.is_empty() {
+        sql.push(" AND s.tags @> ")
+            .push_bind(sqlx::types::Json(filter.tags.clone()));
     }
     push_time_range(sql, "s.hour", filter.from, filter.to);
 }

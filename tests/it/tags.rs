@@ -201,3 +201,104 @@ async fn a_bad_tag_is_refused_with_a_400_that_names_it() {
     // Nothing refused reached the upstream.
     assert_eq!(app.mock.requests(), 0);
 }
+
+#[tokio::test]
+async fn spend_reports_group_and_filter_by_tag_and_equal_the_ledger() {
+    let app = TestApp::spawn().await;
+    let key = app.key().await;
+    let (body, cost) = exact_request(false);
+    for tags in [
+        "task=gsm8k",
+        "task=gsm8k,split=test",
+        "task=mmlu,split=test",
+        "",
+    ] {
+        let mut request = app
+            .http
+            .post(format!("{}/v1/chat/completions", app.data_url))
+            .bearer_auth(&key)
+            .json(&body);
+        if !tags.is_empty() {
+            request = request.header("x-tollgate-tags", tags);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 200);
+    }
+    app.ledger_rows(4).await;
+    // An independent sum: request_log's own rows, grouped by the tag.
+    let by_task: Vec<(Option<String>, rust_decimal::Decimal)> = sqlx::query_as(
+        "SELECT tags->>'task', sum(cost_usd) FROM request_log GROUP BY 1 ORDER BY 1 NULLS LAST",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(by_task.len(), 3);
+
+    let (status, report) = app
+        .admin(
+            Method::GET,
+            "/spend?group_by=model,tag:task&order=model",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["group_by"], json!(["model", "tag:task"]));
+    let mut got: Vec<(Option<String>, rust_decimal::Decimal)> = report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["model"], "gpt-4o-mini");
+            (
+                r["tags"]["task"].as_str().map(str::to_owned),
+                dec(r["cost_usd"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| match (&a.0, &b.0) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Greater,
+        (_, None) => std::cmp::Ordering::Less,
+        (x, y) => x.cmp(y),
+    });
+    assert_eq!(got, by_task);
+    assert_eq!(got[0].1, cost * rust_decimal::Decimal::from(2));
+
+    // A filter by one tag, grouped by another.
+    let (_, report) = app
+        .admin(Method::GET, "/spend?group_by=tag:task&tag:split=test", None)
+        .await;
+    let rows = report["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report}");
+    assert_eq!(
+        dec(report["total"]["cost_usd"].as_str().unwrap()),
+        cost * rust_decimal::Decimal::from(2)
+    );
+    let (status, error) = app
+        .admin(Method::GET, "/spend?group_by=tag:bad%20name", None)
+        .await;
+    assert_eq!(status, 400, "{error}");
+
+    // CSV and tollctl carry the tag as a column.
+    let csv = app
+        .http
+        .get(format!(
+            "{}/admin/v1/spend?group_by=tag:task&format=csv&order=cost",
+            app.admin_url
+        ))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("tag:task,requests,"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("gsm8k,2,"), "{csv}");
+    let table = crate::common::tollctl::run(
+        &app,
+        &["spend", "report", "--by", "tag:task", "--tag", "split=test"],
+    )
+    .await;
+    assert!(table.starts_with("TAG:TASK"), "{table}");
+    assert!(table.contains("mmlu") && table.contains("gsm8k"), "{table}");
+}

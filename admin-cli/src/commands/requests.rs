@@ -421,7 +421,7 @@ fn remember(seen: &mut HashMap<String, DateTime<Utc>>, newest: &mut DateTime<Utc
 }
 
 /// `--tag task=gsm8k`: the gateway checks the name and value; this only splits them.
-fn tag_filter(text: &str) -> std::result::Result<(String, String), String> {
+pub(super) fn tag_filter(text: &str) -> std::result::Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() && !value.is_empty() => {
             Ok((name.to_owned(), value.to_owned()))

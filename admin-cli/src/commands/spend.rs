@@ -26,7 +26,7 @@ pub enum SpendCmd {
     /// Spend totals for a period, grouped, with a TOTAL row.
     Report {
         /// Group by these, comma-separated (default: one total).
-        #[arg(long, visible_alias = "group-by", value_name = "DIM,...", value_delimiter = ',', value_parser = DIMENSIONS)]
+        #[arg(long, visible_alias = "group-by", value_name = "DIM,...", value_delimiter = ',', value_parser = dimension)]
         by: Vec<String>,
         #[command(flatten)]
         filter: SpendFilter,
@@ -38,7 +38,7 @@ pub enum SpendCmd {
     /// The biggest spenders.
     Top {
         /// Rank by these, comma-separated.
-        #[arg(long, visible_alias = "group-by", value_name = "DIM,...", value_delimiter = ',', value_parser = DIMENSIONS, required = true)]
+        #[arg(long, visible_alias = "group-by", value_name = "DIM,...", value_delimiter = ',', value_parser = dimension, required = true)]
         by: Vec<String>,
         /// How many to show (1 to 1000).
         #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = numbers::count(1, 1000, "rows"))]
@@ -71,11 +71,14 @@ pub struct SpendFilter {
     /// Only this provider.
     #[arg(long)]
     provider: Option<String>,
+    /// Only requests with this tag (`task=gsm8k`); repeat for several, all must match.
+    #[arg(long = "tag", value_name = "NAME=VALUE", value_parser = tag_param)]
+    tags: Vec<(String, String)>,
 }
 
 impl SpendFilter {
-    fn query(&self) -> Vec<(&'static str, Option<&str>)> {
-        vec![
+    fn query(&self) -> Vec<(&str, Option<&str>)> {
+        let mut query = vec![
             ("from", self.from.as_deref()),
             ("to", self.to.as_deref()),
             ("team", self.team.as_deref()),
@@ -83,7 +86,29 @@ impl SpendFilter {
             ("key", self.key.as_deref()),
             ("model", self.model.as_deref()),
             ("provider", self.provider.as_deref()),
-        ]
+        ];
+        for (name, value) in &self.tags {
+            query.push((name.as_str(), Some(value.as_str())));
+        }
+        query
+    }
+}
+
+/// `--tag task=gsm8k` as the API's parameter `tag:task=gsm8k`.
+fn tag_param(text: &str) -> std::result::Result<(String, String), String> {
+    let (name, value) = super::requests::tag_filter(text)?;
+    Ok((format!("tag:{name}"), value))
+}
+
+/// A `--by` value: a dimension, or `tag:<name>` (the gateway checks the name).
+fn dimension(text: &str) -> std::result::Result<String, String> {
+    match text.strip_prefix("tag:") {
+        Some(name) if !name.is_empty() => Ok(text.to_owned()),
+        _ if DIMENSIONS.contains(&text) => Ok(text.to_owned()),
+        _ => Err(format!(
+            "{text:?} is not a dimension: use {}, or tag:<name>",
+            DIMENSIONS.join(", ")
+        )),
     }
 }
 
@@ -176,21 +201,33 @@ fn label(dim: &str, row: &Value) -> String {
         "experiment" => pick("experiment_name", "experiment_id"),
         "key" => pick("key_prefix", "key_id"),
         "hour" => text(&row["hour"]).map(|h| output::time(Some(&h), Style::Human)),
-        other => text(&row[other]),
+        other => match other.strip_prefix("tag:") {
+            Some(tag) => text(&row["tags"][tag]),
+            None => text(&row[other]),
+        },
     };
     value.unwrap_or_else(|| "-".to_owned())
 }
 
 fn csv(body: &Value) -> String {
     let dims = group_by(body);
-    let mut headers: Vec<&str> = dims.iter().flat_map(|d| columns(d)).copied().collect();
+    let mut headers: Vec<&str> = Vec::new();
+    for dim in &dims {
+        match dim.strip_prefix("tag:") {
+            Some(_) => headers.push(dim),
+            None => headers.extend(columns(dim)),
+        }
+    }
     headers.extend(TOTALS);
     let rows: Vec<Vec<String>> = rows(body)
         .iter()
         .map(|row| {
             headers
                 .iter()
-                .map(|h| text(&row[*h]).unwrap_or_default())
+                .map(|h| match h.strip_prefix("tag:") {
+                    Some(tag) => text(&row["tags"][tag]).unwrap_or_default(),
+                    None => text(&row[*h]).unwrap_or_default(),
+                })
                 .collect()
         })
         .collect();
