@@ -302,3 +302,77 @@ async fn spend_reports_group_and_filter_by_tag_and_equal_the_ledger() {
     assert!(table.starts_with("TAG:TASK"), "{table}");
     assert!(table.contains("mmlu") && table.contains("gsm8k"), "{table}");
 }
+
+/// How long reports by tag take over the rollups of ten million tagged requests. A
+/// measurement, not a timed test (the figure is in bench/README.md):
+/// `cargo test --release --test it tags::measure -- --ignored --nocapture`.
+///
+/// The rollups are made from the requests directly (the report reads `spend_hourly` only, so
+/// ten million `request_log` rows would only cost the setup minutes and gigabytes): one
+/// request every 0.7776 s for 90 days, 20 keys × 3 models, each key running one of 10 tasks
+/// at a time (it moves on every 6 hours), with 2 splits and 3 seeds.
+#[tokio::test]
+#[ignore]
+async fn measure_reports_by_tag_over_ten_million_requests() {
+    let _heavy = crate::common::heavy().await;
+    let app = TestApp::spawn().await;
+    let setup = std::time::Instant::now();
+    for sql in [
+        "INSERT INTO teams (id, name) SELECT gen_random_uuid(), 'team-' || t FROM generate_series(0, 4) t",
+        "INSERT INTO experiments (id, team_id, name) SELECT gen_random_uuid(), id, 'exp-' || e FROM teams, generate_series(0, 1) e",
+        "INSERT INTO virtual_keys (id, team_id, experiment_id, key_hash, key_prefix) \
+         SELECT gen_random_uuid(), e.team_id, e.id, sha256((e.id::text || k)::bytea), 'tg-' || substr(md5(e.id::text || k), 1, 8) \
+         FROM experiments e, generate_series(0, 1) k",
+        "SET work_mem = '256MB'",
+        "INSERT INTO spend_hourly (hour, team_id, experiment_id, key_id, model, provider, tags, requests, errors, \
+            input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, \
+            reasoning_tokens, cost_usd) \
+         WITH k AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(team_id ORDER BY id) AS teams, \
+                           array_agg(experiment_id ORDER BY id) AS exps FROM virtual_keys), \
+         r AS (SELECT i, date_trunc('hour', timestamptz '2026-08-01 00:00:00+00' + i * interval '777.6 milliseconds', 'UTC') AS hour, \
+                      k.teams[1 + i % 20] AS team_id, k.exps[1 + i % 20] AS experiment_id, k.ids[1 + i % 20] AS key_id, \
+                      (ARRAY['test-model', 'gpt-4o-mini', 'claude-x'])[1 + (i / 20) % 3] AS model, \
+                      (ARRAY['openai', 'openai', 'anthropic'])[1 + (i / 20) % 3] AS provider, \
+                      jsonb_build_object('task', 'task-' || ((i / 27778 + i % 20) % 10), \
+                                         'split', (ARRAY['train', 'test'])[1 + (i / 60) % 2], \
+                                         'seed', ((i / 120) % 3)::text) AS tags \
+               FROM generate_series(0, 9999999) AS i, k) \
+         SELECT hour, team_id, experiment_id, key_id, model, provider, tags, count(*), count(*) FILTER (WHERE i % 50 = 0), \
+            sum(100 + i % 900), sum((i % 7) * 10), sum(i % 5), sum(i % 2), sum(10 + i % 200), sum(i % 4), \
+            sum((100 + i % 900) * 0.0000025 + (10 + i % 200) * 0.00001 + (i % 13) * 0.000000001) \
+         FROM r GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        "ANALYZE spend_hourly",
+    ] {
+        sqlx::query(sql).execute(&app.db).await.unwrap();
+    }
+    let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM spend_hourly")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    println!(
+        "setup: the rollups of 10,000,000 requests, {rollups} spend_hourly rows, in {:.1?}",
+        setup.elapsed()
+    );
+    for path in [
+        "/spend?group_by=tag:task",
+        "/spend?group_by=tag:task,model",
+        "/spend?group_by=tag:seed&tag:split=test",
+        "/spend?group_by=tag:task,day&from=2026-09-01&to=2026-10-01",
+        "/spend?group_by=team,model",
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let (status, answer) = app.admin(Method::GET, path, None).await;
+            times.push(started.elapsed());
+            assert_eq!(status, 200, "{path}: {answer}");
+            if path == "/spend?group_by=tag:task" {
+                assert_eq!(answer["total"]["requests"], 10_000_000);
+                assert_eq!(answer["data"].as_array().unwrap().len(), 10);
+            }
+        }
+        let mut sorted = times.clone();
+        sorted.sort();
+        println!("{path}: median {:.1?} (runs: {times:.1?})", sorted[1]);
+    }
+}
