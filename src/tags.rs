@@ -1,6 +1,6 @@
 //! Request tags: `key=value` pairs a client attaches to a request (the `x-tollgate-tags`
-//! header, or the body's `metadata` object as the OpenAI and Anthropic SDKs send it), merged
-//! over the defaults of its key and experiment, stored with its ledger row and reported on.
+//! header, or the body's `metadata` object as the OpenAI and Anthropic SDKs send it), stored
+//! with its ledger row and reported on.
 //!
 //! Tags are bounded so a stranger cannot grow the ledger or the rollups with them: at most
 //! [`MAX_TAGS`] per request, names of [`NAME_CHARS`] up to [`MAX_NAME_LEN`] bytes, values of
@@ -27,7 +27,7 @@ pub struct Tags(BTreeMap<String, String>);
 /// Why tags were refused, naming the tag and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagError {
-    /// `the x-tollgate-tags header`, `metadata`, a key's or experiment's default tags.
+    /// `the x-tollgate-tags header`, `metadata`, `the tag: filters`.
     pub source: &'static str,
     pub message: String,
 }
@@ -113,13 +113,14 @@ impl Tags {
         Ok(tags)
     }
 
-    /// A key's or an experiment's default tags, as an admin sends them (`{"task": "gsm8k"}`).
-    pub fn from_defaults(
+    /// Names and values an admin sends (`tag:task=gsm8k` filters), checked like a request's;
+    /// `source` says where they came from in errors.
+    pub fn from_map(
         source: &'static str,
-        defaults: &BTreeMap<String, String>,
+        pairs: &BTreeMap<String, String>,
     ) -> Result<Tags, TagError> {
         let mut tags = Tags::default();
-        for (name, value) in defaults {
+        for (name, value) in pairs {
             tags.insert(source, name, value)?;
         }
         Ok(tags)
@@ -163,15 +164,15 @@ impl Tags {
         out
     }
 
-    /// The request's tags: the defaults, then `metadata`, then the header on top; refused if
-    /// more than [`MAX_TAGS`] remain.
-    pub fn for_request(defaults: &Tags, metadata: &Tags, header: &Tags) -> Result<Tags, TagError> {
-        let tags = defaults.merged(metadata).merged(header);
+    /// The request's tags: `metadata`'s, with the header's on top; refused if more than
+    /// [`MAX_TAGS`] remain.
+    pub fn for_request(metadata: &Tags, header: &Tags) -> Result<Tags, TagError> {
+        let tags = metadata.merged(header);
         if tags.len() > MAX_TAGS {
             return Err(TagError {
                 source: "the request's tags",
                 message: format!(
-                    "{} tags with its key's and experiment's defaults; at most {MAX_TAGS}",
+                    "{} tags in metadata and the header together; at most {MAX_TAGS}",
                     tags.len()
                 ),
             });
@@ -256,14 +257,13 @@ mod tests {
     }
 
     #[test]
-    fn the_request_wins_over_defaults_and_the_header_over_metadata() {
-        let defaults = Tags::from_header("team=nlp,task=default").unwrap();
+    fn the_header_wins_over_metadata_and_the_total_is_bounded() {
         let metadata = Tags::from_metadata(&json!({"task": "meta", "split": "dev"})).unwrap();
         let header = Tags::from_header("split=test").unwrap();
-        let tags = Tags::for_request(&defaults, &metadata, &header).unwrap();
+        let tags = Tags::for_request(&metadata, &header).unwrap();
         assert_eq!(
             tags.iter().collect::<Vec<_>>(),
-            vec![("split", "test"), ("task", "meta"), ("team", "nlp")]
+            vec![("split", "test"), ("task", "meta")]
         );
         let many = Tags::from_header(
             &(0..10)
@@ -279,10 +279,10 @@ mod tests {
                 .join(","),
         )
         .unwrap();
-        let e = Tags::for_request(&many, &more, &Tags::default()).unwrap_err();
+        let e = Tags::for_request(&many, &more).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the request's tags: 20 tags with its key's and experiment's defaults; at most 16"
+            "the request's tags: 20 tags in metadata and the header together; at most 16"
         );
     }
 

@@ -205,7 +205,7 @@ pub fn split_tag_filters(
             ));
         }
     }
-    let tags = Tags::from_defaults("the tag: filters", &wanted)
+    let tags = Tags::from_map("the tag: filters", &wanted)
         .map_err(|e| AdminError::bad("tag", e.to_string()))?;
     Ok((tags, rest))
 }

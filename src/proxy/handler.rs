@@ -267,5 +267,5 @@ fn request_tags(
         None => Tags::default(),
         Some(m) => Tags::from_metadata(m).map_err(ApiError::InvalidTags)?,
     };
-    Tags::for_request(&Tags::default(), &metadata, &header).map_err(ApiError::InvalidTags)
+    Tags::for_request(&metadata, &header).map_err(ApiError::InvalidTags)
 }
