@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub const HEADER: &str = "x-tollgate-tags";
+const HEADER_SOURCE: &str = "the x-tollgate-tags header";
 /// The bounds of OpenAI's own `metadata`: 16 pairs, names up to 64 and values up to 512.
 pub const MAX_TAGS: usize = 16;
 pub const MAX_NAME_LEN: usize = 64;
@@ -57,10 +58,19 @@ impl Tags {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// [`Tags::from_header`] of a header's raw value, which must be text.
+    pub fn from_header_bytes(value: &[u8]) -> Result<Tags, TagError> {
+        let text = std::str::from_utf8(value).map_err(|_| TagError {
+            source: HEADER_SOURCE,
+            message: "is not text; send tags as `task=gsm8k,split=test`".into(),
+        })?;
+        Tags::from_header(text)
+    }
+
     /// `task=gsm8k,split=test`: names and values split at the first `=`, pairs at `,`, spaces
     /// around either trimmed. A name given twice is refused (which one was meant?).
     pub fn from_header(text: &str) -> Result<Tags, TagError> {
-        let source = "the x-tollgate-tags header";
+        let source = HEADER_SOURCE;
         let mut tags = Tags::default();
         for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((name, value)) = pair.split_once('=') else {
@@ -214,6 +224,18 @@ mod tests {
             Some("a=b")
         );
         assert!(Tags::from_header("").unwrap().is_empty());
+        assert_eq!(
+            Tags::from_header_bytes("lang=français".as_bytes())
+                .unwrap()
+                .get("lang"),
+            Some("français")
+        );
+        assert_eq!(
+            Tags::from_header_bytes(b"task=\xff")
+                .unwrap_err()
+                .to_string(),
+            "the x-tollgate-tags header: is not text; send tags as `task=gsm8k,split=test`"
+        );
     }
 
     #[test]

@@ -404,7 +404,6 @@ fn parse_admit_reply(
                     Some(BudgetHeadroom {
                         kind: scope.kind,
                         id: scope.id,
-                        name: scope.name.clone(),
                         period: budget.period,
                         remaining_nanos: int(reply.get(tightest + 2)).max(0),
                     })

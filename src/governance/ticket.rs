@@ -29,12 +29,10 @@ pub struct Ticket {
 /// What admission left of the tightest of a request's budgets: its limit less its spend and
 /// every reservation held on it, this request's included (so the least the next request can
 /// count on, until this one settles at its actual cost).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetHeadroom {
     pub kind: ScopeKind,
     pub id: uuid::Uuid,
-    /// The scope's name, as refusals name it.
-    pub name: String,
     pub period: Period,
     pub remaining_nanos: i64,
 }

@@ -31,7 +31,7 @@ use super::operation::Operation;
 use super::state::ProxyState;
 use crate::ids::RequestId;
 use crate::pricing::ModelPrice;
-use crate::tags::{self, TagError, Tags};
+use crate::tags::{self, Tags};
 
 pub async fn chat_completions(
     State(state): State<ProxyState>,
@@ -252,16 +252,7 @@ fn request_tags(
 ) -> Result<Tags, ApiError> {
     let header = match headers.get(tags::HEADER) {
         None => Tags::default(),
-        Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                ApiError::InvalidTags(TagError {
-                    source: "the x-tollgate-tags header",
-                    message: "is not visible ASCII text; send tags as `task=gsm8k,split=test`"
-                        .into(),
-                })
-            })?;
-            Tags::from_header(text).map_err(ApiError::InvalidTags)?
-        }
+        Some(value) => Tags::from_header_bytes(value.as_bytes()).map_err(ApiError::InvalidTags)?,
     };
     let metadata = match metadata {
         None => Tags::default(),

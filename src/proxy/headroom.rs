@@ -21,27 +21,34 @@ pub fn add(state: &ProxyState, exchange: &Exchange, headers: &mut HeaderMap) {
     if !state.governance.headroom_headers {
         return;
     }
-    if let Some(headroom) = exchange.ticket.as_ref().and_then(|t| t.headroom.as_ref()) {
-        insert(headers, headroom);
+    if let Some(headroom) = exchange.ticket.as_ref().and_then(|t| t.headroom) {
+        // The name is looked up here, not kept by admission: most deployments leave the
+        // headers off, and their requests should not copy it.
+        let name = exchange
+            .policy
+            .scopes
+            .iter()
+            .find(|s| s.kind == headroom.kind && s.id == headroom.id)
+            .map_or("", |s| s.name.as_str());
+        insert(headers, &headroom, name);
     }
 }
 
-fn insert(headers: &mut HeaderMap, headroom: &BudgetHeadroom) {
+fn insert(headers: &mut HeaderMap, headroom: &BudgetHeadroom, name: &str) {
     let remaining = Decimal::new(headroom.remaining_nanos, 9).normalize();
     if let Ok(value) = HeaderValue::try_from(remaining.to_string()) {
         headers.insert(REMAINING_HEADER, value);
     }
-    if let Ok(value) = HeaderValue::try_from(scope_text(headroom)) {
+    if let Ok(value) = HeaderValue::try_from(scope_text(headroom, name)) {
         headers.insert(SCOPE_HEADER, value);
     }
 }
 
-fn scope_text(headroom: &BudgetHeadroom) -> String {
-    let name = &headroom.name;
+fn scope_text(headroom: &BudgetHeadroom, name: &str) -> String {
     // Visible ASCII only: anything else would not survive every client's header parser.
     let sendable = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
     let name = if sendable {
-        name.clone()
+        name.to_owned()
     } else {
         headroom.id.to_string()
     };
@@ -59,11 +66,10 @@ mod tests {
     use super::*;
     use crate::governance::{Period, ScopeKind};
 
-    fn headroom(name: &str, nanos: i64) -> BudgetHeadroom {
+    fn headroom(nanos: i64) -> BudgetHeadroom {
         BudgetHeadroom {
             kind: ScopeKind::Experiment,
             id: uuid::Uuid::nil(),
-            name: name.to_string(),
             period: Period::Total,
             remaining_nanos: nanos,
         }
@@ -72,17 +78,17 @@ mod tests {
     #[test]
     fn the_amount_is_exact_usd_and_the_scope_is_named() {
         let mut headers = HeaderMap::new();
-        insert(&mut headers, &headroom("gsm8k", 12_500_000_001));
+        insert(&mut headers, &headroom(12_500_000_001), "gsm8k");
         assert_eq!(headers[REMAINING_HEADER], "12.500000001");
         assert_eq!(headers[SCOPE_HEADER], "experiment:gsm8k:total");
-        insert(&mut headers, &headroom("gsm8k", 0));
+        insert(&mut headers, &headroom(0), "gsm8k");
         assert_eq!(headers[REMAINING_HEADER], "0");
     }
 
     #[test]
     fn a_name_that_cannot_be_a_header_is_sent_as_the_id() {
         let mut headers = HeaderMap::new();
-        insert(&mut headers, &headroom("évaluation\n", 1));
+        insert(&mut headers, &headroom(1), "évaluation\n");
         assert_eq!(
             headers[SCOPE_HEADER],
             "experiment:00000000-0000-0000-0000-000000000000:total"

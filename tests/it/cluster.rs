@@ -26,13 +26,6 @@ fn options(redis_url: &str) -> impl Fn() -> Options + '_ {
     }
 }
 
-async fn put_limits(app: &TestApp, path: &str, limits: Value) {
-    let (status, body) = app
-        .admin(Method::PUT, &format!("{path}/limits"), Some(limits))
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 async fn send(app: &TestApp, key: &str, body: &Value) -> u16 {
     let response = app
         .http
@@ -125,8 +118,7 @@ async fn key_with_budget(
         _ => format!("/teams/{}", record["team_id"].as_str().unwrap()),
     };
     let budget = exact_request(stream).1 * Decimal::from(k);
-    put_limits(
-        app,
+    app.put_limits(
         &path,
         json!({"budgets": [{"period": "total", "amount_usd": budget.to_string()}]}),
     )
@@ -195,7 +187,7 @@ async fn on_a_cluster_rate_limits_hold_across_instances_and_a_flushed_master_is_
     // 90 requests at once through both instances against 60 a minute.
     let (key, record) = a.issue_key(json!({})).await;
     let key_path = format!("/keys/{}", record["id"].as_str().unwrap());
-    put_limits(&a, &key_path, json!({"rpm": 60})).await;
+    a.put_limits(&key_path, json!({"rpm": 60})).await;
     let statuses = burst([&a, &b], &key, false, 90).await;
     let ok = statuses.iter().filter(|s| **s == 200).count();
     // The bucket holds 60 and refills one per second while the burst runs.
@@ -207,9 +199,7 @@ async fn on_a_cluster_rate_limits_hold_across_instances_and_a_flushed_master_is_
     let (key, record) = a.issue_key(json!({})).await;
     let team = record["team_id"].as_str().unwrap().to_string();
     let (body, cost) = exact_request(false);
-    put_limits(
-        &a,
-        &format!("/teams/{team}"),
+    a.put_limits(&format!("/teams/{team}"),
         json!({"budgets": [{"period": "total", "amount_usd": (cost * Decimal::from(5)).to_string()}]}),
     )
     .await;
@@ -288,7 +278,7 @@ async fn master_lost_mid_load(url: &str, fail: impl FnOnce(&str) + Send, exact: 
     let (key, record) = a.issue_key(json!({})).await;
     let (body, cost) = exact_request(false);
     let key_path = format!("/keys/{}", record["id"].as_str().unwrap());
-    put_limits(&a, &key_path, json!({"budgets": [{"period": "total", "amount_usd": (cost * Decimal::from(100_000)).to_string()}]})).await;
+    a.put_limits(&key_path, json!({"budgets": [{"period": "total", "amount_usd": (cost * Decimal::from(100_000)).to_string()}]})).await;
     assert_eq!(send(&a, &key, &body).await, 200);
 
     let stop = Arc::new(AtomicBool::new(false));

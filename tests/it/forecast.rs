@@ -3,17 +3,10 @@
 
 use reqwest::Method;
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::requests::exact_request;
 use crate::common::{TestApp, dec};
-
-async fn put_limits(app: &TestApp, path: &str, limits: Value) {
-    let (status, body) = app
-        .admin(Method::PUT, &format!("{path}/limits"), Some(limits))
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
 
 #[tokio::test]
 async fn budgets_show_the_burn_rate_and_when_they_run_out() {
@@ -21,8 +14,7 @@ async fn budgets_show_the_burn_rate_and_when_they_run_out() {
     let (key, record) = app.issue_key(json!({})).await;
     let (body, cost) = exact_request(false);
     let key_path = format!("/keys/{}", record["id"].as_str().unwrap());
-    put_limits(
-        &app,
+    app.put_limits(
         &key_path,
         json!({"budgets": [
             {"period": "total", "amount_usd": "1000"},
@@ -39,16 +31,7 @@ async fn budgets_show_the_burn_rate_and_when_they_run_out() {
     let (_, shown) = app
         .admin(Method::GET, &format!("{key_path}/limits"), None)
         .await;
-    let usage: Value = app
-        .http
-        .get(format!("{}/v1/tollgate/usage", app.data_url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = app.key_usage(&key).await;
     let key_scope = usage["scopes"]
         .as_array()
         .unwrap()
@@ -67,20 +50,16 @@ async fn budgets_show_the_burn_rate_and_when_they_run_out() {
             assert_eq!(rate, (spent * Decimal::from(60)).round_dp(9), "{budget}");
             assert!(forecast["exhausted_at"].is_string(), "{budget}");
         }
-        let daily = budgets
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["period"] == "daily")
-            .unwrap();
+        let of_period = |period: &str| {
+            let budget = budgets
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["period"] == period);
+            budget.unwrap()["forecast"]["exhausted_before_period_end"].clone()
+        };
         // One request's worth left at $/minute of five requests: gone within the day.
-        assert_eq!(daily["forecast"]["exhausted_before_period_end"], true);
-        let total = budgets
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["period"] == "total")
-            .unwrap();
-        assert_eq!(total["forecast"]["exhausted_before_period_end"], true);
+        assert_eq!(of_period("daily"), true);
+        assert_eq!(of_period("total"), true);
     }
 }

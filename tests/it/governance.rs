@@ -15,14 +15,6 @@ use crate::common::redis::OwnRedis;
 use crate::common::requests::{exact_request, exact_request_with};
 use crate::common::{Options, TestApp, dec, two_instances};
 
-async fn put_limits(app: &TestApp, path: &str, limits: Value) -> Value {
-    let (status, body) = app
-        .admin(Method::PUT, &format!("{path}/limits"), Some(limits))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 async fn burst(apps: [&TestApp; 2], key: &str, body: &Value, n: usize) -> Vec<u16> {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -73,8 +65,7 @@ async fn budget_holds(scope: &str, stream: bool) {
         "experiment" => format!("/experiments/{}", record["experiment_id"].as_str().unwrap()),
         _ => format!("/teams/{}", record["team_id"].as_str().unwrap()),
     };
-    put_limits(
-        &a,
+    a.put_limits(
         &path,
         json!({"budgets": [{"period": "total", "amount_usd": budget.to_string()}]}),
     )
@@ -139,8 +130,7 @@ async fn budget_refusal_names_scope_and_period_and_usage_shows_it() {
     let (key, record) = app.issue_key(json!({})).await;
     let (body, cost) = exact_request(false);
     let experiment = record["experiment_id"].as_str().unwrap();
-    put_limits(
-        &app,
+    app.put_limits(
         &format!("/experiments/{experiment}"),
         json!({"budgets": [{"period": "daily", "amount_usd": cost.to_string()}]}),
     )
@@ -172,16 +162,7 @@ async fn budget_refusal_names_scope_and_period_and_usage_shows_it() {
     assert_eq!(error["error"]["code"], "budget_exceeded");
 
     // The key holder sees the spent budget on its experiment.
-    let usage: Value = app
-        .http
-        .get(format!("{}/v1/tollgate/usage", app.data_url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = app.key_usage(&key).await;
     let scope = &usage["scopes"][0];
     assert_eq!(scope["usage"]["scope"], "experiment");
     assert_eq!(
@@ -203,8 +184,7 @@ async fn budget_refusal_names_scope_and_period_and_usage_shows_it() {
 async fn a_strict_budget_refusal_of_a_request_without_max_tokens_says_why() {
     let app = TestApp::spawn().await;
     let (key, record) = app.issue_key(json!({})).await;
-    put_limits(
-        &app,
+    app.put_limits(
         &format!("/keys/{}", record["id"].as_str().unwrap()),
         json!({"budgets": [{"period": "total", "amount_usd": "0.001"}]}),
     )
@@ -233,8 +213,7 @@ async fn a_strict_budget_refusal_of_a_request_without_max_tokens_says_why() {
 async fn requests_per_minute_hold_across_instances_and_retry_after_is_honest() {
     let (a, b) = two_instances(Options::default).await;
     let (key, record) = a.issue_key(json!({})).await;
-    put_limits(
-        &a,
+    a.put_limits(
         &format!("/keys/{}", record["id"].as_str().unwrap()),
         json!({"rpm": 60}),
     )
@@ -295,8 +274,7 @@ async fn requests_per_minute_hold_across_instances_and_retry_after_is_honest() {
 async fn tokens_per_minute_hold_across_instances() {
     let (a, b) = two_instances(Options::default).await;
     let (key, record) = a.issue_key(json!({})).await;
-    put_limits(
-        &a,
+    a.put_limits(
         &format!("/keys/{}", record["id"].as_str().unwrap()),
         json!({"tpm": 1000}),
     )
@@ -323,8 +301,7 @@ async fn tokens_per_minute_hold_across_instances() {
 async fn concurrency_limit_holds() {
     let app = TestApp::spawn().await;
     let (key, record) = app.issue_key(json!({})).await;
-    put_limits(
-        &app,
+    app.put_limits(
         &format!("/keys/{}", record["id"].as_str().unwrap()),
         json!({"max_concurrent": 2}),
     )
@@ -355,7 +332,7 @@ async fn lost_redis_counters_are_rebuilt_from_the_ledger() {
     let (key, record) = app.issue_key(json!({})).await;
     let (body, cost) = exact_request(false);
     let team = record["team_id"].as_str().unwrap();
-    put_limits(&app, &format!("/teams/{team}"), json!({"budgets": [{"period": "monthly", "amount_usd": (cost * Decimal::from(5)).to_string()}]}))
+    app.put_limits(&format!("/teams/{team}"), json!({"budgets": [{"period": "monthly", "amount_usd": (cost * Decimal::from(5)).to_string()}]}))
         .await;
     for _ in 0..3 {
         assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
@@ -414,8 +391,7 @@ async fn daily_budget_rolls_over_at_utc_midnight() {
     .await;
     let (key, record) = app.issue_key(json!({})).await;
     let (body, cost) = exact_request(false);
-    put_limits(
-        &app,
+    app.put_limits(
         &format!("/keys/{}", record["id"].as_str().unwrap()),
         json!({"budgets": [{"period": "daily", "amount_usd": cost.to_string()}]}),
     )
@@ -443,8 +419,7 @@ async fn limit_changes_reach_another_instance_within_a_second() {
     let (key, record) = a.issue_key(json!({})).await;
     let body = json!({"model": "test-model", "messages": []});
     assert_eq!(b.chat(&key, body.clone()).await.status(), 200);
-    put_limits(
-        &a,
+    a.put_limits(
         &format!("/teams/{}", record["team_id"].as_str().unwrap()),
         json!({"budgets": [{"period": "total", "amount_usd": "0"}]}),
     )
@@ -483,12 +458,12 @@ async fn limits_api_validates_and_clears() {
         )
         .await;
     assert_eq!(status, 404);
-    let shown = put_limits(
-        &app,
-        &format!("/keys/{}", record["id"].as_str().unwrap()),
-        json!({"rpm": 5, "budgets": [{"period": "weekly", "amount_usd": "12.50"}]}),
-    )
-    .await;
+    let shown = app
+        .put_limits(
+            &format!("/keys/{}", record["id"].as_str().unwrap()),
+            json!({"rpm": 5, "budgets": [{"period": "weekly", "amount_usd": "12.50"}]}),
+        )
+        .await;
     assert_eq!(shown["limits"]["rpm"], 5);
     assert_eq!(shown["limits"]["budgets"][0]["amount_usd"], "12.50");
     assert_eq!(shown["usage"]["rpm"]["remaining"], 5);
@@ -508,8 +483,7 @@ fn a_dead_instance_releases_its_reservations_within_the_stated_expiry() {
         let (key, record) = b.issue_key(json!({})).await;
         let (body, cost) = exact_request_with(false, json!({"delay_ms": 60_000}));
         let budget = cost * dec("1.5");
-        put_limits(
-            &b,
+        b.put_limits(
             &format!("/keys/{}", record["id"].as_str().unwrap()),
             json!({"budgets": [{"period": "total", "amount_usd": budget.to_string()}]}),
         )
@@ -585,15 +559,13 @@ async fn redis_down_fails_closed_or_open_per_scope_and_nothing_is_charged_twice(
     let (closed_key, closed) = app.issue_key(json!({})).await;
     let (open_key, open) = app.issue_key(json!({})).await;
     let (body, cost) = exact_request(false);
-    put_limits(
-        &app,
+    app.put_limits(
         &format!("/keys/{}", closed["id"].as_str().unwrap()),
         json!({"rpm": 1000}),
     )
     .await;
     let open_path = format!("/keys/{}", open["id"].as_str().unwrap());
-    put_limits(
-        &app,
+    app.put_limits(
         &open_path,
         json!({"rpm": 3, "on_redis_failure": "open",
         "budgets": [{"period": "total", "amount_usd": "10"}]}),
@@ -653,8 +625,7 @@ async fn a_burst_shares_script_calls_and_settles_every_request_once() {
     .await;
     let (key, record) = app.issue_key(json!({})).await;
     let path = format!("/keys/{}", record["id"].as_str().unwrap());
-    put_limits(
-        &app,
+    app.put_limits(
         &path,
         json!({"rpm": 100000, "budgets": [{"period": "total", "amount_usd": "100"}]}),
     )
@@ -722,8 +693,7 @@ async fn a_reservation_that_expired_is_not_released_twice_and_its_spend_counts()
     let (slow, slow_cost) = exact_request_with(false, json!({"delay_ms": 3_000}));
     let (fast, fast_cost) = exact_request(false);
     let budget = slow_cost * dec("1.5");
-    put_limits(
-        &app,
+    app.put_limits(
         &path,
         json!({"budgets": [{"period": "total", "amount_usd": budget.to_string()}]}),
     )

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::requests::exact_request;
 use crate::common::{Options, TestApp, dec};
@@ -17,13 +17,6 @@ async fn with_headroom() -> TestApp {
         ..Options::default()
     })
     .await
-}
-
-async fn put_limits(app: &TestApp, path: &str, limits: Value) {
-    let (status, body) = app
-        .admin(Method::PUT, &format!("{path}/limits"), Some(limits))
-        .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
@@ -42,15 +35,12 @@ async fn each_response_says_what_is_left_of_the_tightest_budget_until_the_402() 
     let team = record["team_id"].as_str().unwrap();
     // The experiment's total budget fits 100 requests; the team's daily one fits 3 and a half,
     // so it is the tightest and the fourth request is refused.
-    put_limits(
-        &app,
-        &format!("/experiments/{experiment}"),
+    app.put_limits(&format!("/experiments/{experiment}"),
         json!({"budgets": [{"period": "total", "amount_usd": (cost * Decimal::from(100)).to_string()}]}),
     )
     .await;
     let daily = cost * Decimal::from(7) / Decimal::from(2);
-    put_limits(
-        &app,
+    app.put_limits(
         &format!("/teams/{team}"),
         json!({"budgets": [{"period": "daily", "amount_usd": daily.to_string()}]}),
     )
@@ -80,7 +70,8 @@ async fn each_response_says_what_is_left_of_the_tightest_budget_until_the_402() 
     assert_eq!(header(&refused, REMAINING), None);
 
     // A stream carries them too, before its first byte; other scopes' budgets still count.
-    put_limits(&app, &format!("/teams/{team}"), json!({"budgets": []})).await;
+    app.put_limits(&format!("/teams/{team}"), json!({"budgets": []}))
+        .await;
     let (stream_body, stream_cost) = exact_request(true);
     let streamed = app.chat(&key, stream_body).await;
     assert_eq!(streamed.status(), 200);
@@ -105,8 +96,7 @@ async fn no_headers_without_a_budget_or_when_they_are_off() {
     let off = TestApp::spawn().await;
     let (key, record) = off.issue_key(json!({})).await;
     let key_path = format!("/keys/{}", record["id"].as_str().unwrap());
-    put_limits(
-        &off,
+    off.put_limits(
         &key_path,
         json!({"budgets": [{"period": "total", "amount_usd": "1"}]}),
     )

@@ -33,7 +33,8 @@ models = {{ "test-claude" = "test-claude" }}
     .await
 }
 
-async fn run_script(script: &'static str, env: Vec<(&'static str, String)>) {
+/// Runs a Python SDK script with `env`; fails the test, with its output, if it fails.
+pub(crate) async fn run_script(script: &'static str, env: Vec<(&'static str, String)>) {
     let python = std::env::var("TOLLGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     // Off the runtime's thread: the gateway under test runs on it.
     let output = tokio::task::spawn_blocking(move || {

@@ -19,25 +19,15 @@ async fn stored_tags(app: &TestApp) -> Vec<Option<Value>> {
 async fn the_openai_sdk_tags_calls_by_metadata_and_header() {
     let app = TestApp::spawn().await;
     let key = app.key().await;
-    let python = std::env::var("TOLLGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_tags.py");
-    let base_url = format!("{}/v1", app.data_url);
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python)
-            .arg(script)
-            .env("TOLLGATE_BASE_URL", base_url)
-            .env("TOLLGATE_KEY", key)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::sdk::run_script(
+        script,
+        vec![
+            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
+            ("TOLLGATE_KEY", key),
+        ],
+    )
+    .await;
     app.ledger_rows(2).await;
     let tags = stored_tags(&app).await;
     assert_eq!(

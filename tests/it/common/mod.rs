@@ -322,6 +322,33 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
         (record["key"].as_str().unwrap().to_string(), record)
     }
 
+    /// `PUT {path}/limits` (a scope's path, e.g. `/experiments/<id>`), which must succeed;
+    /// the scope's limits and usage as answered.
+    pub async fn put_limits(&self, path: &str, limits: Value) -> Value {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("{path}/limits"),
+                Some(limits),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// `GET /v1/tollgate/usage` with `key`: its limits and usage on every scope.
+    pub async fn key_usage(&self, key: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/tollgate/usage", self.data_url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn key(&self) -> String {
         self.issue_key(json!({})).await.0
     }
