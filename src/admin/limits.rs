@@ -15,8 +15,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::limit_caps::within_team_limits;
 use super::teams::TeamParam;
 use crate::governance::{
-    Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits, ScopeUsage,
-    budget_amount_problem, tpm_problem,
+    Budget, BudgetMode, FailurePolicy, Limits, MAX_MODEL_LIMITS, ModelLimits, Period, ScopeKind,
+    ScopeLimits, ScopeUsage, budget_amount_problem, selector_problem, tpm_problem,
 };
 use crate::ids::TeamId;
 use crate::store::Tx;
@@ -47,6 +47,20 @@ pub struct LimitsBody {
     budget_mode: Option<String>,
     /// `closed` (default) or `open`.
     on_redis_failure: Option<String>,
+    /// Limits on one model or group of models inside the scope's (docs/governance.md).
+    #[serde(default)]
+    models: Vec<ModelLimitsBody>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimitsBody {
+    /// A model name as clients send it (`gpt-5`), or a group: a prefix ending in `*`.
+    model: String,
+    rpm: Option<u32>,
+    tpm: Option<u64>,
+    #[serde(default)]
+    budgets: Vec<BudgetBody>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -59,65 +73,129 @@ pub struct BudgetBody {
     amount_usd: Value,
 }
 
-impl LimitsBody {
-    pub(super) fn validate(self) -> Result<Limits, AdminError> {
-        let positive = |name: &'static str, v: Option<u64>| match v {
-            Some(0) => Err(AdminError::bad(
-                name,
-                format!("`{name}` must be at least 1; omit it for no limit"),
-            )),
-            _ => Ok(()),
-        };
-        positive("rpm", self.rpm.map(u64::from))?;
-        positive("tpm", self.tpm)?;
-        if let Some(problem) = self.tpm.and_then(|tpm| tpm_problem("tpm", tpm)) {
-            return Err(AdminError::bad("tpm", problem));
-        }
-        positive("max_concurrent", self.max_concurrent.map(u64::from))?;
-        let mut budgets: Vec<Budget> = Vec::new();
-        for b in self.budgets {
-            let period = Period::parse(&b.period).ok_or_else(|| {
-                AdminError::bad(
-                    "budgets",
-                    format!(
-                        "unknown period {:?}: use total, daily, weekly or monthly",
-                        b.period
-                    ),
-                )
-            })?;
-            let text = match &b.amount_usd {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => {
-                    return Err(AdminError::bad(
-                        "budgets",
-                        "`amount_usd` must be a decimal string like \"500.00\"",
-                    ));
-                }
-            };
-            let amount = Decimal::from_str_exact(text.trim())
-                .ok()
-                .filter(|a| !a.is_sign_negative())
-                .ok_or_else(|| {
-                    AdminError::bad(
-                        "budgets",
-                        format!("`amount_usd` {text:?} is not a non-negative decimal"),
-                    )
-                })?;
-            if let Some(problem) = budget_amount_problem("amount_usd", amount) {
-                return Err(AdminError::bad("budgets", problem));
-            }
-            if budgets.iter().any(|x| x.period == period) {
+/// `Some(0)` refused by name: a limit of zero is written by leaving the limit out. `at` says
+/// where the limit is in the body (`model "gpt-5": `, or nothing for the scope's own).
+fn positive(name: &'static str, at: &str, value: Option<u64>) -> Result<(), AdminError> {
+    match value {
+        Some(0) => Err(AdminError::bad(
+            name,
+            format!("{at}`{name}` must be at least 1; omit it for no limit"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the requests- and tokens-per-minute limits.
+fn check_rates(rpm: Option<u32>, tpm: Option<u64>, at: &str) -> Result<(), AdminError> {
+    positive("rpm", at, rpm.map(u64::from))?;
+    positive("tpm", at, tpm)?;
+    if let Some(problem) = tpm.and_then(|tpm| tpm_problem("tpm", tpm)) {
+        return Err(AdminError::bad("tpm", format!("{at}{problem}")));
+    }
+    Ok(())
+}
+
+/// The budgets of a body, one per period; `at` says where they are in the body.
+fn parse_budgets(bodies: Vec<BudgetBody>, at: &str) -> Result<Vec<Budget>, AdminError> {
+    let mut budgets: Vec<Budget> = Vec::new();
+    for b in bodies {
+        let period = Period::parse(&b.period).ok_or_else(|| {
+            AdminError::bad(
+                "budgets",
+                format!(
+                    "{at}unknown period {:?}: use total, daily, weekly or monthly",
+                    b.period
+                ),
+            )
+        })?;
+        let text = match &b.amount_usd {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => {
                 return Err(AdminError::bad(
                     "budgets",
-                    format!("two `{}` budgets: give one per period", period.as_str()),
+                    format!("{at}`amount_usd` must be a decimal string like \"500.00\""),
                 ));
             }
-            budgets.push(Budget {
-                period,
-                amount_usd: amount,
-            });
+        };
+        let amount = Decimal::from_str_exact(text.trim())
+            .ok()
+            .filter(|a| !a.is_sign_negative())
+            .ok_or_else(|| {
+                AdminError::bad(
+                    "budgets",
+                    format!("{at}`amount_usd` {text:?} is not a non-negative decimal"),
+                )
+            })?;
+        if let Some(problem) = budget_amount_problem("amount_usd", amount) {
+            return Err(AdminError::bad("budgets", format!("{at}{problem}")));
         }
+        if budgets.iter().any(|x| x.period == period) {
+            return Err(AdminError::bad(
+                "budgets",
+                format!("{at}two `{}` budgets: give one per period", period.as_str()),
+            ));
+        }
+        budgets.push(Budget {
+            period,
+            amount_usd: amount,
+        });
+    }
+    Ok(budgets)
+}
+
+/// The model limits of a body: each model (group) once, each with at least one limit.
+fn parse_models(bodies: Vec<ModelLimitsBody>) -> Result<Vec<ModelLimits>, AdminError> {
+    if bodies.len() > MAX_MODEL_LIMITS {
+        return Err(AdminError::bad(
+            "models",
+            format!(
+                "{} model limits: a scope may carry at most {MAX_MODEL_LIMITS}; limit a group of models with a prefix ending in `*`",
+                bodies.len()
+            ),
+        ));
+    }
+    let mut models: Vec<ModelLimits> = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        if let Some(problem) = selector_problem(&body.model) {
+            return Err(AdminError::bad("models", problem));
+        }
+        if models.iter().any(|m| m.model == body.model) {
+            return Err(AdminError::bad(
+                "models",
+                format!(
+                    "model {:?} is given twice: give its rpm, tpm and budgets in one entry",
+                    body.model
+                ),
+            ));
+        }
+        let at = format!("model {:?}: ", body.model);
+        check_rates(body.rpm, body.tpm, &at)?;
+        let limits = ModelLimits {
+            budgets: parse_budgets(body.budgets, &at)?,
+            model: body.model,
+            rpm: body.rpm,
+            tpm: body.tpm,
+        };
+        if limits.is_empty() {
+            return Err(AdminError::bad(
+                "models",
+                format!(
+                    "model {:?} has no limit: give it rpm, tpm or budgets, or leave it out",
+                    limits.model
+                ),
+            ));
+        }
+        models.push(limits);
+    }
+    Ok(models)
+}
+
+impl LimitsBody {
+    pub(super) fn validate(self) -> Result<Limits, AdminError> {
+        check_rates(self.rpm, self.tpm, "")?;
+        positive("max_concurrent", "", self.max_concurrent.map(u64::from))?;
+        let budgets = parse_budgets(self.budgets, "")?;
         let budget_mode = match self.budget_mode.as_deref() {
             None | Some("strict") => BudgetMode::Strict,
             Some("estimate") => BudgetMode::Estimate,
@@ -145,6 +223,7 @@ impl LimitsBody {
             budgets,
             budget_mode,
             on_redis_failure,
+            models: parse_models(self.models)?,
         })
     }
 }

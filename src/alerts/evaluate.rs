@@ -163,6 +163,7 @@ async fn window_stats(
             target.team_id,
             &target.scope_kind,
             target.scope_id,
+            None,
             Utc::now() - window,
         )
         .await

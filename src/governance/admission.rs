@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
 use super::batch::{Batcher, Call, Release, STOPPED};
-use super::keys::ScopeKeys;
-use super::limits::{BudgetMode, FailurePolicy, MAX_TPM, ScopeKind, ScopeLimits};
+use super::gate::Gate;
+use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
 use super::rebuild;
@@ -34,6 +34,8 @@ pub struct Admission<'a> {
     pub request_id: RequestId,
     pub team: TeamId,
     pub scopes: &'a [ScopeLimits],
+    /// The model the client asked for: its scopes' limits on that model apply too.
+    pub model: &'a str,
     /// Tokens taken from tokens-per-minute buckets until settlement.
     pub tokens_estimate: u64,
     /// The most the request can cost (strict budgets reserve this), in nano-USD.
@@ -58,12 +60,14 @@ pub enum RateKind {
     Tokens,
 }
 
-/// Why admission refused, naming the scope and the limit.
+/// Why admission refused, naming the scope and the limit (and the model, when the limit is
+/// the scope's limit on a model or group of models).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Budget {
         kind: ScopeKind,
         id: uuid::Uuid,
+        model: Option<String>,
         period: Period,
         limit_nanos: i64,
         /// Spent plus reserved by requests in flight, when this request was refused.
@@ -74,6 +78,7 @@ pub enum Refusal {
     Rate {
         kind: ScopeKind,
         id: uuid::Uuid,
+        model: Option<String>,
         rate: RateKind,
         limit: u64,
         remaining: u64,
@@ -143,13 +148,9 @@ impl Governor {
     }
 
     /// Checks and takes everything the request needs on all its scopes. `Ok(None)` when no
-    /// scope carries a limit (nothing to take, no Redis round trip).
+    /// scope carries a limit that applies to it (nothing to take, no Redis round trip).
     pub async fn admit(&self, request: &Admission<'_>) -> Result<Option<Ticket>, Refusal> {
-        let scopes: Vec<&ScopeLimits> = request
-            .scopes
-            .iter()
-            .filter(|s| !s.limits.is_empty())
-            .collect();
+        let scopes = Gate::all(request.scopes, request.model);
         if scopes.is_empty() {
             return Ok(None);
         }
@@ -163,7 +164,7 @@ impl Governor {
     async fn admit_scopes(
         &self,
         request: &Admission<'_>,
-        scopes: &[&ScopeLimits],
+        scopes: &[Gate<'_>],
         now: DateTime<Utc>,
     ) -> Result<Option<Ticket>, Refusal> {
         // A budget counter Redis does not have is rebuilt from the ledger, then admission is
@@ -191,26 +192,25 @@ impl Governor {
         Err(Refusal::Unavailable)
     }
 
-    fn redis_failed(
-        &self,
-        scopes: &[&ScopeLimits],
-        error: &str,
-    ) -> Result<Option<Ticket>, Refusal> {
+    fn redis_failed(&self, scopes: &[Gate<'_>], error: &str) -> Result<Option<Ticket>, Refusal> {
         let fail_open = scopes
             .iter()
-            .all(|s| s.limits.on_redis_failure == FailurePolicy::Open);
+            .all(|s| s.on_redis_failure() == FailurePolicy::Open);
         tracing::error!(error, fail_open, "governance backend unavailable");
         if !fail_open {
             return Err(Refusal::Unavailable);
         }
         // Fail-open scopes still hold each instance to their per-minute request limit.
         for scope in scopes {
-            if let Some(rpm) = scope.limits.rpm
-                && !self.local.check_fail_open(scope.id, rpm)
+            if let Some(rpm) = scope.rpm()
+                && !self
+                    .local
+                    .check_fail_open(scope.id(), scope.model_selector(), rpm)
             {
                 return Err(Refusal::Rate {
-                    kind: scope.kind,
-                    id: scope.id,
+                    kind: scope.kind(),
+                    id: scope.id(),
+                    model: scope.model_selector().map(str::to_owned),
                     rate: RateKind::Requests,
                     limit: u64::from(rpm),
                     remaining: 0,
@@ -224,41 +224,35 @@ impl Governor {
     async fn try_admit(
         &self,
         request: &Admission<'_>,
-        scopes: &[&ScopeLimits],
+        scopes: &[Gate<'_>],
         now: DateTime<Utc>,
     ) -> Result<AdmitReply, String> {
         let mut call = Call::new(request.team);
         call.text(request.request_id.to_string()).int(scopes.len());
         let mut ticket_scopes = Vec::with_capacity(scopes.len());
         for scope in scopes {
-            let keys = ScopeKeys::new(
-                &self.config.redis_prefix,
-                request.team,
-                scope.kind,
-                scope.id,
-            );
-            let limits = &scope.limits;
-            let reserve = request.reserve_nanos(limits.budget_mode);
-            let rated = limits.rpm.is_some() || limits.tpm.is_some();
-            call.key_if(rated, || keys.rates())
-                .key_if(limits.max_concurrent.is_some(), || keys.concurrency())
-                .int(limits.rpm.unwrap_or(0))
-                // A limit stored before MAX_TPM existed is enforced at it.
-                .int(limits.tpm.unwrap_or(0).min(MAX_TPM))
+            let keys = scope.keys(&self.config.redis_prefix, request.team);
+            let reserve = request.reserve_nanos(scope.budget_mode());
+            let (rpm, tpm, max_concurrent) = (scope.rpm(), scope.tpm(), scope.max_concurrent());
+            let budgets = scope.budgets();
+            call.key_if(rpm.is_some() || tpm.is_some(), || keys.rates())
+                .key_if(max_concurrent.is_some(), || keys.concurrency())
+                .int(rpm.unwrap_or(0))
+                .int(tpm.unwrap_or(0))
                 .int(request.tokens_estimate)
-                .int(limits.max_concurrent.unwrap_or(0))
+                .int(max_concurrent.unwrap_or(0))
                 .int(reserve)
-                .int(limits.budgets.len());
-            let mut budget_keys = Vec::with_capacity(limits.budgets.len());
-            for budget in &limits.budgets {
+                .int(budgets.len());
+            let mut budget_keys = Vec::with_capacity(budgets.len());
+            for budget in budgets {
                 let budget_key = keys.budget(&budget.period.label(now));
                 call.key(budget_key.clone()).int(budget.limit_nanos());
                 budget_keys.push(budget_key);
             }
             ticket_scopes.push(TicketScope {
                 keys,
-                tpm: limits.tpm.unwrap_or(0).min(MAX_TPM),
-                holds_slot: limits.max_concurrent.is_some(),
+                tpm: tpm.unwrap_or(0),
+                holds_slot: max_concurrent.is_some(),
                 reserve,
                 budget_keys,
             });
@@ -291,7 +285,7 @@ impl Governor {
     async fn rebuild(
         &self,
         team: TeamId,
-        scopes: &[&ScopeLimits],
+        scopes: &[Gate<'_>],
         missing: &[(usize, usize)],
         now: DateTime<Utc>,
     ) -> Result<(), String> {
@@ -299,11 +293,11 @@ impl Governor {
         for &(s, b) in missing {
             let (Some(scope), Some(budget)) = (
                 scopes.get(s),
-                scopes.get(s).and_then(|x| x.limits.budgets.get(b)),
+                scopes.get(s).and_then(|x| x.budgets().get(b)),
             ) else {
                 continue;
             };
-            let keys = ScopeKeys::new(&self.config.redis_prefix, team, scope.kind, scope.id);
+            let keys = scope.keys(&self.config.redis_prefix, team);
             let budget_key = keys.budget(&budget.period.label(now));
             // One rebuild per counter at a time: a burst that finds the counter missing
             // waits for the first request's ledger query instead of repeating it.
@@ -317,8 +311,7 @@ impl Governor {
                 &self.store,
                 &mut conn,
                 &budget_key,
-                scope.kind,
-                scope.id,
+                scope,
                 budget.period,
                 now,
             )
@@ -371,7 +364,7 @@ fn text(value: Option<&redis::Value>) -> &str {
 
 fn parse_admit_reply(
     reply: &[redis::Value],
-    scopes: &[&ScopeLimits],
+    scopes: &[Gate<'_>],
     request: &Admission<'_>,
     held: impl FnOnce(String) -> Held,
     batcher: &Batcher,
@@ -387,10 +380,10 @@ fn parse_admit_reply(
             for (i, scope) in scopes.iter().enumerate() {
                 let (rpm_left, tpm_left) = (int(reply.get(2 + 2 * i)), int(reply.get(3 + 2 * i)));
                 if remaining.is_none() {
-                    if let Some(rpm) = scope.limits.rpm {
+                    if let Some(rpm) = scope.rpm() {
                         remaining =
                             Some((RateKind::Requests, u64::from(rpm), non_negative(rpm_left)));
-                    } else if let Some(tpm) = scope.limits.tpm {
+                    } else if let Some(tpm) = scope.tpm() {
                         remaining = Some((RateKind::Tokens, tpm, non_negative(tpm_left)));
                     }
                 }
@@ -400,10 +393,11 @@ fn parse_admit_reply(
                 .get(index(tightest))
                 .filter(|_| reply.len() > tightest + 2)
                 .and_then(|scope| {
-                    let budget = scope.limits.budgets.get(index(tightest + 1))?;
+                    let budget = scope.budgets().get(index(tightest + 1))?;
                     Some(BudgetHeadroom {
-                        kind: scope.kind,
-                        id: scope.id,
+                        kind: scope.kind(),
+                        id: scope.id(),
+                        model: scope.model.map(|(i, _)| i),
                         period: budget.period,
                         remaining_nanos: int(reply.get(tightest + 2)).max(0),
                     })
@@ -427,23 +421,26 @@ fn parse_admit_reply(
             let scope = scopes
                 .get(index(1))
                 .ok_or("admission script named an unknown scope")?;
-            let (kind, id) = (scope.kind, scope.id);
+            let (kind, id) = (scope.kind(), scope.id());
+            let model = scope.model_selector().map(str::to_owned);
             let (a, b, c) = (int(reply.get(3)), int(reply.get(4)), int(reply.get(5)));
             let refusal = match text(reply.get(2)) {
                 "budget" => {
-                    let budget = scope.limits.budgets.get(index(3)).ok_or("unknown budget")?;
+                    let budget = scope.budgets().get(index(3)).ok_or("unknown budget")?;
                     Refusal::Budget {
                         kind,
                         id,
+                        model,
                         period: budget.period,
                         limit_nanos: c,
                         committed_nanos: b,
-                        reserve_nanos: request.reserve_nanos(scope.limits.budget_mode),
+                        reserve_nanos: request.reserve_nanos(scope.budget_mode()),
                     }
                 }
                 "rpm" | "tpm" => Refusal::Rate {
                     kind,
                     id,
+                    model,
                     rate: if text(reply.get(2)) == "rpm" {
                         RateKind::Requests
                     } else {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::usage::ScopeUsage;
+use super::usage::{BudgetUsage, ScopeUsage};
 use crate::ids::TeamId;
 use crate::store::Store;
 
@@ -83,19 +83,44 @@ pub fn forecast(
     })
 }
 
-/// Fills in the forecast of each of `usage`'s budgets from the request log (one read per
-/// distinct window). The rate is measured from the window's first request, so a campaign that
-/// started an hour ago is not averaged over a day it did not run. On a read error the
-/// forecasts stay `null`: the usage is still shown.
+/// Fills in the forecast of each of `usage`'s budgets, its models' too, from the request log
+/// (one read per distinct window). The rate is measured from the window's first request, so a
+/// campaign that started an hour ago is not averaged over a day it did not run. On a read
+/// error the forecasts stay `null`: the usage is still shown.
 pub async fn add_forecasts(store: &Store, team: TeamId, usage: &mut ScopeUsage) {
+    let (scope, id) = (usage.scope, usage.id);
+    if forecast_budgets(store, team, (scope, id, None), &mut usage.budgets)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    for model in &mut usage.models {
+        let selector = Some(model.model.as_str());
+        if forecast_budgets(store, team, (scope, id, selector), &mut model.budgets)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The forecasts of one scope's (or one of its models') budgets.
+async fn forecast_budgets(
+    store: &Store,
+    team: TeamId,
+    (scope, id, model): (&str, uuid::Uuid, Option<&str>),
+    budgets: &mut [BudgetUsage],
+) -> Result<(), ()> {
     // The request log is stamped with the wall clock.
     let now = Utc::now();
     let mut read: Vec<(DateTime<Utc>, Decimal, DateTime<Utc>)> = Vec::new();
-    for budget in &mut usage.budgets {
+    for budget in budgets {
         let start = window_start(budget.period_start, now);
         let (spent, from) = match read.iter().find(|(s, _, _)| *s == start) {
             Some((_, spent, from)) => (*spent, *from),
-            None => match store.window_stats(team, usage.scope, usage.id, start).await {
+            None => match store.window_stats(team, scope, id, model, start).await {
                 Ok(stats) => {
                     let from = stats.first_at.map_or(start, |first| first.max(start));
                     read.push((start, stats.spent, from));
@@ -103,12 +128,13 @@ pub async fn add_forecasts(store: &Store, team: TeamId, usage: &mut ScopeUsage) 
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "spend for a budget forecast could not be read");
-                    return;
+                    return Err(());
                 }
             },
         };
         budget.forecast = forecast(from, spent, budget.remaining_usd, budget.period_end, now);
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,6 +16,14 @@ impl ScopeKeys {
         }
     }
 
+    /// The keys of the scope's limits on one model or group of models (`selector` is checked
+    /// by `model_limits::selector_problem`: no braces, so the hash tag stays the team's).
+    pub fn for_model(self, selector: &str) -> ScopeKeys {
+        ScopeKeys {
+            base: format!("{}:m:{selector}", self.base),
+        }
+    }
+
     /// The scope's rate buckets: requests (`r`, `rts`) and tokens (`t`, `tts`) in one hash,
     /// so one read and one write serve both.
     pub fn rates(&self) -> String {

@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::model_limits::ModelLimits;
 use super::period::Period;
 
 /// Nano-USD per USD: Redis keeps money as integers in this unit (never floats).
@@ -134,10 +135,19 @@ pub struct Limits {
     pub budget_mode: BudgetMode,
     #[serde(default)]
     pub on_redis_failure: FailurePolicy,
+    /// Limits on one model or group of models, inside these (`model_limits.rs`).
+    #[serde(default)]
+    pub models: Vec<ModelLimits>,
 }
 
 impl Limits {
+    /// No limit at all, the scope's own or on a model.
     pub fn is_empty(&self) -> bool {
+        self.own_is_empty() && self.models.iter().all(ModelLimits::is_empty)
+    }
+
+    /// No limit on the scope's requests as a whole (it may still limit some models).
+    pub fn own_is_empty(&self) -> bool {
         self.rpm.is_none()
             && self.tpm.is_none()
             && self.max_concurrent.is_none()

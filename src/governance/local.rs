@@ -14,7 +14,8 @@ use crate::ids::KeyId;
 pub struct LocalShield {
     instance: Option<DefaultDirectRateLimiter>,
     per_key: Option<DefaultKeyedRateLimiter<KeyId>>,
-    fail_open: DashMap<uuid::Uuid, Arc<DefaultDirectRateLimiter>>,
+    /// By scope, and by model selector for a scope's limits on a model.
+    fail_open: DashMap<(uuid::Uuid, Option<Box<str>>), Arc<DefaultDirectRateLimiter>>,
 }
 
 impl LocalShield {
@@ -38,13 +39,13 @@ impl LocalShield {
     }
 
     /// The fail-open limiter of one scope: its per-minute request limit, on this instance.
-    pub fn check_fail_open(&self, scope: uuid::Uuid, rpm: u32) -> bool {
+    pub fn check_fail_open(&self, scope: uuid::Uuid, model: Option<&str>, rpm: u32) -> bool {
         let Some(rpm) = NonZeroU32::new(rpm) else {
             return false;
         };
         let limiter = self
             .fail_open
-            .entry(scope)
+            .entry((scope, model.map(Box::from)))
             .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(rpm))))
             .clone();
         limiter.check().is_ok()
@@ -98,8 +99,11 @@ mod tests {
     fn fail_open_limit_is_per_scope() {
         let shield = LocalShield::new(None, None);
         let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        assert!(shield.check_fail_open(a, 1));
-        assert!(!shield.check_fail_open(a, 1));
-        assert!(shield.check_fail_open(b, 1));
+        assert!(shield.check_fail_open(a, None, 1));
+        assert!(!shield.check_fail_open(a, None, 1));
+        assert!(shield.check_fail_open(b, None, 1));
+        // A scope's limit on a model is its own.
+        assert!(shield.check_fail_open(a, Some("gpt-5"), 1));
+        assert!(!shield.check_fail_open(a, Some("gpt-5"), 1));
     }
 }

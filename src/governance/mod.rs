@@ -10,9 +10,11 @@
 mod admission;
 mod batch;
 pub mod forecast;
+mod gate;
 mod keys;
 mod limits;
 mod local;
+mod model_limits;
 mod period;
 mod rebuild;
 mod ticket;
@@ -26,6 +28,7 @@ pub use limits::{
     to_nanos_ceil, to_nanos_floor, tpm_problem,
 };
 pub use local::LocalShield;
+pub use model_limits::{MAX_MODEL_LIMITS, ModelLimits, selector_matches, selector_problem};
 pub use period::{Clock, Period, SystemClock};
 pub use ticket::{BudgetHeadroom, Ticket};
 pub use usage::{BudgetUsage, RateUsage, ScopeUsage};

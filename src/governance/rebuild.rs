@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::limits::{MAX_SPENT_NANOS, ScopeKind, to_nanos_ceil};
+use super::gate::Gate;
+use super::limits::{MAX_SPENT_NANOS, to_nanos_ceil};
 use super::period::Period;
 
 /// How long a budget counter is kept after its period ends.
@@ -16,8 +17,7 @@ pub async fn budget_counter(
     store: &Store,
     conn: &mut RedisConnection,
     budget_key: &str,
-    kind: ScopeKind,
-    id: uuid::Uuid,
+    gate: &Gate<'_>,
     period: Period,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
@@ -31,8 +31,9 @@ pub async fn budget_counter(
         return Ok(());
     }
     let (start, end) = period.window(now);
+    let (kind, id, model) = (gate.kind(), gate.id(), gate.model_selector());
     let spent = store
-        .spend_in_window(kind, id, start, end)
+        .spend_in_window(kind, id, model, start, end)
         .await
         .map_err(|e| e.to_string())?;
     // HSETNX: if another instance rebuilt it first, keep theirs (and what was added since).
@@ -59,9 +60,9 @@ pub async fn budget_counter(
     // A scope's first request (nothing spent yet) is routine; a counter restored with spend
     // means Redis had lost it (a restart without persistence, a flush, an eviction).
     if spent.is_zero() {
-        tracing::debug!(scope = kind.as_str(), %id, period = period.as_str(), "budget counter started (nothing spent yet in this period)");
+        tracing::debug!(scope = kind.as_str(), %id, model, period = period.as_str(), "budget counter started (nothing spent yet in this period)");
     } else {
-        tracing::info!(scope = kind.as_str(), %id, period = period.as_str(), spent_usd = %spent, "budget counter restored from the ledger (Redis did not have it)");
+        tracing::info!(scope = kind.as_str(), %id, model, period = period.as_str(), spent_usd = %spent, "budget counter restored from the ledger (Redis did not have it)");
     }
     Ok(())
 }

@@ -33,6 +33,9 @@ pub struct Ticket {
 pub struct BudgetHeadroom {
     pub kind: ScopeKind,
     pub id: uuid::Uuid,
+    /// For a budget on a model: its index in the scope's `limits.models` (an index, so an
+    /// admission copies no name).
+    pub model: Option<usize>,
     pub period: Period,
     pub remaining_nanos: i64,
 }

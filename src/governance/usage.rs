@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::admission::Governor;
 use super::forecast::Forecast;
-use super::keys::ScopeKeys;
+use super::gate::Gate;
 use super::limits::{ScopeLimits, nanos_to_usd};
 use crate::ids::TeamId;
 
@@ -17,6 +17,17 @@ pub struct ScopeUsage {
     pub rpm: Option<RateUsage>,
     pub tpm: Option<RateUsage>,
     pub concurrency: Option<RateUsage>,
+    pub budgets: Vec<BudgetUsage>,
+    /// The use of the scope's limits on each model or group, in the order of `limits.models`.
+    pub models: Vec<ModelUsage>,
+}
+
+/// The use of a scope's limits on one model or group of models.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelUsage {
+    pub model: String,
+    pub rpm: Option<RateUsage>,
+    pub tpm: Option<RateUsage>,
     pub budgets: Vec<BudgetUsage>,
 }
 
@@ -54,15 +65,50 @@ impl Governor {
     }
 
     async fn read_usage(&self, team: TeamId, scope: &ScopeLimits) -> Result<ScopeUsage, String> {
-        let now = self.clock().now();
-        let keys = ScopeKeys::new(self.prefix(), team, scope.kind, scope.id);
         let mut conn = self.connection();
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
         let now_ms = secs * 1000 + micros / 1000;
-        let limits = &scope.limits;
+        let own = self
+            .read_gate(team, &Gate { scope, model: None }, now_ms)
+            .await?;
+        let mut models = Vec::with_capacity(scope.limits.models.len());
+        for (i, limits) in scope.limits.models.iter().enumerate() {
+            let gate = Gate {
+                scope,
+                model: Some((i, limits)),
+            };
+            let usage = self.read_gate(team, &gate, now_ms).await?;
+            models.push(ModelUsage {
+                model: limits.model.clone(),
+                rpm: usage.rpm,
+                tpm: usage.tpm,
+                budgets: usage.budgets,
+            });
+        }
+        Ok(ScopeUsage {
+            scope: scope.kind.as_str(),
+            id: scope.id,
+            rpm: own.rpm,
+            tpm: own.tpm,
+            concurrency: own.concurrency,
+            budgets: own.budgets,
+            models,
+        })
+    }
+
+    /// The use of one gate's limits, at `now_ms` (Redis's clock).
+    async fn read_gate(
+        &self,
+        team: TeamId,
+        gate: &Gate<'_>,
+        now_ms: i64,
+    ) -> Result<GateUsage, String> {
+        let now = self.clock().now();
+        let keys = gate.keys(self.prefix(), team);
+        let mut conn = self.connection();
         let mut bucket =
             async |fields: [&str; 2], limit: Option<u64>| -> Result<Option<RateUsage>, String> {
                 let Some(limit) = limit else { return Ok(None) };
@@ -90,9 +136,9 @@ impl Governor {
                     remaining: u64::try_from(level / 60_000).unwrap_or(0),
                 }))
             };
-        let rpm = bucket(["r", "rts"], limits.rpm.map(u64::from)).await?;
-        let tpm = bucket(["t", "tts"], limits.tpm).await?;
-        let concurrency = match limits.max_concurrent {
+        let rpm = bucket(["r", "rts"], gate.rpm().map(u64::from)).await?;
+        let tpm = bucket(["t", "tts"], gate.tpm()).await?;
+        let concurrency = match gate.max_concurrent() {
             None => None,
             Some(limit) => {
                 let in_flight: u64 = redis::cmd("ZCOUNT")
@@ -109,26 +155,24 @@ impl Governor {
             }
         };
         let mut budgets = Vec::new();
-        for budget in &limits.budgets {
+        for budget in gate.budgets() {
             let fields: Vec<(String, i64)> = redis::cmd("HGETALL")
                 .arg(keys.budget(&budget.period.label(now)))
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?;
             let (spent, reserved) = budget_counters(&fields, now_ms);
+            let (start, end) = budget.period.window(now);
             let spent = match spent {
                 Some(spent) => nanos_to_usd(spent),
                 // Not in Redis (never used this period, or lost): the ledger knows.
-                None => {
-                    let (start, end) = budget.period.window(now);
-                    self.store()
-                        .spend_in_window(scope.kind, scope.id, start, end)
-                        .await
-                        .map_err(|e| e.to_string())?
-                }
+                None => self
+                    .store()
+                    .spend_in_window(gate.kind(), gate.id(), gate.model_selector(), start, end)
+                    .await
+                    .map_err(|e| e.to_string())?,
             };
             let reserved = nanos_to_usd(reserved);
-            let (start, end) = budget.period.window(now);
             budgets.push(BudgetUsage {
                 period: budget.period.as_str(),
                 period_start: start,
@@ -141,15 +185,21 @@ impl Governor {
                 forecast: None,
             });
         }
-        Ok(ScopeUsage {
-            scope: scope.kind.as_str(),
-            id: scope.id,
+        Ok(GateUsage {
             rpm,
             tpm,
             concurrency,
             budgets,
         })
     }
+}
+
+/// What one gate's limits have used.
+struct GateUsage {
+    rpm: Option<RateUsage>,
+    tpm: Option<RateUsage>,
+    concurrency: Option<RateUsage>,
+    budgets: Vec<BudgetUsage>,
 }
 
 /// A budget hash's spent counter (if Redis has it) and what its live reservations hold:

@@ -81,6 +81,7 @@ pub async fn admit(
         request_id: exchange.request_id,
         team: policy.team_id,
         scopes: &policy.scopes,
+        model: &exchange.model,
         tokens_estimate: prompt_estimate
             .saturating_add(cap.max_tokens.unwrap_or(config.estimate_output_tokens)),
         // A prompt has at most one token per byte of the body: an upper bound.
@@ -95,6 +96,7 @@ pub async fn admit(
             Refusal::Budget {
                 kind,
                 id,
+                model,
                 period,
                 limit_nanos,
                 committed_nanos,
@@ -106,7 +108,7 @@ pub async fn admit(
                     .find(|s| s.kind == kind && s.id == id)
                     .is_some_and(|s| s.limits.budget_mode == BudgetMode::Strict);
                 ApiError::BudgetExceeded(Box::new(BudgetRefusal {
-                    scope: ScopeLabel::of(policy, kind, id),
+                    scope: ScopeLabel::of(policy, kind, id, model),
                     period,
                     limit_usd: nanos_to_usd(limit_nanos),
                     committed_usd: nanos_to_usd(committed_nanos),
@@ -118,19 +120,20 @@ pub async fn admit(
             Refusal::Rate {
                 kind,
                 id,
+                model,
                 rate,
                 limit,
                 remaining,
                 retry_after,
             } => ApiError::RateLimited {
-                scope: ScopeLabel::of(policy, kind, id),
+                scope: Box::new(ScopeLabel::of(policy, kind, id, model)),
                 rate,
                 limit,
                 remaining,
                 retry_after,
             },
             Refusal::Concurrency { kind, id, limit } => ApiError::ConcurrencyLimited {
-                scope: ScopeLabel::of(policy, kind, id),
+                scope: Box::new(ScopeLabel::of(policy, kind, id, None)),
                 limit,
             },
             Refusal::Unavailable => ApiError::BackendUnavailable,

@@ -39,14 +39,14 @@ pub enum ApiError {
     BackendUnavailable,
     BudgetExceeded(Box<BudgetRefusal>),
     RateLimited {
-        scope: ScopeLabel,
+        scope: Box<ScopeLabel>,
         rate: RateKind,
         limit: u64,
         remaining: u64,
         retry_after: Duration,
     },
     ConcurrencyLimited {
-        scope: ScopeLabel,
+        scope: Box<ScopeLabel>,
         limit: u64,
     },
     /// This instance's own ceiling (per instance or per key), checked before Redis.

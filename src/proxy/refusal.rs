@@ -18,11 +18,18 @@ pub struct ScopeLabel {
     pub name: String,
     /// The team the scope belongs to (for a team, itself).
     pub team: String,
+    /// Set when the limit is the scope's limit on a model or group of models.
+    pub model: Option<String>,
 }
 
 impl ScopeLabel {
-    /// The label of one of `policy`'s scopes.
-    pub fn of(policy: &KeyPolicy, kind: ScopeKind, id: uuid::Uuid) -> ScopeLabel {
+    /// The label of one of `policy`'s scopes (of its limits on `model`, if given).
+    pub fn of(
+        policy: &KeyPolicy,
+        kind: ScopeKind,
+        id: uuid::Uuid,
+        model: Option<String>,
+    ) -> ScopeLabel {
         let name = policy
             .scopes
             .iter()
@@ -33,12 +40,22 @@ impl ScopeLabel {
             id,
             name,
             team: policy.team_name.clone(),
+            model,
         }
     }
 
     /// How `tollctl limits` names the scope: `experiment gsm8k --team research`,
-    /// `team research`, `key <id>` (keys are named by id only).
+    /// `team research`, `key <id>` (keys are named by id only), and `--model gpt-5` for its
+    /// limits on a model.
     pub fn tollctl_args(&self) -> String {
+        let scope = self.tollctl_scope();
+        match &self.model {
+            Some(model) => format!("{scope} --model {}", shell_word(model)),
+            None => scope,
+        }
+    }
+
+    fn tollctl_scope(&self) -> String {
         match self.kind {
             ScopeKind::Team => format!("team {}", shell_word(&self.name)),
             ScopeKind::Experiment => format!(
@@ -51,9 +68,19 @@ impl ScopeLabel {
     }
 }
 
-/// `experiment "gsm8k" of team "research"`, `team "research"`, `key "worker-1" of team "research"`.
+/// `experiment "gsm8k" of team "research"`, `team "research"`, `key "worker-1" of team
+/// "research"`; a limit on a model: `model "gpt-5" in experiment "gsm8k" of team "research"`
+/// (a group: `models "gpt-5*" in ...`).
 impl fmt::Display for ScopeLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(model) = &self.model {
+            let what = if model.ends_with('*') {
+                "models"
+            } else {
+                "model"
+            };
+            write!(f, "{what} {model:?} in ")?;
+        }
         match self.kind {
             ScopeKind::Team => write!(f, "team {:?}", self.name),
             kind => write!(
@@ -169,6 +196,7 @@ mod tests {
             id: uuid::Uuid::nil(),
             name: name.into(),
             team: "research".into(),
+            model: None,
         }
     }
 
@@ -199,6 +227,28 @@ mod tests {
             label(ScopeKind::Experiment, "it's big").tollctl_args(),
             r"experiment 'it'\''s big' --team research"
         );
+    }
+
+    #[test]
+    fn a_limit_on_a_model_is_named_with_its_scope() {
+        let gpt5 = ScopeLabel {
+            model: Some("gpt-5".into()),
+            ..label(ScopeKind::Experiment, "gsm8k")
+        };
+        assert_eq!(
+            gpt5.to_string(),
+            r#"model "gpt-5" in experiment "gsm8k" of team "research""#
+        );
+        assert_eq!(
+            gpt5.tollctl_args(),
+            "experiment gsm8k --team research --model gpt-5"
+        );
+        let group = ScopeLabel {
+            model: Some("claude-*".into()),
+            ..label(ScopeKind::Team, "research")
+        };
+        assert_eq!(group.to_string(), r#"models "claude-*" in team "research""#);
+        assert_eq!(group.tollctl_args(), "team research --model 'claude-*'");
     }
 
     #[test]

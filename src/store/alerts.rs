@@ -194,12 +194,14 @@ impl Store {
     }
 
     /// What one scope of `team` spent, and how many of its requests were refused, since
-    /// `since` (the request log, so windows need not be whole hours).
+    /// `since` (the request log, so windows need not be whole hours). With `model`, only its
+    /// requests for that model or group (a trailing `*` is a prefix).
     pub async fn window_stats(
         &self,
         team: TeamId,
         scope_kind: &str,
         scope_id: Uuid,
+        model: Option<&str>,
         since: DateTime<Utc>,
     ) -> Result<WindowStats, sqlx::Error> {
         let row = sqlx::query!(
@@ -211,11 +213,14 @@ impl Store {
                WHERE team_id = $1 AND created_at >= $4
                  AND CASE $2::text WHEN 'team' THEN true
                                    WHEN 'experiment' THEN experiment_id = $3
-                                   ELSE key_id = $3 END"#,
+                                   ELSE key_id = $3 END
+                 AND ($5::text IS NULL OR model = $5
+                      OR (right($5, 1) = '*' AND starts_with(model, left($5, -1))))"#,
             team.0,
             scope_kind,
             scope_id,
             since,
+            model,
         )
         .fetch_one(self.pool())
         .await?;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::Store;
 use super::audit::Tx;
 use crate::governance::{
-    Budget, BudgetMode, FailurePolicy, Limits, Period, ScopeKind, ScopeLimits,
+    Budget, BudgetMode, FailurePolicy, Limits, ModelLimits, Period, ScopeKind, ScopeLimits,
 };
 use crate::ids::TeamId;
 
@@ -19,6 +19,8 @@ struct LimitsRow {
     max_concurrent: Option<i32>,
     budget_mode: String,
     on_redis_failure: String,
+    /// JSON text (the query macros read `jsonb` as text).
+    models: String,
     scope_name: String,
 }
 
@@ -42,11 +44,13 @@ impl Store {
     }
 
     /// What a scope spent in `[start, end)`, from the hourly rollups (periods start on whole
-    /// hours, so no partial hour is involved).
+    /// hours, so no partial hour is involved). With `model`, only its requests for that model
+    /// or group (`governance::selector_matches`: a trailing `*` is a prefix).
     pub async fn spend_in_window(
         &self,
         kind: ScopeKind,
         id: Uuid,
+        model: Option<&str>,
         start: DateTime<Utc>,
         end: Option<DateTime<Utc>>,
     ) -> Result<Decimal, sqlx::Error> {
@@ -56,10 +60,13 @@ impl Store {
             ScopeKind::Team => {
                 sqlx::query_scalar!(
                     r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
-                       WHERE team_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"#,
+                       WHERE team_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)
+                         AND ($4::text IS NULL OR model = $4
+                              OR (right($4, 1) = '*' AND starts_with(model, left($4, -1))))"#,
                     id,
                     start,
-                    end
+                    end,
+                    model
                 )
                 .fetch_one(pool)
                 .await
@@ -67,10 +74,13 @@ impl Store {
             ScopeKind::Experiment => {
                 sqlx::query_scalar!(
                     r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
-                       WHERE experiment_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"#,
+                       WHERE experiment_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)
+                         AND ($4::text IS NULL OR model = $4
+                              OR (right($4, 1) = '*' AND starts_with(model, left($4, -1))))"#,
                     id,
                     start,
-                    end
+                    end,
+                    model
                 )
                 .fetch_one(pool)
                 .await
@@ -78,10 +88,13 @@ impl Store {
             ScopeKind::Key => {
                 sqlx::query_scalar!(
                     r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
-                       WHERE key_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)"#,
+                       WHERE key_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)
+                         AND ($4::text IS NULL OR model = $4
+                              OR (right($4, 1) = '*' AND starts_with(model, left($4, -1))))"#,
                     id,
                     start,
-                    end
+                    end,
+                    model
                 )
                 .fetch_one(pool)
                 .await
@@ -165,7 +178,7 @@ async fn limits_in(
     let rows = sqlx::query_as!(
         LimitsRow,
         r#"SELECT l.scope_kind, l.scope_id, l.rpm, l.tpm, l.max_concurrent, l.budget_mode,
-                  l.on_redis_failure,
+                  l.on_redis_failure, l.models::text AS "models!",
                   COALESCE(t.name, e.name, k.name, k.key_prefix, l.scope_id::text) AS "scope_name!"
            FROM scope_limits l JOIN UNNEST($1::text[], $2::uuid[]) AS s(kind, id)
              ON l.scope_kind = s.kind AND l.scope_id = s.id
@@ -219,6 +232,7 @@ async fn limits_in(
             } else {
                 FailurePolicy::Closed
             },
+            models: model_limits(&row.models, *kind, *id),
         };
         out.push(ScopeLimits {
             kind: *kind,
@@ -230,6 +244,16 @@ async fn limits_in(
     Ok(out)
 }
 
+/// The stored model limits of a scope. Only the admin API writes them, after checking them;
+/// a value that does not read back (edited by hand) is logged and enforced as none rather
+/// than failing every request of the scope.
+fn model_limits(stored: &str, kind: ScopeKind, id: Uuid) -> Vec<ModelLimits> {
+    serde_json::from_str(stored).unwrap_or_else(|e| {
+        tracing::error!(scope = kind.as_str(), %id, error = %e, "stored model limits do not parse; ignoring them");
+        Vec::new()
+    })
+}
+
 /// Replaces a scope's limits and budgets on a connection held in a transaction.
 async fn write_limits(
     tx: &mut sqlx::PgConnection,
@@ -238,13 +262,16 @@ async fn write_limits(
     team: TeamId,
     limits: &Limits,
 ) -> Result<(), sqlx::Error> {
+    let models =
+        serde_json::to_string(&limits.models).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query!(
         "INSERT INTO scope_limits (scope_kind, scope_id, team_id, rpm, tpm, max_concurrent,
-                                   budget_mode, on_redis_failure)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   budget_mode, on_redis_failure, models)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)
          ON CONFLICT (scope_kind, scope_id) DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm,
            max_concurrent = EXCLUDED.max_concurrent, budget_mode = EXCLUDED.budget_mode,
-           on_redis_failure = EXCLUDED.on_redis_failure, updated_at = now()",
+           on_redis_failure = EXCLUDED.on_redis_failure, models = EXCLUDED.models,
+           updated_at = now()",
         kind.as_str(),
         id,
         team.0,
@@ -260,7 +287,8 @@ async fn write_limits(
         match limits.on_redis_failure {
             FailurePolicy::Closed => "closed",
             FailurePolicy::Open => "open",
-        }
+        },
+        models
     )
     .execute(&mut *tx)
     .await?;

@@ -289,6 +289,7 @@ async fn a_ticket_dropped_unsettled_gives_back_what_it_took() {
         request_id: RequestId::new(),
         team,
         scopes: &scopes,
+        model: "gpt-4o-mini",
         tokens_estimate: 10,
         max_cost_nanos,
         estimated_cost_nanos: max_cost_nanos,

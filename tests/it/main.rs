@@ -27,6 +27,7 @@ mod keys;
 mod ledger;
 mod lifecycle;
 mod metrics;
+mod model_limits;
 mod openapi;
 mod pricing_import;
 mod pricing_reload;
