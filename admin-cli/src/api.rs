@@ -145,6 +145,23 @@ pub struct Limits {
     pub budget_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_redis_failure: Option<String>,
+    /// Limits on one model or group of models inside the scope's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelLimits>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A scope's limits on one model (`gpt-5`) or group of models (`gpt-5*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelLimits {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

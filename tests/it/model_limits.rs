@@ -302,3 +302,100 @@ async fn bad_model_limits_are_refused_by_name() {
         assert!(message.contains(expected), "{models}: {message}");
     }
 }
+
+#[tokio::test]
+async fn tollctl_sets_and_shows_a_judge_models_budget_inside_the_campaigns() {
+    let app = TestApp::spawn().await;
+    let (key, record) = app.issue_key(json!({})).await;
+    let team = app
+        .admin(
+            Method::GET,
+            &format!("/teams/{}", record["team_id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .1["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let scope = [
+        "limits",
+        "set",
+        "experiment",
+        "exp",
+        "--team",
+        team.as_str(),
+    ];
+    let run = async |extra: &[&str]| {
+        let args: Vec<&str> = scope.iter().chain(extra).copied().collect();
+        crate::common::tollctl::run(&app, &args).await
+    };
+    run(&["--budget", "500"]).await;
+    run(&[
+        "--model",
+        "gpt-4o-mini",
+        "--budget",
+        "total=100",
+        "--rpm",
+        "50",
+    ])
+    .await;
+    let (judge, cost) = exact_request(false);
+    assert_eq!(app.chat(&key, judge).await.status(), 200);
+    ledger_of(&app, "gpt-4o-mini", 1).await;
+
+    let (_, shown) = app
+        .admin(
+            Method::GET,
+            &format!("{}/limits", experiment_path(&record)),
+            None,
+        )
+        .await;
+    assert_eq!(shown["limits"]["budgets"][0]["amount_usd"], "500");
+    assert_eq!(
+        shown["limits"]["models"],
+        json!([{"model": "gpt-4o-mini", "rpm": 50, "tpm": null,
+                "budgets": [{"period": "total", "amount_usd": "100"}]}])
+    );
+    let csv = crate::common::tollctl::run(
+        &app,
+        &[
+            "--format",
+            "csv",
+            "limits",
+            "show",
+            "experiment",
+            "exp",
+            "--team",
+            &team,
+        ],
+    )
+    .await;
+    let spent = cost.normalize().to_string();
+    let left = (dec("100") - cost).normalize().to_string();
+    assert!(csv.contains("\nmodel:gpt-4o-mini:rpm,50,1,,49,"), "{csv}");
+    assert!(
+        csv.contains(&format!(
+            "\nmodel:gpt-4o-mini:budget_total,100,{spent},0,{left},"
+        )),
+        "{csv}"
+    );
+    let table = crate::common::tollctl::run(
+        &app,
+        &["limits", "show", "experiment", "exp", "--team", &team],
+    )
+    .await;
+    assert!(table.contains("\nMODEL gpt-4o-mini\n"), "{table}");
+
+    // Removing the model's limits keeps the scope's.
+    run(&["--model", "gpt-4o-mini", "--unset", "model"]).await;
+    let (_, shown) = app
+        .admin(
+            Method::GET,
+            &format!("{}/limits", experiment_path(&record)),
+            None,
+        )
+        .await;
+    assert_eq!(shown["limits"]["models"], json!([]));
+    assert_eq!(shown["limits"]["budgets"][0]["amount_usd"], "500");
+}

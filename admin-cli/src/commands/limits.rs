@@ -2,7 +2,8 @@
 //! experiment or a key, through `PUT/GET/DELETE /admin/v1/{scope}s/{id}/limits`.
 //!
 //! The API's `PUT` replaces a scope's whole limits, so `set` reads the current ones first and
-//! changes only what its flags name (unless `--replace`).
+//! changes only what its flags name (unless `--replace`). With `--model`, the flags name the
+//! scope's limits on that model or group of models instead.
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -10,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::Ctx;
-use crate::api::{Budget, Limits, ScopeLimits};
+use crate::api::{Budget, Limits, ModelLimits, ScopeLimits};
 use crate::numbers;
 use crate::output::{self, Format, Style};
 use crate::report::{self, Align};
@@ -18,7 +19,7 @@ use crate::report::{self, Align};
 const PERIODS: [&str; 4] = ["total", "daily", "weekly", "monthly"];
 /// What `--unset` can remove: a limit, one budget (by period), every budget, or a setting
 /// (back to its default).
-const UNSETTABLE: [&str; 10] = [
+const UNSETTABLE: [&str; 11] = [
     "rpm",
     "tpm",
     "max-concurrent",
@@ -29,6 +30,7 @@ const UNSETTABLE: [&str; 10] = [
     "monthly",
     "budget-mode",
     "on-redis-failure",
+    "model",
 ];
 
 #[derive(Debug, Subcommand)]
@@ -40,12 +42,18 @@ pub enum LimitsCmd {
         #[command(flatten)]
         flags: LimitFlags,
         /// Remove these, comma-separated: rpm, tpm, max-concurrent, a budget period (total,
-        /// daily, weekly, monthly), budgets (all of them), budget-mode, on-redis-failure.
+        /// daily, weekly, monthly), budgets (all of them), budget-mode, on-redis-failure; with
+        /// --model, `model` removes all of that model's limits.
         #[arg(long, value_name = "WHAT,...", value_delimiter = ',', value_parser = UNSETTABLE, conflicts_with = "replace")]
         unset: Vec<String>,
-        /// Make the flags the scope's complete limits: everything they do not name is removed.
+        /// Make the flags the scope's complete limits: everything they do not name is removed
+        /// (with --model: that model's complete limits).
         #[arg(long)]
         replace: bool,
+        /// Set the scope's limits on this model (`gpt-5`) or group of models (a prefix ending
+        /// in `*`: `gpt-5*`) instead: --rpm, --tpm and --budget, inside the scope's own.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
     },
     /// Show the limits with current usage next to each.
     Show {
@@ -233,6 +241,65 @@ fn merge(
     Ok(limits)
 }
 
+/// What `limits set --model M` sends: the current limits with the flags (and `--unset`, and
+/// `--replace`) applied to the limits on `model` only. A model left with no limit is removed.
+fn merge_model(
+    current: Option<Limits>,
+    model: &str,
+    flags: &LimitFlags,
+    unset: &[String],
+    replace: bool,
+) -> Result<Limits> {
+    for (given, flag) in [
+        (flags.max_concurrent.is_some(), "--max-concurrent"),
+        (flags.budget_mode.is_some(), "--budget-mode"),
+        (flags.on_redis_failure.is_some(), "--on-redis-failure"),
+    ] {
+        if given {
+            bail!("{flag} applies to the whole scope, not to one model: leave out --model");
+        }
+    }
+    if let Some(what) = unset
+        .iter()
+        .find(|u| ["max-concurrent", "budget-mode", "on-redis-failure"].contains(&u.as_str()))
+    {
+        bail!("--unset {what} applies to the whole scope, not to one model: leave out --model");
+    }
+    let mut limits = current.unwrap_or_default();
+    let existing = limits.models.iter().position(|m| m.model == model);
+    if unset.iter().any(|u| u == "model") {
+        if !flags.is_empty() {
+            bail!("--unset model removes every limit on {model}: give no other limit flags");
+        }
+        let Some(at) = existing else {
+            bail!("there are no limits on model {model} to remove");
+        };
+        limits.models.remove(at);
+        return Ok(limits);
+    }
+    let entry = existing.map(|at| limits.models.remove(at));
+    // The model's limits as a scope's, so `merge` applies the same flags the same way.
+    let as_scope = entry.as_ref().map(|m| Limits {
+        rpm: m.rpm,
+        tpm: m.tpm,
+        budgets: m.budgets.clone(),
+        ..Limits::default()
+    });
+    let merged = merge(as_scope, flags, unset, replace)?;
+    let changed = ModelLimits {
+        model: model.to_owned(),
+        rpm: merged.rpm,
+        tpm: merged.tpm,
+        budgets: merged.budgets,
+        extra: entry.map(|m| m.extra).unwrap_or_default(),
+    };
+    if changed.rpm.is_some() || changed.tpm.is_some() || !changed.budgets.is_empty() {
+        let at = existing.unwrap_or(limits.models.len());
+        limits.models.insert(at, changed);
+    }
+    Ok(limits)
+}
+
 /// The API path segments of the target, and the `team` parameter that names an experiment's
 /// team when the experiment is given by name.
 fn resolve(target: &Target) -> Result<(&'static str, &str, Option<&str>)> {
@@ -251,21 +318,29 @@ pub async fn run(cmd: LimitsCmd, ctx: &Ctx) -> Result<()> {
             flags,
             unset,
             replace,
+            model,
         } => {
             if flags.is_empty() && unset.is_empty() && !replace {
                 bail!(
                     "nothing to set: give --rpm, --tpm, --max-concurrent, --budget, --budget-mode, --on-redis-failure or --unset"
                 );
             }
+            if model.is_none() && unset.iter().any(|u| u == "model") {
+                bail!("--unset model needs --model, the model whose limits to remove");
+            }
             let (segment, id, team) = resolve(&target)?;
             let query = [("team", team)];
-            let current = if replace {
+            // Limits on a model sit inside the scope's, so those are read even with --replace.
+            let current = if replace && model.is_none() {
                 None
             } else {
                 let shown: ScopeLimits = ctx.client.get(&[segment, id, "limits"], &query).await?;
                 shown.limits
             };
-            let limits = merge(current, &flags, &unset, replace)?;
+            let limits = match &model {
+                Some(model) => merge_model(current, model, &flags, &unset, replace)?,
+                None => merge(current, &flags, &unset, replace)?,
+            };
             ctx.client
                 .send_json(Method::PUT, &[segment, id, "limits"], &query, &limits)
                 .await?
@@ -359,6 +434,50 @@ fn table(shown: &ScopeLimits) -> String {
             ],
         ],
     );
+    out.push_str(&limit_tables(shown));
+    for view in model_views(shown) {
+        out.push_str(&format!("\nMODEL {}\n", view.id));
+        out.push_str(&limit_tables(&view));
+    }
+    out
+}
+
+/// The scope's limits on each model as a scope of their own (`scope` "model", `id` the
+/// model), with their usage, so they are shown the way the scope's are.
+fn model_views(shown: &ScopeLimits) -> Vec<ScopeLimits> {
+    let Some(limits) = &shown.limits else {
+        return Vec::new();
+    };
+    limits
+        .models
+        .iter()
+        .map(|m| ScopeLimits {
+            scope: "model".into(),
+            id: m.model.clone(),
+            limits: Some(Limits {
+                rpm: m.rpm,
+                tpm: m.tpm,
+                budgets: m.budgets.clone(),
+                ..Limits::default()
+            }),
+            usage: shown.usage.as_ref().and_then(|u| {
+                u["models"]
+                    .as_array()?
+                    .iter()
+                    .find(|usage| usage["model"] == m.model.as_str())
+                    .cloned()
+            }),
+            extra: Default::default(),
+        })
+        .collect()
+}
+
+/// The rate and budget tables of a scope's limits, each after a blank line.
+fn limit_tables(shown: &ScopeLimits) -> String {
+    let mut out = String::new();
+    let Some(limits) = &shown.limits else {
+        return out;
+    };
     let unknown = || "?".to_owned();
     let rates = rates(shown);
     if !rates.is_empty() {
@@ -477,41 +596,11 @@ fn csv(shown: &ScopeLimits) -> String {
         "burn_rate_usd_per_hour",
         "exhausted_at",
     ];
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for (name, limit, used, left) in rates(shown) {
-        rows.push(vec![
-            name.to_owned(),
-            limit.to_string(),
-            opt(used),
-            String::new(),
-            opt(left),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
+    let mut rows = csv_rows(shown, "");
+    for view in model_views(shown) {
+        rows.extend(csv_rows(&view, &format!("model:{}:", view.id)));
     }
     if let Some(limits) = &shown.limits {
-        for b in &limits.budgets {
-            let usage = budget_usage(shown, &b.period);
-            let field = |name: &str| usage.and_then(|u| text(&u[name])).unwrap_or_default();
-            rows.push(vec![
-                format!("budget_{}", b.period),
-                b.amount_usd.clone(),
-                field("spent_usd"),
-                field("reserved_usd"),
-                field("remaining_usd"),
-                field("period_start"),
-                field("period_end"),
-                usage
-                    .and_then(|u| text(&u["forecast"]["burn_rate_usd_per_hour"]))
-                    .unwrap_or_default(),
-                usage
-                    .and_then(|u| text(&u["forecast"]["exhausted_at"]))
-                    .unwrap_or_default(),
-            ]);
-        }
         let setting = |name: &str, value: &Option<String>, default: &str| {
             let mut row = vec![
                 name.to_owned(),
@@ -528,6 +617,48 @@ fn csv(shown: &ScopeLimits) -> String {
         ));
     }
     output::csv(&headers, &rows)
+}
+
+/// One CSV row per rate limit and budget, each named with `prefix` (`model:gpt-5:` for the
+/// limits on a model).
+fn csv_rows(shown: &ScopeLimits, prefix: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for (name, limit, used, left) in rates(shown) {
+        rows.push(vec![
+            format!("{prefix}{name}"),
+            limit.to_string(),
+            opt(used),
+            String::new(),
+            opt(left),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    if let Some(limits) = &shown.limits {
+        for b in &limits.budgets {
+            let usage = budget_usage(shown, &b.period);
+            let field = |name: &str| usage.and_then(|u| text(&u[name])).unwrap_or_default();
+            rows.push(vec![
+                format!("{prefix}budget_{}", b.period),
+                b.amount_usd.clone(),
+                field("spent_usd"),
+                field("reserved_usd"),
+                field("remaining_usd"),
+                field("period_start"),
+                field("period_end"),
+                usage
+                    .and_then(|u| text(&u["forecast"]["burn_rate_usd_per_hour"]))
+                    .unwrap_or_default(),
+                usage
+                    .and_then(|u| text(&u["forecast"]["exhausted_at"]))
+                    .unwrap_or_default(),
+            ]);
+        }
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -630,6 +761,118 @@ mod tests {
             .is_err()
         );
         Ok(())
+    }
+
+    #[test]
+    fn set_with_a_model_changes_only_that_models_limits() -> Result<()> {
+        let mut base = current();
+        base.models = vec![ModelLimits {
+            model: "claude-*".into(),
+            rpm: Some(10),
+            ..ModelLimits::default()
+        }];
+        let merged = merge_model(
+            Some(base.clone()),
+            "gpt-5",
+            &flags(&["--budget", "100", "--rpm", "30"]),
+            &[],
+            false,
+        )?;
+        // The scope's own limits and the other model's are kept.
+        assert_eq!((merged.rpm, merged.max_concurrent), (Some(600), Some(8)));
+        assert_eq!(merged.budgets, base.budgets);
+        assert_eq!(merged.models.len(), 2);
+        assert_eq!(merged.models[0], base.models[0]);
+        let gpt5 = &merged.models[1];
+        assert_eq!((gpt5.model.as_str(), gpt5.rpm), ("gpt-5", Some(30)));
+        assert_eq!(gpt5.budgets[0].amount_usd, "100");
+
+        let changed = merge_model(
+            Some(merged.clone()),
+            "gpt-5",
+            &flags(&[]),
+            &["rpm".into()],
+            false,
+        )?;
+        assert_eq!(changed.models[1].rpm, None);
+        assert_eq!(changed.models[1].budgets.len(), 1);
+        let removed = merge_model(
+            Some(merged.clone()),
+            "gpt-5",
+            &flags(&[]),
+            &["model".into()],
+            false,
+        )?;
+        assert_eq!(removed.models, base.models);
+        // A model left with no limit at all is removed rather than sent empty.
+        let emptied = merge_model(
+            Some(merged),
+            "gpt-5",
+            &flags(&[]),
+            &["rpm".into(), "budgets".into()],
+            false,
+        )?;
+        assert_eq!(emptied.models, base.models);
+        Ok(())
+    }
+
+    #[test]
+    fn scope_wide_settings_are_refused_with_a_model() {
+        for args in [
+            &["--max-concurrent", "3"][..],
+            &["--budget-mode", "estimate"],
+        ] {
+            let error = merge_model(None, "gpt-5", &flags(args), &[], false).unwrap_err();
+            assert!(
+                error.to_string().contains("applies to the whole scope"),
+                "{error}"
+            );
+        }
+        let error = merge_model(None, "gpt-5", &flags(&[]), &["model".into()], false).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "there are no limits on model gpt-5 to remove"
+        );
+    }
+
+    #[test]
+    fn show_lists_the_limits_on_each_model_with_their_usage() {
+        let mut with_model = shown();
+        if let Some(limits) = &mut with_model.limits {
+            limits.models = vec![ModelLimits {
+                model: "gpt-5".into(),
+                rpm: Some(30),
+                budgets: vec![Budget {
+                    period: "total".into(),
+                    amount_usd: "100".into(),
+                }],
+                ..ModelLimits::default()
+            }];
+        }
+        if let Some(usage) = &mut with_model.usage {
+            usage["models"] = json!([{"model": "gpt-5", "rpm": {"limit": 30, "remaining": 29},
+                "tpm": null, "budgets": [{"period": "total", "period_start": "1970-01-01T00:00:00Z",
+                "period_end": null, "limit_usd": "100", "spent_usd": "99.5", "reserved_usd": "0",
+                "remaining_usd": "0.5", "forecast": null}]}]);
+        }
+        let t = table(&with_model);
+        let model_part = &t[t.find("MODEL gpt-5").unwrap()..];
+        assert_eq!(
+            model_part,
+            "MODEL gpt-5\n\
+             \n\
+             LIMIT  VALUE  USED  REMAINING\n\
+             rpm       30     1         29\n\
+             \n\
+             BUDGET  LIMIT USD  SPENT USD  RESERVED USD  REMAINING USD  USD/HOUR  RUNS OUT  PERIOD\n\
+             total         100       99.5             0            0.5                      all time\n"
+        );
+        let c = csv(&with_model);
+        assert!(c.contains("\nmodel:gpt-5:rpm,30,1,,29,,,,\n"), "{c}");
+        assert!(
+            c.contains("\nmodel:gpt-5:budget_total,100,99.5,0,0.5,1970-01-01T00:00:00Z,,,\n"),
+            "{c}"
+        );
     }
 
     fn shown() -> ScopeLimits {
