@@ -21,9 +21,40 @@ pub const MAX_VALUE_LEN: usize = 512;
 pub const NAME_CHARS: &str = "letters, digits, `_`, `-` and `.`";
 
 /// A request's tags, sorted by name (so equal sets are equal and store identically).
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct Tags(BTreeMap<String, String>);
+
+/// A `jsonb` column of tags, read as its text (`default_tags::text AS "default_tags!: Tags"`):
+/// the query macros check it like any text column.
+impl sqlx::Type<sqlx::Postgres> for Tags {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <String as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Tags {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Tags, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(serde_json::from_str(text)?)
+    }
+}
 
 /// Why tags were refused, naming the tag and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +73,11 @@ impl fmt::Display for TagError {
 impl std::error::Error for TagError {}
 
 impl Tags {
+    /// As a JSON object's text, to be stored (`$1::text::jsonb`).
+    pub fn to_json_text(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".to_owned())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -4,6 +4,8 @@
 //! would make the CLI reject a response the gateway considers valid. Every object keeps fields
 //! it does not know in `extra`, so `--format json` passes them through unchanged.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -113,6 +115,8 @@ pub struct CreateExperiment<'a> {
     pub tags: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +131,8 @@ pub struct IssueKeys<'a> {
     pub allowed_models: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_tags: BTreeMap<String, String>,
 }
 
 /// A scope's limits, as `GET .../limits` shows them and `PUT .../limits` takes them. Fields
@@ -200,6 +206,8 @@ pub struct LaunchCampaign<'a> {
     pub allowed_models: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_tags: BTreeMap<String, String>,
 }
 
 /// The answer to a launch: everything it created, the keys with their secrets (once).
@@ -252,6 +260,7 @@ mod tests {
             name: None,
             allowed_models: None,
             expires_at: None,
+            default_tags: BTreeMap::new(),
         };
         assert_eq!(
             serde_json::to_string(&body)?,

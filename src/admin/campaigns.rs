@@ -2,6 +2,8 @@
 //! one transaction; `POST /admin/v1/campaigns/{experiment}/close` revokes every key, ends the
 //! experiment and answers with its final spend report.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
+use super::default_tags;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::issuance::{self, IssuedKey};
@@ -42,6 +45,10 @@ pub struct LaunchCampaign {
     allowed_models: Option<Vec<String>>,
     /// The experiment's limits and budgets, as in `PUT .../limits`.
     limits: Option<LimitsBody>,
+    /// The experiment's default tags: every request of its keys carries them carries unless it sets its own (`{"task": "gsm8k"}`), at most 8
+    /// (docs/tags.md).
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    default_tags: Option<BTreeMap<String, String>>,
 }
 
 /// Everything a launch created; the secrets are in this answer only.
@@ -106,6 +113,7 @@ pub async fn launch(
         ));
     }
     let limits = body.limits.map(LimitsBody::validate).transpose()?;
+    let default_tags = default_tags::parse(body.default_tags)?;
     let team = caller.team_named(&state, &body.team).await?;
     if let Some(limits) = &limits {
         within_team_limits(&state, &caller, team.id, limits).await?;
@@ -118,6 +126,7 @@ pub async fn launch(
         name: name.clone(),
         tags: body.tags,
         ends_at: body.ends_at,
+        default_tags,
     };
     let experiment = insert_experiment(&mut tx, new, &team.name).await?;
     if let Some(limits) = &limits {
@@ -130,6 +139,8 @@ pub async fn launch(
         name: Some(name),
         allowed_models: body.allowed_models,
         expires_at: None,
+        // The campaign's tags are the experiment's; its keys add none of their own.
+        default_tags: Default::default(),
     };
     let issued = issuance::issue_new(&mut tx, &settings, body.keys).await?;
     let mut changes = vec![

@@ -1,6 +1,8 @@
 //! Changes to existing keys: a new secret under the same id (`POST /keys/{id}/rotate`) and
 //! new settings (`PATCH /keys/{id}`).
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -9,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
+use super::default_tags;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::issuance::{self, Issue, IssueError, IssuedKey};
@@ -118,6 +121,10 @@ pub struct KeyUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<DateTime<Utc>>>,
+    /// Replaces the key's default tags (`{}` or `null` removes them), at most 8.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    default_tags: Option<Option<BTreeMap<String, String>>>,
 }
 
 impl KeyUpdate {
@@ -138,7 +145,12 @@ impl KeyUpdate {
                 "`allowed_models` is empty; null allows every model",
             ));
         }
+        let default_tags = match self.default_tags {
+            None => None,
+            Some(tags) => Some(default_tags::parse(tags)?),
+        };
         Ok(KeyPatch {
+            default_tags,
             name: self.name.map(|n| n.map(|n| n.trim().to_owned())),
             allowed_models: self.allowed_models.map(|m| {
                 m.map(|m| {

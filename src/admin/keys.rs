@@ -1,5 +1,7 @@
 //! Virtual keys: issue (N at once, each secret shown once), list, show, revoke.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,6 +13,7 @@ use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
 use super::csv::{self, Format};
+use super::default_tags;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::issuance::{self, IssuedKey};
@@ -36,6 +39,10 @@ pub struct IssueKeys {
     allowed_models: Option<Vec<String>>,
     /// RFC 3339; omitted means never.
     expires_at: Option<DateTime<Utc>>,
+    /// Tags every request of these keys carries unless it sets its own (`{"task": "gsm8k"}`), at most 8
+    /// (docs/tags.md).
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    default_tags: Option<BTreeMap<String, String>>,
 }
 
 /// Each secret is in this answer only.
@@ -68,6 +75,7 @@ pub async fn issue_keys(
             "`allowed_models` is empty; omit it to allow every model",
         ));
     }
+    let default_tags = default_tags::parse(body.default_tags)?;
     let team = caller.team_named(&state, &body.team).await?;
     let experiment = match &body.experiment {
         None => None,
@@ -79,6 +87,7 @@ pub async fn issue_keys(
         name: body.name,
         allowed_models: body.allowed_models,
         expires_at: body.expires_at,
+        default_tags,
     };
     let mut tx = state.store.begin().await?;
     let issued = issuance::issue_new(&mut tx, &settings, count).await?;

@@ -8,6 +8,7 @@ mod auth;
 mod caller;
 mod campaigns;
 mod csv;
+mod default_tags;
 mod error;
 mod extract;
 mod issuance;

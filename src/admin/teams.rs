@@ -1,5 +1,7 @@
 //! Teams and experiments.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +11,7 @@ use serde::Deserialize;
 use super::AdminState;
 use super::audit::{self, Change};
 use super::caller::Caller;
+use super::default_tags;
 use super::error::{AdminError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::response::List;
@@ -107,6 +110,10 @@ pub struct CreateExperiment {
     tags: Vec<String>,
     /// RFC 3339; its keys are refused from then on. Omitted: no end.
     ends_at: Option<DateTime<Utc>>,
+    /// Tags every request of its keys carries unless it sets its own (`{"task": "gsm8k"}`), at most 8
+    /// (docs/tags.md).
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    default_tags: Option<BTreeMap<String, String>>,
 }
 
 #[utoipa::path(
@@ -127,12 +134,14 @@ pub async fn create_experiment(
     ApiJson(body): ApiJson<CreateExperiment>,
 ) -> Result<(StatusCode, Json<Experiment>), AdminError> {
     let name = valid_name("name", &body.name)?.to_string();
+    let default_tags = default_tags::parse(body.default_tags)?;
     let team = caller.team_named(&state, &body.team).await?;
     let new = NewExperiment {
         team_id: team.id,
         name: name.clone(),
         tags: body.tags,
         ends_at: body.ends_at,
+        default_tags,
     };
     let mut tx = state.store.begin().await?;
     let experiment = insert_experiment(&mut tx, new, &team.name).await?;

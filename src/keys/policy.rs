@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::governance::ScopeLimits;
 use crate::ids::{ExperimentId, KeyId, TeamId};
+use crate::tags::Tags;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPolicy {
@@ -30,6 +31,8 @@ pub struct KeyPolicy {
     /// Limits of the key, its experiment and its team, in that order (scopes without
     /// limits are left out).
     pub scopes: Vec<ScopeLimits>,
+    /// The experiment's default tags with the key's on top: under each request's own.
+    pub default_tags: Tags,
 }
 
 /// Why a known key may not be used right now (all answered with 403).
@@ -116,6 +119,7 @@ mod tests {
             experiment_ends_at: None,
             grace_until: None,
             scopes: Vec::new(),
+            default_tags: Tags::default(),
         }
     }
 

@@ -190,6 +190,10 @@ async fn prepare_and_admit(
     exchange.streamed = peek.is_stream() && op != Operation::Embeddings;
     exchange.client_wants_usage = peek.client_wants_usage();
     exchange.tags = request_tags(headers, peek.metadata.as_ref())?;
+    if !exchange.policy.default_tags.is_empty() {
+        // The key's and experiment's defaults go under the request's own tags.
+        exchange.tags = exchange.policy.default_tags.merged(&exchange.tags);
+    }
     if !exchange.policy.allows_model(peek.model()) {
         return Err(ApiError::ModelNotAllowed(exchange.model.clone()));
     }

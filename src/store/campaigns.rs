@@ -6,6 +6,7 @@ use super::audit::Tx;
 use super::teams::{Experiment, ExperimentState};
 use crate::ids::TeamId;
 use crate::ids::{ExperimentId, KeyId};
+use crate::tags::Tags;
 
 /// What [`Tx::close_campaign`] did.
 pub struct ClosedCampaign {
@@ -24,7 +25,7 @@ impl Tx {
         sqlx::query_as!(
             Experiment,
             r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
-                      ends_at, created_at, closed_at,
+                      ends_at, created_at, closed_at, default_tags::text AS "default_tags!: Tags",
                       CASE WHEN closed_at IS NOT NULL THEN 'closed'
                            WHEN ends_at <= now() THEN 'ended'
                            ELSE 'running' END AS "state!: ExperimentState"
@@ -54,7 +55,7 @@ impl Tx {
                                       closed_at = COALESCE(closed_at, now())
                WHERE id = $1
                RETURNING id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
-                         ends_at, created_at, closed_at,
+                         ends_at, created_at, closed_at, default_tags::text AS "default_tags!: Tags",
                          CASE WHEN closed_at IS NOT NULL THEN 'closed'
                               WHEN ends_at <= now() THEN 'ended'
                               ELSE 'running' END AS "state!: ExperimentState""#,

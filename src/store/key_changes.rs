@@ -12,6 +12,7 @@ use super::audit::Tx;
 use super::keys::{KeyRecord, NewKeyRecord, insert_keys_in};
 use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::KeyHash;
+use crate::tags::Tags;
 
 /// What a `PATCH` changes: `None` leaves a field as it is, `Some(None)` clears it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct KeyPatch {
     pub name: Option<Option<String>>,
     pub allowed_models: Option<Option<Vec<String>>>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// Replaces the key's default tags (`{}` removes them).
+    pub default_tags: Option<Tags>,
 }
 
 /// What every key of one issuing call shares.
@@ -31,6 +34,7 @@ pub struct KeySettings {
     /// `None`: any model.
     pub allowed_models: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub default_tags: Tags,
 }
 
 impl Tx {
@@ -41,7 +45,8 @@ impl Tx {
             KeyRecord,
             r#"SELECT id AS "id: KeyId", team_id AS "team_id: TeamId",
                       experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until
+                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags"
                FROM virtual_keys WHERE id = $1 FOR UPDATE"#,
             id.0
         )
@@ -62,6 +67,7 @@ impl Tx {
             settings.name.as_deref(),
             settings.allowed_models.as_deref(),
             settings.expires_at,
+            &settings.default_tags,
             keys,
         )
         .await
@@ -74,7 +80,8 @@ impl Tx {
             r#"UPDATE virtual_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
                RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
                          experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags""#,
             id.0
         )
         .fetch_optional(self.conn())
@@ -98,7 +105,8 @@ impl Tx {
                WHERE id = $1 AND revoked_at IS NULL
                RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
                          experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags""#,
             id.0,
             hash.as_bytes(),
             prefix,
@@ -119,18 +127,21 @@ impl Tx {
             r#"UPDATE virtual_keys SET
                  name = CASE WHEN $2 THEN $3::text ELSE name END,
                  allowed_models = CASE WHEN $4 THEN $5::text[] ELSE allowed_models END,
-                 expires_at = CASE WHEN $6 THEN $7::timestamptz ELSE expires_at END
+                 expires_at = CASE WHEN $6 THEN $7::timestamptz ELSE expires_at END,
+                 default_tags = COALESCE($8::text::jsonb, default_tags)
                WHERE id = $1
                RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
                          experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+                         allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags""#,
             id.0,
             patch.name.is_some(),
             patch.name.clone().flatten(),
             patch.allowed_models.is_some(),
             patch.allowed_models.as_ref().and_then(Option::as_deref),
             patch.expires_at.is_some(),
-            patch.expires_at.flatten()
+            patch.expires_at.flatten(),
+            patch.default_tags.as_ref().map(Tags::to_json_text)
         )
         .fetch_optional(self.conn())
         .await

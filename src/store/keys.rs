@@ -11,6 +11,7 @@ use super::Store;
 use crate::governance::ScopeKind;
 use crate::ids::{ExperimentId, KeyId, TeamId};
 use crate::keys::{KeyHash, KeyPolicy};
+use crate::tags::Tags;
 
 /// A key as the admin API shows it (no secret, no hash). Every query that returns one lists
 /// the same columns (queries are checked at compile time, so the list is written out in each).
@@ -27,6 +28,9 @@ pub struct KeyRecord {
     pub created_at: DateTime<Utc>,
     /// After a rotation: when the previous secret stops working.
     pub previous_valid_until: Option<DateTime<Utc>>,
+    /// Tags each of its requests carries unless the request sets its own (over its
+    /// experiment's defaults).
+    pub default_tags: Tags,
 }
 
 pub struct NewKeyRecord {
@@ -53,6 +57,8 @@ struct PolicyRow {
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     experiment_ends_at: Option<DateTime<Utc>>,
+    default_tags: Tags,
+    experiment_default_tags: Tags,
     /// The hash presented is the key's previous secret (it was rotated).
     matched_previous: bool,
     previous_valid_until: Option<DateTime<Utc>>,
@@ -87,7 +93,9 @@ impl Store {
                       k.experiment_id AS "experiment_id: ExperimentId",
                       e.name AS "experiment_name?", k.name, k.key_prefix, k.allowed_models,
                       k.expires_at, k.revoked_at, e.ends_at AS "experiment_ends_at?",
-                      k.key_hash <> $1 AS "matched_previous!", k.previous_valid_until
+                      k.key_hash <> $1 AS "matched_previous!", k.previous_valid_until,
+                      k.default_tags::text AS "default_tags!: Tags",
+                      COALESCE(e.default_tags, '{}')::text AS "experiment_default_tags!: Tags"
                FROM virtual_keys k JOIN teams t ON t.id = k.team_id
                  LEFT JOIN experiments e ON e.id = k.experiment_id
                WHERE k.key_hash = $1 OR k.previous_key_hash = $1"#,
@@ -121,6 +129,7 @@ impl Store {
             grace_until: r
                 .matched_previous
                 .then(|| r.previous_valid_until.unwrap_or(DateTime::<Utc>::MIN_UTC)),
+            default_tags: r.experiment_default_tags.merged(&r.default_tags),
             scopes,
         })))
     }
@@ -175,7 +184,8 @@ impl Store {
             KeyRecord,
             r#"SELECT id AS "id: KeyId", team_id AS "team_id: TeamId",
                       experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until
+                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags"
                FROM virtual_keys
                WHERE ($1::uuid IS NULL OR team_id = $1) AND ($2::uuid IS NULL OR experiment_id = $2)
                ORDER BY created_at, id"#,
@@ -191,7 +201,8 @@ impl Store {
             KeyRecord,
             r#"SELECT id AS "id: KeyId", team_id AS "team_id: TeamId",
                       experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until
+                      allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags"
                FROM virtual_keys WHERE id = $1"#,
             id.0
         )
@@ -210,6 +221,7 @@ pub(super) async fn insert_keys_in<'e>(
     name: Option<&str>,
     allowed_models: Option<&[String]>,
     expires_at: Option<DateTime<Utc>>,
+    default_tags: &Tags,
     keys: &[NewKeyRecord],
 ) -> Result<Vec<KeyRecord>, sqlx::Error> {
     let ids: Vec<Uuid> = keys.iter().map(|k| k.id.0).collect();
@@ -220,12 +232,13 @@ pub(super) async fn insert_keys_in<'e>(
     sqlx::query_as!(
         KeyRecord,
         r#"INSERT INTO virtual_keys (id, team_id, experiment_id, name, key_hash, key_prefix,
-                                    allowed_models, expires_at)
-           SELECT id, $4, $5, $6, hash, prefix, $7, $8
+                                    allowed_models, expires_at, default_tags)
+           SELECT id, $4, $5, $6, hash, prefix, $7, $8, $9::text::jsonb
            FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS t(id, hash, prefix)
            RETURNING id AS "id: KeyId", team_id AS "team_id: TeamId",
                      experiment_id AS "experiment_id: ExperimentId", name, key_prefix AS prefix,
-                     allowed_models, expires_at, revoked_at, created_at, previous_valid_until"#,
+                     allowed_models, expires_at, revoked_at, created_at, previous_valid_until,
+                      default_tags::text AS "default_tags!: Tags""#,
         &ids,
         hashes as _,
         prefixes as _,
@@ -233,7 +246,8 @@ pub(super) async fn insert_keys_in<'e>(
         experiment.map(|e| e.0),
         name,
         allowed_models,
-        expires_at
+        expires_at,
+        default_tags.to_json_text()
     )
     .fetch_all(db)
     .await

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::Store;
 use super::audit::Tx;
 use crate::ids::{ExperimentId, TeamId};
+use crate::tags::Tags;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Team {
@@ -32,6 +33,8 @@ pub struct Experiment {
     pub closed_at: Option<DateTime<Utc>>,
     /// Where it stands as of the answer.
     pub state: ExperimentState,
+    /// Tags every request of its keys carries unless the request (or the key) sets its own.
+    pub default_tags: Tags,
 }
 
 /// `running` until `ends_at`, `ended` after it, `closed` once closed as a campaign.
@@ -49,6 +52,7 @@ pub struct NewExperiment {
     pub name: String,
     pub tags: Vec<String>,
     pub ends_at: Option<DateTime<Utc>>,
+    pub default_tags: Tags,
 }
 
 impl Store {
@@ -82,7 +86,7 @@ impl Store {
         sqlx::query_as!(
             Experiment,
             r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
-                      ends_at, created_at, closed_at,
+                      ends_at, created_at, closed_at, default_tags::text AS "default_tags!: Tags",
                       CASE WHEN closed_at IS NOT NULL THEN 'closed'
                            WHEN ends_at <= now() THEN 'ended'
                            ELSE 'running' END AS "state!: ExperimentState"
@@ -100,7 +104,7 @@ impl Store {
         sqlx::query_as!(
             Experiment,
             r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
-                      ends_at, created_at, closed_at,
+                      ends_at, created_at, closed_at, default_tags::text AS "default_tags!: Tags",
                       CASE WHEN closed_at IS NOT NULL THEN 'closed'
                            WHEN ends_at <= now() THEN 'ended'
                            ELSE 'running' END AS "state!: ExperimentState"
@@ -121,7 +125,7 @@ impl Store {
         sqlx::query_as!(
             Experiment,
             r#"SELECT id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
-                      ends_at, created_at, closed_at,
+                      ends_at, created_at, closed_at, default_tags::text AS "default_tags!: Tags",
                       CASE WHEN closed_at IS NOT NULL THEN 'closed'
                            WHEN ends_at <= now() THEN 'ended'
                            ELSE 'running' END AS "state!: ExperimentState"
@@ -168,11 +172,13 @@ impl Tx {
         &mut self,
         new: NewExperiment,
     ) -> Result<Experiment, sqlx::Error> {
+        let default_tags = new.default_tags.to_json_text();
         sqlx::query_as!(
             Experiment,
-            r#"INSERT INTO experiments (id, team_id, name, tags, ends_at) VALUES ($1, $2, $3, $4, $5)
+            r#"INSERT INTO experiments (id, team_id, name, tags, ends_at, default_tags)
+               VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)
                RETURNING id AS "id: ExperimentId", team_id AS "team_id: TeamId", name, tags,
-                         ends_at, created_at, closed_at,
+                         ends_at, created_at, closed_at, default_tags::text AS "default_tags!: Tags",
                          CASE WHEN closed_at IS NOT NULL THEN 'closed'
                               WHEN ends_at <= now() THEN 'ended'
                               ELSE 'running' END AS "state!: ExperimentState""#,
@@ -180,7 +186,8 @@ impl Tx {
             new.team_id.0,
             new.name,
             &new.tags,
-            new.ends_at
+            new.ends_at,
+            default_tags
         )
         .fetch_one(self.conn())
         .await

@@ -136,6 +136,178 @@ async fn tags_are_stored_filtered_and_metadata_is_forwarded_unchanged() {
 }
 
 #[tokio::test]
+async fn experiment_and_key_defaults_go_under_the_requests_own_tags() {
+    let app = TestApp::spawn().await;
+    let team = format!("team-{}", uuid::Uuid::new_v4().simple());
+    app.admin(Method::POST, "/teams", Some(json!({"name": team})))
+        .await;
+    let (status, experiment) = app
+        .admin(
+            Method::POST,
+            "/experiments",
+            Some(json!({"team": team, "name": "gsm8k", "default_tags": {"task": "gsm8k", "split": "test"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{experiment}");
+    assert_eq!(
+        experiment["default_tags"],
+        json!({"task": "gsm8k", "split": "test"})
+    );
+    let (status, issued) = app
+        .admin(
+            Method::POST,
+            "/keys",
+            Some(json!({"team": team, "experiment": "gsm8k", "default_tags": {"worker": "3", "split": "train"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let record = &issued["data"][0];
+    assert_eq!(
+        record["default_tags"],
+        json!({"worker": "3", "split": "train"})
+    );
+    let key = record["key"].as_str().unwrap().to_string();
+    let (body, _) = exact_request(false);
+
+    // The key's defaults over the experiment's; then the request's metadata and header.
+    assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+    let mut with_metadata = body.clone();
+    with_metadata["metadata"] = json!({"seed": 1, "task": "gsm8k-hard"});
+    let response = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.data_url))
+        .bearer_auth(&key)
+        .header("x-tollgate-tags", "split=dev")
+        .json(&with_metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let upstream: Value = serde_json::from_slice(&app.mock.last_body().unwrap()).unwrap();
+    assert_eq!(
+        upstream["metadata"],
+        json!({"seed": 1, "task": "gsm8k-hard"})
+    );
+
+    // A change of the key's defaults reaches the gateway at once.
+    let key_path = format!("/keys/{}", record["id"].as_str().unwrap());
+    let (status, patched) = app
+        .admin(
+            Method::PATCH,
+            &key_path,
+            Some(json!({"default_tags": {"worker": "4"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+    let (status, _) = app
+        .admin(
+            Method::PATCH,
+            &key_path,
+            Some(json!({"default_tags": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.chat(&key, body.clone()).await.status(), 200);
+
+    app.ledger_rows(4).await;
+    assert_eq!(
+        stored_tags(&app).await,
+        [
+            Some(json!({"task": "gsm8k", "split": "train", "worker": "3"})),
+            Some(json!({"task": "gsm8k-hard", "split": "dev", "worker": "3", "seed": "1"})),
+            Some(json!({"task": "gsm8k", "split": "test", "worker": "4"})),
+            Some(json!({"task": "gsm8k", "split": "test"})),
+        ]
+    );
+    // Reports see defaults like tags the client sent.
+    let (status, report) = app
+        .admin(Method::GET, "/spend?group_by=tag:worker", None)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let mut workers: Vec<Value> = report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tags"]["worker"].clone())
+        .collect();
+    workers.sort_by_key(Value::to_string);
+    assert_eq!(workers, [json!("3"), json!("4"), Value::Null]);
+}
+
+#[tokio::test]
+async fn bad_default_tags_are_refused_by_name_and_campaigns_carry_theirs() {
+    let app = TestApp::spawn().await;
+    let (_, record) = app.issue_key(json!({})).await;
+    let team = record["team_id"].as_str().unwrap();
+    let nine: serde_json::Map<String, Value> =
+        (0..9).map(|i| (format!("t{i}"), json!("x"))).collect();
+    for (tags, expected) in [
+        (
+            json!({"bad name": "x"}),
+            "default_tags: tag name \"bad name\" must be 1 to 64",
+        ),
+        (
+            json!({"task": ""}),
+            "default_tags: tag \"task\" has an empty value",
+        ),
+        (Value::Object(nine), "9 default tags: at most 8"),
+    ] {
+        let (status, body) = app
+            .admin(
+                Method::POST,
+                "/keys",
+                Some(json!({"team": team, "default_tags": tags})),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["param"], "default_tags");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+    }
+
+    let team_name = app
+        .admin(Method::GET, &format!("/teams/{team}"), None)
+        .await
+        .1["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = crate::common::tollctl::run(
+        &app,
+        &[
+            "--format",
+            "json",
+            "campaigns",
+            "launch",
+            "--team",
+            &team_name,
+            "mmlu",
+            "--keys",
+            "1",
+            "--default-tag",
+            "task=mmlu",
+            "--default-tag",
+            "split=val",
+        ],
+    )
+    .await;
+    let launched: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        launched["experiment"]["default_tags"],
+        json!({"task": "mmlu", "split": "val"})
+    );
+    let key = launched["keys"][0]["key"].as_str().unwrap();
+    let (body, _) = exact_request(false);
+    assert_eq!(app.chat(key, body).await.status(), 200);
+    app.ledger_rows(1).await;
+    assert_eq!(
+        stored_tags(&app).await,
+        [Some(json!({"task": "mmlu", "split": "val"}))]
+    );
+}
+
+#[tokio::test]
 async fn a_bad_tag_is_refused_with_a_400_that_names_it() {
     let app = TestApp::spawn().await;
     let key = app.key().await;

@@ -40,6 +40,10 @@ pub struct LaunchArgs {
     ends_in: Option<TimeDelta>,
     #[command(flatten)]
     limits: LimitFlags,
+    /// A default tag, NAME=VALUE, that every request of the campaign's keys carries unless it sets
+    /// its own; repeat for several (at most 8).
+    #[arg(long = "default-tag", value_name = "NAME=VALUE", value_parser = super::requests::tag_filter)]
+    default_tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +80,7 @@ pub async fn launch(args: LaunchArgs, ctx: &Ctx) -> Result<()> {
         keys: args.keys,
         allowed_models: (!models.is_empty()).then_some(models.as_slice()),
         limits,
+        default_tags: args.default_tags.into_iter().collect(),
     };
     let raw: Value = ctx.client.post(&["campaigns"], &body).await?;
     let launched: Launched = serde_json::from_value(raw.clone())

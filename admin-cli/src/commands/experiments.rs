@@ -26,6 +26,10 @@ pub enum ExperimentsCmd {
         /// When the experiment ends, from now (e.g. 7d, 12h).
         #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
         ends_in: Option<TimeDelta>,
+        /// A default tag, NAME=VALUE, that every request of its keys carries unless it sets
+        /// its own; repeat for several (at most 8).
+        #[arg(long = "default-tag", value_name = "NAME=VALUE", value_parser = super::requests::tag_filter)]
+        default_tags: Vec<(String, String)>,
     },
     /// List experiments, optionally of one team.
     List {
@@ -107,6 +111,7 @@ pub async fn run(cmd: ExperimentsCmd, ctx: &Ctx) -> Result<()> {
             tags,
             ends_at,
             ends_in,
+            default_tags,
         } => {
             let ends_at = match (ends_at, ends_in) {
                 (Some(at), _) => Some(output::parse_time("--ends-at", &at)?),
@@ -118,6 +123,7 @@ pub async fn run(cmd: ExperimentsCmd, ctx: &Ctx) -> Result<()> {
                 name: &name,
                 tags: &tags,
                 ends_at,
+                default_tags: default_tags.into_iter().collect(),
             };
             let exp: Experiment = ctx.client.post(&["experiments"], &body).await?;
             output::one(&exp, ctx.format)?

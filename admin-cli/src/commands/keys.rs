@@ -34,6 +34,10 @@ pub enum KeysCmd {
         /// Expiry from now (e.g. 30d, 12h).
         #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
         expires_in: Option<TimeDelta>,
+        /// A default tag, NAME=VALUE, that every request of these keys carries unless it sets
+        /// its own; repeat for several (at most 8).
+        #[arg(long = "default-tag", value_name = "NAME=VALUE", value_parser = super::requests::tag_filter)]
+        default_tags: Vec<(String, String)>,
     },
     /// List keys (never their secrets).
     List {
@@ -96,6 +100,12 @@ pub enum KeysCmd {
         /// Remove the label.
         #[arg(long)]
         no_name: bool,
+        /// Replace the key's default tags with these, NAME=VALUE; repeat for several.
+        #[arg(long = "default-tag", value_name = "NAME=VALUE", value_parser = super::requests::tag_filter, conflicts_with = "no_default_tags")]
+        default_tags: Vec<(String, String)>,
+        /// Remove the key's default tags.
+        #[arg(long)]
+        no_default_tags: bool,
     },
 }
 
@@ -253,6 +263,7 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
             models,
             expires_at,
             expires_in,
+            default_tags,
         } => {
             let models: Vec<String> = models
                 .iter()
@@ -271,6 +282,7 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
                 name: name.as_deref(),
                 allowed_models: (!models.is_empty()).then_some(models.as_slice()),
                 expires_at,
+                default_tags: default_tags.into_iter().collect(),
             };
             let issued: List<IssuedKey> = ctx.client.post(&["keys"], &body).await?;
             let out = match ctx.format {
@@ -332,6 +344,8 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
             no_expiry,
             name,
             no_name,
+            default_tags,
+            no_default_tags,
         } => {
             let mut patch = Map::new();
             let models: Vec<String> = models
@@ -360,9 +374,18 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<()> {
             } else if let Some(name) = name {
                 patch.insert("name".into(), json!(name));
             }
+            if no_default_tags {
+                patch.insert("default_tags".into(), Value::Null);
+            } else if !default_tags.is_empty() {
+                let tags: serde_json::Map<String, Value> = default_tags
+                    .into_iter()
+                    .map(|(name, value)| (name, Value::String(value)))
+                    .collect();
+                patch.insert("default_tags".into(), Value::Object(tags));
+            }
             if patch.is_empty() {
                 bail!(
-                    "nothing to update: give --models, --all-models, --expires-in, --expires-at, --no-expiry, --name or --no-name"
+                    "nothing to update: give --models, --all-models, --expires-in, --expires-at, --no-expiry, --name, --no-name, --default-tag or --no-default-tags"
                 );
             }
             let key: Key = ctx.client.patch(&["keys", &id], &patch).await?;
