@@ -14,6 +14,7 @@ mod config;
 mod exchange;
 mod legacy;
 mod messages;
+mod responses;
 mod sse;
 
 use std::collections::{HashMap, VecDeque};
@@ -106,6 +107,16 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/completions", post(legacy::completions))
         .route("/completions", post(legacy::completions))
         .route("/messages", post(messages::messages))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route(
+            "/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/health", get(|| async { "ok" }))
@@ -134,7 +145,12 @@ struct Tracked {
     per_key: HashMap<String, u64>,
     /// What is left of each key's `key_failures` script.
     scripts: HashMap<String, VecDeque<u16>>,
+    /// Responses stored by `POST /v1/responses`, oldest first, at most [`STORED_RESPONSES`].
+    stored: VecDeque<(String, String)>,
 }
+
+/// How many stored responses the mock keeps.
+const STORED_RESPONSES: usize = 1000;
 
 impl Shared {
     fn new(config: MockConfig) -> Self {
@@ -180,6 +196,27 @@ impl Shared {
         // Freeing the previous body happens after the lock is released.
         drop(previous);
         (self.requests.fetch_add(1, Ordering::SeqCst) + 1, scripted)
+    }
+}
+
+impl Shared {
+    fn store_response(&self, id: &str, body: String) {
+        let mut tracked = lock(&self.tracked);
+        if tracked.stored.len() >= STORED_RESPONSES {
+            tracked.stored.pop_front();
+        }
+        tracked.stored.push_back((id.to_owned(), body));
+    }
+
+    /// A stored response's body; `remove` deletes it too.
+    fn stored_response(&self, id: &str, remove: bool) -> Option<String> {
+        let mut tracked = lock(&self.tracked);
+        let at = tracked.stored.iter().position(|(stored, _)| stored == id)?;
+        if remove {
+            tracked.stored.remove(at).map(|(_, body)| body)
+        } else {
+            tracked.stored.get(at).map(|(_, body)| body.clone())
+        }
     }
 }
 

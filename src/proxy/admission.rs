@@ -25,9 +25,10 @@ pub struct OutputCap {
 impl OutputCap {
     /// The cap the body asks for, refused when it is beyond [`MAX_OUTPUT_TOKENS`].
     pub fn of(peek: &ChatPeek<'_>) -> Result<OutputCap, ApiError> {
-        let (param, max_tokens) = match peek.max_completion_tokens {
-            Some(n) => ("max_completion_tokens", Some(n)),
-            None => ("max_tokens", peek.max_tokens),
+        let (param, max_tokens) = match (peek.max_completion_tokens, peek.max_output_tokens) {
+            (Some(n), _) => ("max_completion_tokens", Some(n)),
+            (None, Some(n)) if peek.max_tokens.is_none() => ("max_output_tokens", Some(n)),
+            _ => ("max_tokens", peek.max_tokens),
         };
         if let Some(n) = max_tokens
             && n > MAX_OUTPUT_TOKENS

@@ -39,6 +39,9 @@ pub struct ChatPeek<'a> {
     pub max_tokens: Option<u64>,
     #[serde(default)]
     pub max_completion_tokens: Option<u64>,
+    /// The Responses API's output cap.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
     /// Read for the request's tags; forwarded untouched.
     #[serde(default)]
     pub metadata: Option<serde_json::Value>,

@@ -236,6 +236,9 @@ impl ApiError {
             ApiError::UpstreamRateLimited { deployment, .. } => {
                 format!("every upstream for this model is rate limited (last tried: deployment `{deployment}`)")
             }
+            ApiError::OperationNotServed { model, endpoint: "/v1/responses" } => format!(
+                "model `{model}` is not served on /v1/responses by any of its deployments: the Responses API goes to OpenAI-kind deployments only, and is not translated for Anthropic ones (send this model's requests to /v1/chat/completions or /v1/messages)"
+            ),
             ApiError::OperationNotServed { model, endpoint } => {
                 format!("model `{model}` is not served on {endpoint} by any of its deployments")
             }

@@ -19,6 +19,7 @@ use super::exchange::{Exchange, Outcome};
 use super::finish::{COST_HEADER, estimate, fail, record_and_reply};
 use super::headroom;
 use super::operation::{Dialect, Operation};
+use super::responses;
 use super::routing::Candidate;
 use super::state::ProxyState;
 use super::stream;
@@ -171,7 +172,8 @@ fn upstream_body(
                 Ok(prepared.body.clone())
             }
         }
-        Dialect::Anthropic => match rename {
+        // The Responses API always reports usage: nothing to ask for.
+        Dialect::Anthropic | Dialect::Responses => match rename {
             Some(model) => body::rewrite(&prepared.body, Some(model), false),
             None => Ok(prepared.body.clone()),
         },
@@ -236,6 +238,7 @@ async fn respond(
     };
     let reported = match dialect {
         Dialect::OpenAi => usage::from_json_body(&bytes),
+        Dialect::Responses => responses::usage_from_body(&bytes),
         Dialect::Anthropic | Dialect::ChatViaAnthropic => anthropic::from_message_json(&bytes),
     };
     let (usage, estimated) = match reported {

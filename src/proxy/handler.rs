@@ -69,6 +69,15 @@ pub async fn messages(
     handle(state, Operation::Messages, peer, headers, body).await
 }
 
+pub async fn responses(
+    State(state): State<ProxyState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, Operation::Responses, peer, headers, body).await
+}
+
 async fn handle(
     state: ProxyState,
     op: Operation,

@@ -16,9 +16,11 @@ mod key_usage;
 mod models;
 mod operation;
 mod refusal;
+mod responses;
 mod routing;
 mod sse;
 mod state;
+mod stored_responses;
 mod stream;
 mod upstream;
 mod usage;
@@ -43,6 +45,11 @@ pub fn router(state: ProxyState) -> Router {
         .route("/v1/completions", post(handler::completions))
         .route("/v1/embeddings", post(handler::embeddings))
         .route("/v1/messages", post(handler::messages))
+        .route("/v1/responses", post(handler::responses))
+        .route(
+            "/v1/responses/{id}",
+            get(stored_responses::retrieve).delete(stored_responses::delete),
+        )
         .route("/v1/models", get(models::list_models))
         .route("/v1/tollgate/usage", get(key_usage::key_usage))
         .fallback(|| async {

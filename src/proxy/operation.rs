@@ -13,14 +13,17 @@ pub enum Operation {
     Embeddings,
     /// `POST /v1/messages` (Anthropic format).
     Messages,
+    /// `POST /v1/responses` (OpenAI's Responses API).
+    Responses,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 4] = [
+    pub const ALL: [Operation; 5] = [
         Operation::Chat,
         Operation::Completions,
         Operation::Embeddings,
         Operation::Messages,
+        Operation::Responses,
     ];
 
     pub fn endpoint(self) -> &'static str {
@@ -29,6 +32,7 @@ impl Operation {
             Operation::Completions => "/v1/completions",
             Operation::Embeddings => "/v1/embeddings",
             Operation::Messages => "/v1/messages",
+            Operation::Responses => "/v1/responses",
         }
     }
 
@@ -39,9 +43,15 @@ impl Operation {
             (ProviderKind::OpenAi, Operation::Chat) => Some("/chat/completions"),
             (ProviderKind::OpenAi, Operation::Completions) => Some("/completions"),
             (ProviderKind::OpenAi, Operation::Embeddings) => Some("/embeddings"),
+            (ProviderKind::OpenAi, Operation::Responses) => Some("/responses"),
             (ProviderKind::Anthropic, Operation::Chat | Operation::Messages) => Some("/messages"),
+            // The Responses API is not translated to Anthropic's Messages: its stored state,
+            // built-in tools and item types have no counterpart there (docs/providers.md).
             (ProviderKind::OpenAi, Operation::Messages)
-            | (ProviderKind::Anthropic, Operation::Completions | Operation::Embeddings) => None,
+            | (
+                ProviderKind::Anthropic,
+                Operation::Completions | Operation::Embeddings | Operation::Responses,
+            ) => None,
         }
     }
 
@@ -50,6 +60,7 @@ impl Operation {
         match (kind, self) {
             (ProviderKind::Anthropic, Operation::Chat) => Dialect::ChatViaAnthropic,
             (ProviderKind::Anthropic, _) => Dialect::Anthropic,
+            (ProviderKind::OpenAi, Operation::Responses) => Dialect::Responses,
             (ProviderKind::OpenAi, _) => Dialect::OpenAi,
         }
     }
@@ -58,7 +69,10 @@ impl Operation {
     pub fn serves(self) -> ModelMode {
         match self {
             Operation::Embeddings => ModelMode::Embedding,
-            Operation::Chat | Operation::Completions | Operation::Messages => ModelMode::Chat,
+            Operation::Chat
+            | Operation::Completions
+            | Operation::Messages
+            | Operation::Responses => ModelMode::Chat,
         }
     }
 
@@ -77,4 +91,7 @@ pub enum Dialect {
     Anthropic,
     /// The client speaks OpenAI chat, the upstream Anthropic Messages: translated both ways.
     ChatViaAnthropic,
+    /// OpenAI's Responses API both ways; bodies pass through, usage is read in its shape
+    /// (`input_tokens`, `output_tokens`) and streams are typed events (`responses.rs`).
+    Responses,
 }

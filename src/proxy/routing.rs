@@ -35,13 +35,17 @@ pub struct Attempt {
 
 pub struct Routes {
     by_model: HashMap<String, ModelRoutes>,
+    /// Every deployment, in configuration order.
+    upstreams: Vec<Arc<Upstream>>,
 }
 
 impl Routes {
     pub fn build(deployments: &[Deployment]) -> Result<Routes, reqwest::Error> {
         let mut by_model: HashMap<String, ModelRoutes> = HashMap::new();
+        let mut upstreams = Vec::with_capacity(deployments.len());
         for d in deployments {
             let upstream = Arc::new(Upstream::build(d)?);
+            upstreams.push(upstream.clone());
             for (public, route) in &d.models {
                 by_model
                     .entry(public.clone())
@@ -60,7 +64,33 @@ impl Routes {
         for routes in by_model.values_mut() {
             routes.candidates.sort_by_key(|c| c.upstream.priority);
         }
-        Ok(Routes { by_model })
+        Ok(Routes {
+            by_model,
+            upstreams,
+        })
+    }
+
+    /// The deployments that serve `op` for at least one model `allowed`, in configuration
+    /// order, each once.
+    pub fn deployments_serving(
+        &self,
+        op: Operation,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Vec<Arc<Upstream>> {
+        self.upstreams
+            .iter()
+            .filter(|u| op.upstream_path(u.kind).is_some())
+            .filter(|u| {
+                self.by_model.iter().any(|(model, routes)| {
+                    allowed(model)
+                        && routes
+                            .candidates
+                            .iter()
+                            .any(|c| Arc::ptr_eq(&c.upstream, u))
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, model: &str) -> Option<&ModelRoutes> {

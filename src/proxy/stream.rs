@@ -19,6 +19,7 @@ use super::exchange::{Exchange, Outcome};
 use super::finish::{estimate, record, record_and_settle, settle, with_request_id};
 use super::headroom;
 use super::operation::Dialect;
+use super::responses::ResponsesScan;
 use super::sse::{SseSplitter, data_of};
 use super::state::ProxyState;
 use super::upstream::{BodyReader, ChunkError};
@@ -150,6 +151,7 @@ async fn release(tx: &mpsc::Sender<Piece>, held: Vec<u8>) {
 /// What happens to the upstream's bytes on the way to the client.
 enum Transform {
     OpenAi(OpenAiScan),
+    Responses(ResponsesScan),
     Anthropic {
         splitter: SseSplitter,
         usage: StreamUsage,
@@ -175,6 +177,7 @@ impl Transform {
                 content_events: 0,
                 stopped: false,
             },
+            Dialect::Responses => Transform::Responses(ResponsesScan::default()),
             Dialect::ChatViaAnthropic => Transform::Translate {
                 splitter: SseSplitter::default(),
                 translator: ChunkTranslator::new(&exchange.model, exchange.client_wants_usage),
@@ -186,6 +189,7 @@ impl Transform {
     fn push(&mut self, bytes: Bytes) -> Bytes {
         match self {
             Transform::OpenAi(scan) => scan.push(bytes),
+            Transform::Responses(scan) => scan.push(bytes),
             Transform::Anthropic {
                 splitter,
                 usage,
@@ -224,6 +228,7 @@ impl Transform {
     fn usage(&self) -> Option<Usage> {
         match self {
             Transform::OpenAi(scan) => scan.usage,
+            Transform::Responses(scan) => scan.usage,
             Transform::Anthropic { usage, .. } => usage.usage(),
             Transform::Translate { translator, .. } => translator.usage(),
         }
@@ -232,6 +237,7 @@ impl Transform {
     fn content_events(&self) -> u64 {
         match self {
             Transform::OpenAi(scan) => scan.content_chunks,
+            Transform::Responses(scan) => scan.content_events,
             Transform::Anthropic { content_events, .. } => *content_events,
             Transform::Translate { translator, .. } => translator.content_events(),
         }
@@ -241,6 +247,7 @@ impl Transform {
     fn finished(&self) -> bool {
         match self {
             Transform::OpenAi(scan) => scan.done,
+            Transform::Responses(scan) => scan.done,
             Transform::Anthropic { stopped, .. } => *stopped,
             Transform::Translate { translator, .. } => translator.saw_stop(),
         }
@@ -250,6 +257,7 @@ impl Transform {
     fn upstream_error(&self) -> bool {
         match self {
             Transform::Translate { translator, .. } => translator.error_type().is_some(),
+            Transform::Responses(scan) => scan.failed,
             _ => false,
         }
     }

@@ -163,6 +163,33 @@ impl Upstream {
         }
         .header(header::CONTENT_TYPE, "application/json")
         .body(body);
+        request = self.authorize(request, key, client_headers);
+        self.exchange(request, deadline).await
+    }
+
+    /// A request for a stored object at `path` (after the base URL, e.g.
+    /// `/responses/resp_123`), with the deployment's first key: `GET` or `DELETE` of what an
+    /// earlier request created.
+    pub async fn send_stored(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
+        let request = self.authorize(request, 0, &HeaderMap::new());
+        self.exchange(request, deadline).await
+    }
+
+    /// The provider's credential header (and Anthropic's version headers).
+    fn authorize(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        key: usize,
+        client_headers: &HeaderMap,
+    ) -> reqwest::RequestBuilder {
         let credential = self.keys.get(key).and_then(|k| k.credential.clone());
         match self.kind {
             ProviderKind::OpenAi => {
@@ -184,6 +211,15 @@ impl Upstream {
                 }
             }
         }
+        request
+    }
+
+    /// Sends, waiting at most the first-byte timeout (and never past `deadline`).
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, AttemptError> {
         let wait = self
             .first_byte_timeout
             .min(deadline.saturating_duration_since(Instant::now()));

@@ -34,6 +34,7 @@ mod pricing_reload;
 mod providers;
 mod proxy;
 mod reports;
+mod responses;
 mod retention;
 mod routing;
 mod saturation;
