@@ -218,6 +218,25 @@ pub(crate) fn anthropic_error_json(status: u16, message: &str) -> Vec<u8> {
     out
 }
 
+/// A Gemini-shaped error body: `{"error":{"code":C,"message":..,"status":S}}`.
+pub(crate) fn gemini_error_json(status: u16, message: &str) -> Vec<u8> {
+    let kind = match status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    let mut out = format!(r#"{{"error":{{"code":{status},"message":"#).into_bytes();
+    push_json_str(&mut out, message);
+    out.extend_from_slice(br#","status":""#);
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\"}}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

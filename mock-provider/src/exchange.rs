@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
-use crate::body::{anthropic_error_json, error_json};
+use crate::body::{anthropic_error_json, error_json, gemini_error_json};
 use crate::{MockConfig, Shared};
 
 /// Which API's error shape an endpoint answers with.
@@ -18,6 +18,7 @@ use crate::{MockConfig, Shared};
 pub(crate) enum Flavor {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 pub(crate) struct Incoming {
@@ -51,10 +52,13 @@ pub(crate) async fn receive(
     Ok(Incoming { n, scripted, body })
 }
 
-/// `x-api-key: K` (Anthropic's header), else `Authorization: Bearer K`.
+/// `x-api-key: K` (Anthropic's header), `x-goog-api-key: K` (Gemini's), else
+/// `Authorization: Bearer K`.
 fn api_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get("x-api-key") {
-        return key.to_str().ok();
+    for name in ["x-api-key", "x-goog-api-key"] {
+        if let Some(key) = headers.get(name) {
+            return key.to_str().ok();
+        }
     }
     headers
         .get(header::AUTHORIZATION)?
@@ -132,6 +136,7 @@ pub(crate) fn error(
     let body = match flavor {
         Flavor::OpenAi => error_json(status.as_u16(), message),
         Flavor::Anthropic => anthropic_error_json(status.as_u16(), message),
+        Flavor::Gemini => gemini_error_json(status.as_u16(), message),
     };
     let mut response = with_content_type(Body::from(body), "application/json");
     *response.status_mut() = status;

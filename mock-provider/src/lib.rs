@@ -12,6 +12,7 @@ mod body;
 mod chat;
 mod config;
 mod exchange;
+mod gemini;
 mod legacy;
 mod messages;
 mod responses;
@@ -107,6 +108,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/completions", post(legacy::completions))
         .route("/completions", post(legacy::completions))
         .route("/messages", post(messages::messages))
+        .route("/v1beta/models/{call}", post(gemini::generate))
+        .route("/v1/models/{call}", post(gemini::generate))
+        .route("/models/{call}", post(gemini::generate))
         .route("/v1/responses", post(responses::create))
         .route("/responses", post(responses::create))
         .route(

@@ -13,6 +13,8 @@ pub enum ProviderKind {
     OpenAi,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's Gemini API (`generateContent`), reached through the OpenAI chat format.
+    Gemini,
 }
 
 impl ProviderKind {
@@ -20,6 +22,7 @@ impl ProviderKind {
         match self {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
         }
     }
 }
@@ -87,11 +90,12 @@ impl Validator<'_> {
         let kind = match raw.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
             "anthropic" => ProviderKind::Anthropic,
+            "gemini" => ProviderKind::Gemini,
             other => {
                 return Err(self.invalid(
                     &field("kind"),
                     format!("unknown provider kind {other:?}"),
-                    "use \"openai\" (OpenAI or any OpenAI-compatible server) or \"anthropic\"",
+                    "use \"openai\" (OpenAI or any OpenAI-compatible server), \"anthropic\" or \"gemini\"",
                 ));
             }
         };

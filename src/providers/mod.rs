@@ -3,3 +3,7 @@
 //! decides what to send where; nothing here does I/O.
 
 pub mod anthropic;
+pub mod gemini;
+mod translate_error;
+
+pub use translate_error::TranslateError;

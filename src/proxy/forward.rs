@@ -26,7 +26,7 @@ use super::stream;
 use super::upstream::{AttemptError, ChunkError};
 use super::usage;
 use crate::pricing::Usage;
-use crate::providers::anthropic;
+use crate::providers::{anthropic, gemini};
 
 /// Upstream bodies larger than this are not passed through whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -91,9 +91,19 @@ pub async fn forward(
             exchange.upstream_started = Some(sent_at);
             exchange.first_upstream_started.get_or_insert(sent_at);
             let upstream = &candidate.upstream;
-            let sent = upstream
-                .send(attempt.key, op, upstream_body, &prepared.headers, deadline)
-                .await;
+            let sent = match dialect {
+                Dialect::ChatViaGemini => {
+                    let path = gemini::path(&candidate.upstream_model, prepared.stream);
+                    upstream
+                        .send_to(attempt.key, &path, upstream_body, deadline)
+                        .await
+                }
+                _ => {
+                    upstream
+                        .send(attempt.key, op, upstream_body, &prepared.headers, deadline)
+                        .await
+                }
+            };
             let response = match sent {
                 Ok(response) => response,
                 Err(AttemptError::Timeout) => {
@@ -177,6 +187,12 @@ fn upstream_body(
             Some(model) => body::rewrite(&prepared.body, Some(model), false),
             None => Ok(prepared.body.clone()),
         },
+        Dialect::ChatViaGemini => {
+            gemini::chat_to_gemini(&prepared.body).map_err(|e| ApiError::MalformedBody {
+                message: e.to_string(),
+                param: None,
+            })
+        }
         Dialect::ChatViaAnthropic => anthropic::chat_to_messages(
             &prepared.body,
             &candidate.upstream_model,
@@ -239,6 +255,7 @@ async fn respond(
     let reported = match dialect {
         Dialect::OpenAi => usage::from_json_body(&bytes),
         Dialect::Responses => responses::usage_from_body(&bytes),
+        Dialect::ChatViaGemini => gemini::usage_from_body(&bytes),
         Dialect::Anthropic | Dialect::ChatViaAnthropic => anthropic::from_message_json(&bytes),
     };
     let (usage, estimated) = match reported {
@@ -266,7 +283,27 @@ async fn respond(
                 }
             }
         }
+        Dialect::ChatViaGemini if status.is_success() => {
+            match gemini::gemini_to_chat(&bytes, &exchange.model) {
+                Ok(translated) => translated,
+                Err(e) => {
+                    tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a Gemini answer");
+                    return fail(
+                        &state,
+                        &mut exchange,
+                        op,
+                        ApiError::UpstreamFailed {
+                            deployment,
+                            status: status.as_u16(),
+                        },
+                        reply,
+                    )
+                    .await;
+                }
+            }
+        }
         Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes).unwrap_or(bytes),
+        Dialect::ChatViaGemini => gemini::error_to_chat(&bytes).unwrap_or(bytes),
         _ => bytes,
     };
     let error_type = (!status.is_success()).then_some("upstream_client_error");
@@ -282,7 +319,9 @@ async fn respond(
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = match dialect {
-        Dialect::ChatViaAnthropic => Some(HeaderValue::from_static("application/json")),
+        Dialect::ChatViaAnthropic | Dialect::ChatViaGemini => {
+            Some(HeaderValue::from_static("application/json"))
+        }
         _ => content_type,
     };
     if let Some(ct) = content_type {

@@ -44,6 +44,15 @@ impl Operation {
             (ProviderKind::OpenAi, Operation::Completions) => Some("/completions"),
             (ProviderKind::OpenAi, Operation::Embeddings) => Some("/embeddings"),
             (ProviderKind::OpenAi, Operation::Responses) => Some("/responses"),
+            // The model and streaming are in Gemini's path: `providers::gemini::path`.
+            (ProviderKind::Gemini, Operation::Chat) => Some("/models"),
+            (
+                ProviderKind::Gemini,
+                Operation::Completions
+                | Operation::Embeddings
+                | Operation::Messages
+                | Operation::Responses,
+            ) => None,
             (ProviderKind::Anthropic, Operation::Chat | Operation::Messages) => Some("/messages"),
             // The Responses API is not translated to Anthropic's Messages: its stored state,
             // built-in tools and item types have no counterpart there (docs/providers.md).
@@ -61,6 +70,7 @@ impl Operation {
             (ProviderKind::Anthropic, Operation::Chat) => Dialect::ChatViaAnthropic,
             (ProviderKind::Anthropic, _) => Dialect::Anthropic,
             (ProviderKind::OpenAi, Operation::Responses) => Dialect::Responses,
+            (ProviderKind::Gemini, _) => Dialect::ChatViaGemini,
             (ProviderKind::OpenAi, _) => Dialect::OpenAi,
         }
     }
@@ -91,6 +101,9 @@ pub enum Dialect {
     Anthropic,
     /// The client speaks OpenAI chat, the upstream Anthropic Messages: translated both ways.
     ChatViaAnthropic,
+    /// The client speaks OpenAI chat, the upstream Gemini's `generateContent`: translated
+    /// both ways (`providers::gemini`).
+    ChatViaGemini,
     /// OpenAI's Responses API both ways; bodies pass through, usage is read in its shape
     /// (`input_tokens`, `output_tokens`) and streams are typed events (`responses.rs`).
     Responses,

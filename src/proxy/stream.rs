@@ -26,6 +26,7 @@ use super::upstream::{BodyReader, ChunkError};
 use super::usage;
 use crate::pricing::Usage;
 use crate::providers::anthropic::{ChunkTranslator, StreamUsage};
+use crate::providers::gemini::GeminiChunks;
 
 /// Pieces buffered between the upstream and a slow client before reading pauses.
 const CLIENT_BUFFER: usize = 32;
@@ -152,6 +153,10 @@ async fn release(tx: &mpsc::Sender<Piece>, held: Vec<u8>) {
 enum Transform {
     OpenAi(OpenAiScan),
     Responses(ResponsesScan),
+    Gemini {
+        splitter: SseSplitter,
+        chunks: GeminiChunks,
+    },
     Anthropic {
         splitter: SseSplitter,
         usage: StreamUsage,
@@ -178,6 +183,10 @@ impl Transform {
                 stopped: false,
             },
             Dialect::Responses => Transform::Responses(ResponsesScan::default()),
+            Dialect::ChatViaGemini => Transform::Gemini {
+                splitter: SseSplitter::default(),
+                chunks: GeminiChunks::new(&exchange.model, exchange.client_wants_usage),
+            },
             Dialect::ChatViaAnthropic => Transform::Translate {
                 splitter: SseSplitter::default(),
                 translator: ChunkTranslator::new(&exchange.model, exchange.client_wants_usage),
@@ -190,6 +199,17 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.push(bytes),
             Transform::Responses(scan) => scan.push(bytes),
+            Transform::Gemini { splitter, chunks } => {
+                let mut out = Vec::new();
+                for event in splitter.push(&bytes) {
+                    if let Some(data) = data_of(&event) {
+                        for piece in chunks.push_data(&data) {
+                            out.extend_from_slice(&piece);
+                        }
+                    }
+                }
+                Bytes::from(out)
+            }
             Transform::Anthropic {
                 splitter,
                 usage,
@@ -229,6 +249,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.usage,
             Transform::Responses(scan) => scan.usage,
+            Transform::Gemini { chunks, .. } => chunks.usage(),
             Transform::Anthropic { usage, .. } => usage.usage(),
             Transform::Translate { translator, .. } => translator.usage(),
         }
@@ -238,6 +259,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.content_chunks,
             Transform::Responses(scan) => scan.content_events,
+            Transform::Gemini { chunks, .. } => chunks.content_events(),
             Transform::Anthropic { content_events, .. } => *content_events,
             Transform::Translate { translator, .. } => translator.content_events(),
         }
@@ -248,6 +270,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.done,
             Transform::Responses(scan) => scan.done,
+            Transform::Gemini { chunks, .. } => chunks.saw_stop(),
             Transform::Anthropic { stopped, .. } => *stopped,
             Transform::Translate { translator, .. } => translator.saw_stop(),
         }
@@ -258,6 +281,7 @@ impl Transform {
         match self {
             Transform::Translate { translator, .. } => translator.error_type().is_some(),
             Transform::Responses(scan) => scan.failed,
+            Transform::Gemini { chunks, .. } => chunks.failed(),
             _ => false,
         }
     }

@@ -57,7 +57,7 @@ impl Upstream {
         let credential = |secret: &str| {
             let text = match d.kind {
                 ProviderKind::OpenAi => format!("Bearer {secret}"),
-                ProviderKind::Anthropic => secret.to_string(),
+                ProviderKind::Anthropic | ProviderKind::Gemini => secret.to_string(),
             };
             HeaderValue::try_from(text).ok().map(|mut value| {
                 value.set_sensitive(true);
@@ -167,6 +167,24 @@ impl Upstream {
         self.exchange(request, deadline).await
     }
 
+    /// A request to an upstream whose path depends on the request (Gemini's names the model
+    /// and whether it streams): `path` after the base URL.
+    pub async fn send_to(
+        &self,
+        key: usize,
+        path: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, AttemptError> {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let request = self.authorize(request, key, &HeaderMap::new());
+        self.exchange(request, deadline).await
+    }
+
     /// A request for a stored object at `path` (after the base URL, e.g.
     /// `/responses/resp_123`), with the deployment's first key: `GET` or `DELETE` of what an
     /// earlier request created.
@@ -208,6 +226,11 @@ impl Upstream {
                 request = request.header("anthropic-version", version);
                 if let Some(beta) = client_headers.get("anthropic-beta") {
                     request = request.header("anthropic-beta", beta.clone());
+                }
+            }
+            ProviderKind::Gemini => {
+                if let Some(credential) = credential {
+                    request = request.header("x-goog-api-key", credential);
                 }
             }
         }

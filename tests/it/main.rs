@@ -20,6 +20,7 @@ mod console;
 mod crash;
 mod database;
 mod forecast;
+mod gemini;
 mod governance;
 mod headroom;
 mod key_flood;

@@ -7,14 +7,13 @@
 //! - [`stream`]: a Messages event stream translated, event by event, into OpenAI chunks.
 //! - [`sse`]: reading the `event:` name and `data:` payload of one raw SSE event.
 
-mod error;
 pub mod request;
 pub mod response;
 pub mod sse;
 pub mod stream;
 pub mod usage;
 
-pub use error::TranslateError;
+pub use super::translate_error::TranslateError;
 pub use request::{RequestFacts, chat_to_messages};
 pub use response::{error_to_chat, messages_to_chat};
 pub use stream::ChunkTranslator;

@@ -1,8 +1,8 @@
-//! Why a body could not be translated.
+//! Why a body could not be translated, for every provider that translates OpenAI chat.
 
 /// A request (or answer) that cannot be expressed in the other format. For a client's request
 /// it becomes a 400 whose message names the offending field; for an upstream answer it means
-/// the upstream sent something that is not a Messages answer (a 502).
+/// the upstream sent something that is not an answer of its API (a 502).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranslateError {
     #[error("the body is not a JSON object: {0}")]
@@ -12,7 +12,7 @@ pub enum TranslateError {
 }
 
 impl TranslateError {
-    pub(super) fn field(field: impl Into<String>, reason: impl Into<String>) -> TranslateError {
+    pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> TranslateError {
         TranslateError::Field {
             field: field.into(),
             reason: reason.into(),
