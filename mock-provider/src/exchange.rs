@@ -48,14 +48,15 @@ pub(crate) async fn receive(
             ));
         }
     };
-    let (n, scripted) = shared.record(&body, api_key(&parts.headers));
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned());
+    let (n, scripted) = shared.record(&body, api_key(&parts.headers), path);
     Ok(Incoming { n, scripted, body })
 }
 
-/// `x-api-key: K` (Anthropic's header), `x-goog-api-key: K` (Gemini's), else
-/// `Authorization: Bearer K`.
+/// `x-api-key: K` (Anthropic's header), `x-goog-api-key: K` (Gemini's), `api-key: K`
+/// (Azure's), else `Authorization: Bearer K`.
 fn api_key(headers: &HeaderMap) -> Option<&str> {
-    for name in ["x-api-key", "x-goog-api-key"] {
+    for name in ["x-api-key", "x-goog-api-key", "api-key"] {
         if let Some(key) = headers.get(name) {
             return key.to_str().ok();
         }

@@ -70,6 +70,12 @@ impl MockServer {
     }
 
     /// The body of the most recent chat or messages request, byte for byte as received.
+    /// The path and query of the last request received (Azure's and Gemini's carry the
+    /// deployment, the model and the `api-version`).
+    pub fn last_path(&self) -> Option<String> {
+        lock(&self.shared.tracked).last_path.clone()
+    }
+
     pub fn last_body(&self) -> Option<Bytes> {
         lock(&self.shared.tracked).last_body.clone()
     }
@@ -111,6 +117,32 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1beta/models/{call}", post(gemini::generate))
         .route("/v1/models/{call}", post(gemini::generate))
         .route("/models/{call}", post(gemini::generate))
+        // Azure OpenAI: deployment URLs (`?api-version=`) and the /openai/v1/ API.
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(chat::completions),
+        )
+        .route(
+            "/openai/deployments/{deployment}/completions",
+            post(legacy::completions),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(legacy::embeddings),
+        )
+        .route("/openai/v1/chat/completions", post(chat::completions))
+        .route("/openai/v1/completions", post(legacy::completions))
+        .route("/openai/v1/embeddings", post(legacy::embeddings))
+        .route("/openai/v1/responses", post(responses::create))
+        .route("/openai/responses", post(responses::create))
+        .route(
+            "/openai/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route(
+            "/openai/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
         .route("/v1/responses", post(responses::create))
         .route("/responses", post(responses::create))
         .route(
@@ -146,6 +178,7 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Tracked {
     last_body: Option<Bytes>,
+    last_path: Option<String>,
     per_key: HashMap<String, u64>,
     /// What is left of each key's `key_failures` script.
     scripts: HashMap<String, VecDeque<u16>>,
@@ -182,10 +215,11 @@ impl Shared {
 
     /// Counts the request (per key too), keeps its body and takes the next status off the key's
     /// script; returns the request's number, counting from 1, and that status.
-    fn record(&self, body: &Bytes, key: Option<&str>) -> (u64, Option<u16>) {
+    fn record(&self, body: &Bytes, key: Option<&str>, path: Option<String>) -> (u64, Option<u16>) {
         let (previous, scripted) = {
             let mut tracked = lock(&self.tracked);
             let previous = tracked.last_body.replace(body.clone());
+            tracked.last_path = path;
             let scripted = key.and_then(|key| {
                 match tracked.per_key.get_mut(key) {
                     Some(count) => *count += 1,
@@ -210,6 +244,11 @@ impl Shared {
             tracked.stored.pop_front();
         }
         tracked.stored.push_back((id.to_owned(), body));
+    }
+
+    /// Keeps a request's path as the last one seen (for requests without a body to record).
+    fn note_path(&self, uri: &axum::http::Uri) {
+        lock(&self.tracked).last_path = uri.path_and_query().map(|p| p.as_str().to_owned());
     }
 
     /// A stored response's body; `remove` deletes it too.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -187,14 +187,21 @@ fn response_object(
 pub(crate) async fn retrieve(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Response {
+    shared.note_path(&uri);
     match shared.stored_response(&id, false) {
         Some(body) => with_content_type(Body::from(body), "application/json"),
         None => not_found(&id),
     }
 }
 
-pub(crate) async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
+    shared.note_path(&uri);
     match shared.stored_response(&id, true) {
         Some(_) => with_content_type(
             Body::from(

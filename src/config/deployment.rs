@@ -15,6 +15,18 @@ pub enum ProviderKind {
     Anthropic,
     /// Google's Gemini API (`generateContent`), reached through the OpenAI chat format.
     Gemini,
+    /// Azure OpenAI: OpenAI's formats, addressed by resource, deployment and `api-version`
+    /// (or the `/openai/v1/` API), authenticated with `api-key` or an Entra ID token.
+    Azure,
+}
+
+/// How an Azure OpenAI deployment is addressed and authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AzureOptions {
+    /// Set: `/openai/deployments/{deployment}/...?api-version=...`; unset: `/openai/v1/...`.
+    pub api_version: Option<String>,
+    /// The keys are Entra ID bearer tokens (`Authorization: Bearer`), not `api-key`s.
+    pub entra_id: bool,
 }
 
 impl ProviderKind {
@@ -23,6 +35,7 @@ impl ProviderKind {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
+            ProviderKind::Azure => "azure",
         }
     }
 }
@@ -63,6 +76,8 @@ pub struct Deployment {
     pub cooldown: Duration,
     /// Public model name -> route.
     pub models: HashMap<String, ModelRoute>,
+    /// Azure OpenAI's addressing and authentication (default for other kinds).
+    pub azure: AzureOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,11 +106,12 @@ impl Validator<'_> {
             "openai" => ProviderKind::OpenAi,
             "anthropic" => ProviderKind::Anthropic,
             "gemini" => ProviderKind::Gemini,
+            "azure" => ProviderKind::Azure,
             other => {
                 return Err(self.invalid(
                     &field("kind"),
                     format!("unknown provider kind {other:?}"),
-                    "use \"openai\" (OpenAI or any OpenAI-compatible server), \"anthropic\" or \"gemini\"",
+                    "use \"openai\" (OpenAI or any OpenAI-compatible server), \"anthropic\", \"gemini\" or \"azure\"",
                 ));
             }
         };
@@ -118,6 +134,7 @@ impl Validator<'_> {
         if raw.weight == Some(0) {
             return Err(self.invalid(&field("weight"), "is 0", "use a weight of at least 1"));
         }
+        let azure = self.azure_options(index, kind, raw.api_version, raw.auth)?;
         let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
         Ok(Deployment {
             name: raw.name,
@@ -133,6 +150,59 @@ impl Validator<'_> {
             retries: raw.retries.unwrap_or(1),
             cooldown: ms(raw.cooldown_ms, 10_000),
             models: model_routes(raw.models),
+            azure,
+        })
+    }
+
+    fn azure_options(
+        &self,
+        index: usize,
+        kind: ProviderKind,
+        api_version: Option<String>,
+        auth: Option<String>,
+    ) -> Result<AzureOptions, ConfigError> {
+        let field = |name: &str| format!("deployments[{index}].{name}");
+        if kind != ProviderKind::Azure {
+            if api_version.is_some() || auth.is_some() {
+                let name = if api_version.is_some() {
+                    "api_version"
+                } else {
+                    "auth"
+                };
+                return Err(self.invalid(
+                    &field(name),
+                    "is set on a deployment that is not kind = \"azure\"",
+                    "remove it, or make the deployment kind = \"azure\"",
+                ));
+            }
+            return Ok(AzureOptions::default());
+        }
+        if let Some(version) = &api_version
+            && (version.is_empty()
+                || !version
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+        {
+            return Err(self.invalid(
+                &field("api_version"),
+                format!("{version:?} is not an api-version"),
+                "write it like \"2024-10-21\", or leave it out for the /openai/v1/ API",
+            ));
+        }
+        let entra_id = match auth.as_deref() {
+            None | Some("api-key") => false,
+            Some("entra-id") => true,
+            Some(other) => {
+                return Err(self.invalid(
+                    &field("auth"),
+                    format!("unknown Azure authentication {other:?}"),
+                    "use \"api-key\" (the api-key header) or \"entra-id\" (a bearer token)",
+                ));
+            }
+        };
+        Ok(AzureOptions {
+            api_version,
+            entra_id,
         })
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use alerts::{AlertDefaults, AlertsConfig, MAX_THRESHOLD_PERCENT};
-pub use deployment::{ApiKey, Deployment, ModelRoute, ProviderKind};
+pub use deployment::{ApiKey, AzureOptions, Deployment, ModelRoute, ProviderKind};
 pub use keys::{ClientAuthConfig, KeyCacheConfig};
 pub use pem::{CaBundle, ClientIdentity};
 pub use postgres_tls::{PostgresRoots, PostgresTls, SslMode};

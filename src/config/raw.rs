@@ -174,6 +174,10 @@ pub struct RawDeployment {
     pub total_timeout_ms: Option<u64>,
     pub retries: Option<u32>,
     pub cooldown_ms: Option<u64>,
+    /// Azure OpenAI: the `api-version` of deployment URLs (unset: the `/openai/v1/` API).
+    pub api_version: Option<String>,
+    /// Azure OpenAI: `api-key` (default) or `entra-id` (the keys are Entra ID bearer tokens).
+    pub auth: Option<String>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModelRoute>,
 }

@@ -129,6 +129,52 @@ fn a_deployment_name_used_twice_is_refused() {
 }
 
 #[test]
+fn azure_deployments_take_an_api_version_and_entra_id_and_nothing_else_does() {
+    let env = env_of(&[("AZ", "az-key")]);
+    let azure = |extra: &str| {
+        format!(
+            "{MINIMAL}\n[[deployments]]\nname = \"azure\"\nkind = \"azure\"\nbase_url = \"https://r.openai.azure.com\"\napi_key_env = \"AZ\"\n{extra}\nmodels = {{ \"gpt-4o\" = {{ upstream = \"my-4o\", price = \"gpt-4o\" }} }}\n"
+        )
+    };
+    let config = parse(
+        &azure("api_version = \"2024-10-21\"\nauth = \"entra-id\""),
+        &env,
+    )
+    .unwrap();
+    let deployment = &config.deployments[1];
+    assert_eq!(deployment.kind, ProviderKind::Azure);
+    assert_eq!(deployment.azure.api_version.as_deref(), Some("2024-10-21"));
+    assert!(deployment.azure.entra_id);
+    assert_eq!(
+        parse(&azure(""), &env).unwrap().deployments[1].azure,
+        Default::default()
+    );
+    for (extra, field, says) in [
+        (
+            "auth = \"password\"",
+            "deployments[1].auth",
+            "unknown Azure authentication",
+        ),
+        (
+            "api_version = \"2024 10\"",
+            "deployments[1].api_version",
+            "is not an api-version",
+        ),
+    ] {
+        let err = parse(&azure(extra), &env).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains(says), "{err}");
+    }
+    let openai = format!(
+        "{MINIMAL}\n[[deployments]]\nname = \"o\"\nkind = \"openai\"\nbase_url = \"http://x\"\napi_version = \"2024-10-21\"\nmodels = {{ \"m\" = \"m\" }}\n"
+    );
+    let err = parse(&openai, &env).unwrap_err().to_string();
+    assert!(
+        err.contains("deployments[1].api_version") && err.contains("not kind = \"azure\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn key_pools_priorities_and_anthropic() {
     let env = env_of(&[("K1", "sk-1"), ("K2", "sk-2")]);
     let text = format!(

@@ -25,6 +25,7 @@ use super::state::ProxyState;
 use super::stream;
 use super::upstream::{AttemptError, ChunkError};
 use super::usage;
+use crate::config::ProviderKind;
 use crate::pricing::Usage;
 use crate::providers::{anthropic, gemini};
 
@@ -91,9 +92,16 @@ pub async fn forward(
             exchange.upstream_started = Some(sent_at);
             exchange.first_upstream_started.get_or_insert(sent_at);
             let upstream = &candidate.upstream;
-            let sent = match dialect {
-                Dialect::ChatViaGemini => {
+            let sent = match (dialect, upstream.kind) {
+                (Dialect::ChatViaGemini, _) => {
                     let path = gemini::path(&candidate.upstream_model, prepared.stream);
+                    upstream
+                        .send_to(attempt.key, &path, upstream_body, deadline)
+                        .await
+                }
+                (_, ProviderKind::Azure) => {
+                    let rest = op.upstream_path(upstream.kind).unwrap_or("/");
+                    let path = upstream.azure_path(rest, &candidate.upstream_model);
                     upstream
                         .send_to(attempt.key, &path, upstream_body, deadline)
                         .await

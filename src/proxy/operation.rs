@@ -40,10 +40,19 @@ impl Operation {
     /// provider cannot serve the operation.
     pub fn upstream_path(self, kind: ProviderKind) -> Option<&'static str> {
         match (kind, self) {
-            (ProviderKind::OpenAi, Operation::Chat) => Some("/chat/completions"),
-            (ProviderKind::OpenAi, Operation::Completions) => Some("/completions"),
-            (ProviderKind::OpenAi, Operation::Embeddings) => Some("/embeddings"),
-            (ProviderKind::OpenAi, Operation::Responses) => Some("/responses"),
+            // Azure's paths are these under its prefix: `Upstream::azure_path`.
+            (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Chat) => {
+                Some("/chat/completions")
+            }
+            (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Completions) => {
+                Some("/completions")
+            }
+            (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Embeddings) => {
+                Some("/embeddings")
+            }
+            (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Responses) => {
+                Some("/responses")
+            }
             // The model and streaming are in Gemini's path: `providers::gemini::path`.
             (ProviderKind::Gemini, Operation::Chat) => Some("/models"),
             (
@@ -56,7 +65,7 @@ impl Operation {
             (ProviderKind::Anthropic, Operation::Chat | Operation::Messages) => Some("/messages"),
             // The Responses API is not translated to Anthropic's Messages: its stored state,
             // built-in tools and item types have no counterpart there (docs/providers.md).
-            (ProviderKind::OpenAi, Operation::Messages)
+            (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Messages)
             | (
                 ProviderKind::Anthropic,
                 Operation::Completions | Operation::Embeddings | Operation::Responses,
@@ -69,9 +78,11 @@ impl Operation {
         match (kind, self) {
             (ProviderKind::Anthropic, Operation::Chat) => Dialect::ChatViaAnthropic,
             (ProviderKind::Anthropic, _) => Dialect::Anthropic,
-            (ProviderKind::OpenAi, Operation::Responses) => Dialect::Responses,
+            (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Responses) => {
+                Dialect::Responses
+            }
             (ProviderKind::Gemini, _) => Dialect::ChatViaGemini,
-            (ProviderKind::OpenAi, _) => Dialect::OpenAi,
+            (ProviderKind::OpenAi | ProviderKind::Azure, _) => Dialect::OpenAi,
         }
     }
 

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::operation::Operation;
-use crate::config::{Deployment, ProviderKind};
+use crate::config::{AzureOptions, Deployment, ProviderKind};
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -32,6 +32,7 @@ pub struct Upstream {
     cooldown: Duration,
     /// Cool-down deadlines are kept as milliseconds since this instant, in atomics.
     epoch: Instant,
+    azure: AzureOptions,
 }
 
 /// One provider key of the pool (a keyless server has one entry without credentials).
@@ -57,7 +58,10 @@ impl Upstream {
         let credential = |secret: &str| {
             let text = match d.kind {
                 ProviderKind::OpenAi => format!("Bearer {secret}"),
-                ProviderKind::Anthropic | ProviderKind::Gemini => secret.to_string(),
+                ProviderKind::Azure if d.azure.entra_id => format!("Bearer {secret}"),
+                ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Azure => {
+                    secret.to_string()
+                }
             };
             HeaderValue::try_from(text).ok().map(|mut value| {
                 value.set_sensitive(true);
@@ -103,7 +107,25 @@ impl Upstream {
             retries: d.retries,
             cooldown: d.cooldown,
             epoch: Instant::now(),
+            azure: d.azure.clone(),
         })
+    }
+
+    /// The path (after the base URL) of an Azure OpenAI request: `rest` is the OpenAI path
+    /// (`/chat/completions`, `/responses/resp_1`), `deployment` the Azure deployment it goes
+    /// to. With an `api_version`, Azure's deployment URLs (the Responses API has none: it
+    /// names its deployment in the body); without, the `/openai/v1/` API, whose body names it.
+    pub fn azure_path(&self, rest: &str, deployment: &str) -> String {
+        let Some(version) = &self.azure.api_version else {
+            return format!("/openai/v1{rest}");
+        };
+        // `rest` may carry the client's own query (a stored response's `include[]`).
+        let join = if rest.contains('?') { '&' } else { '?' };
+        if rest.starts_with("/responses") {
+            format!("/openai{rest}{join}api-version={version}")
+        } else {
+            format!("/openai/deployments/{deployment}{rest}{join}api-version={version}")
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -194,6 +216,10 @@ impl Upstream {
         path: &str,
         deadline: Instant,
     ) -> Result<reqwest::Response, AttemptError> {
+        let path = match self.kind {
+            ProviderKind::Azure => self.azure_path(path, ""),
+            _ => path.to_owned(),
+        };
         let request = self
             .client
             .request(method, format!("{}{path}", self.base_url));
@@ -231,6 +257,16 @@ impl Upstream {
             ProviderKind::Gemini => {
                 if let Some(credential) = credential {
                     request = request.header("x-goog-api-key", credential);
+                }
+            }
+            ProviderKind::Azure => {
+                if let Some(credential) = credential {
+                    let name = if self.azure.entra_id {
+                        header::AUTHORIZATION.as_str()
+                    } else {
+                        "api-key"
+                    };
+                    request = request.header(name, credential);
                 }
             }
         }

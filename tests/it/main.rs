@@ -14,6 +14,7 @@ mod common;
 mod access;
 mod admin;
 mod alerts;
+mod azure;
 mod campaigns;
 mod cluster;
 mod console;
