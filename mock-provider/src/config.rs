@@ -29,6 +29,9 @@ pub struct MockConfig {
     /// endpoints: each request with the key takes the next status off its list; an error status
     /// is answered as an error, a 2xx (or an exhausted list) answers normally.
     pub key_failures: HashMap<String, Vec<u16>>,
+    /// Bedrock mode: the AWS access key id and secret whose SigV4 signatures it accepts;
+    /// `None` accepts any request unsigned.
+    pub aws_credentials: Option<(String, String)>,
 }
 
 impl Default for MockConfig {
@@ -43,6 +46,7 @@ impl Default for MockConfig {
             error_every: 0,
             rate_limit_every: 0,
             key_failures: HashMap::new(),
+            aws_credentials: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! request's API key may have a script of failures; see the README.
 
 mod anthropic;
+mod bedrock;
 mod body;
 mod chat;
 mod config;
@@ -114,6 +115,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/completions", post(legacy::completions))
         .route("/completions", post(legacy::completions))
         .route("/messages", post(messages::messages))
+        .route("/model/{model}/{action}", post(bedrock::converse))
         .route("/v1beta/models/{call}", post(gemini::generate))
         .route("/v1/models/{call}", post(gemini::generate))
         .route("/models/{call}", post(gemini::generate))

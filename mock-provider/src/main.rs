@@ -101,6 +101,8 @@ impl Args {
             error_every: self.error_every,
             rate_limit_every: self.rate_limit_every,
             key_failures: self.key_failures.0,
+            // The binary's Bedrock mode accepts unsigned requests.
+            aws_credentials: None,
         }
     }
 }

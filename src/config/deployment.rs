@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use super::bedrock::BedrockOptions;
 use super::raw::{RawApiKey, RawDeployment, RawModelRoute};
 use super::{ConfigError, Secret, Validator};
 
@@ -18,6 +19,8 @@ pub enum ProviderKind {
     /// Azure OpenAI: OpenAI's formats, addressed by resource, deployment and `api-version`
     /// (or the `/openai/v1/` API), authenticated with `api-key` or an Entra ID token.
     Azure,
+    /// Amazon Bedrock's Converse API, with SigV4-signed requests.
+    Bedrock,
 }
 
 /// How an Azure OpenAI deployment is addressed and authenticated.
@@ -36,6 +39,7 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
             ProviderKind::Azure => "azure",
+            ProviderKind::Bedrock => "bedrock",
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct Deployment {
     pub models: HashMap<String, ModelRoute>,
     /// Azure OpenAI's addressing and authentication (default for other kinds).
     pub azure: AzureOptions,
+    /// Amazon Bedrock's region and credentials (`None` for other kinds).
+    pub bedrock: Option<BedrockOptions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,11 +113,12 @@ impl Validator<'_> {
             "anthropic" => ProviderKind::Anthropic,
             "gemini" => ProviderKind::Gemini,
             "azure" => ProviderKind::Azure,
+            "bedrock" => ProviderKind::Bedrock,
             other => {
                 return Err(self.invalid(
                     &field("kind"),
                     format!("unknown provider kind {other:?}"),
-                    "use \"openai\" (OpenAI or any OpenAI-compatible server), \"anthropic\", \"gemini\" or \"azure\"",
+                    "use \"openai\" (OpenAI or any OpenAI-compatible server), \"anthropic\", \"gemini\", \"azure\" or \"bedrock\"",
                 ));
             }
         };
@@ -135,6 +142,23 @@ impl Validator<'_> {
             return Err(self.invalid(&field("weight"), "is 0", "use a weight of at least 1"));
         }
         let azure = self.azure_options(index, kind, raw.api_version, raw.auth)?;
+        let bedrock = match kind {
+            ProviderKind::Bedrock => {
+                Some(self.bedrock_options(index, raw.region, raw.aws_profile)?)
+            }
+            _ if raw.region.is_some() || raw.aws_profile.is_some() => {
+                return Err(self.invalid(
+                    &field(if raw.region.is_some() {
+                        "region"
+                    } else {
+                        "aws_profile"
+                    }),
+                    "is set on a deployment that is not kind = \"bedrock\"",
+                    "remove it, or make the deployment kind = \"bedrock\"",
+                ));
+            }
+            _ => None,
+        };
         let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
         Ok(Deployment {
             name: raw.name,
@@ -151,6 +175,7 @@ impl Validator<'_> {
             cooldown: ms(raw.cooldown_ms, 10_000),
             models: model_routes(raw.models),
             azure,
+            bedrock,
         })
     }
 

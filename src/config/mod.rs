@@ -3,6 +3,7 @@
 
 mod admin;
 mod alerts;
+mod bedrock;
 mod deployment;
 mod keys;
 mod pem;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use admin::{AdminConfig, JwtAlgorithm, VerifyingKey};
 pub use alerts::{AlertDefaults, AlertsConfig, MAX_THRESHOLD_PERCENT};
+pub use bedrock::{AwsCredentials, BedrockOptions};
 pub use deployment::{ApiKey, AzureOptions, Deployment, ModelRoute, ProviderKind};
 pub use keys::{ClientAuthConfig, KeyCacheConfig};
 pub use pem::{CaBundle, ClientIdentity};

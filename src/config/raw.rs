@@ -178,6 +178,10 @@ pub struct RawDeployment {
     pub api_version: Option<String>,
     /// Azure OpenAI: `api-key` (default) or `entra-id` (the keys are Entra ID bearer tokens).
     pub auth: Option<String>,
+    /// Amazon Bedrock: the AWS region requests are signed for.
+    pub region: Option<String>,
+    /// Amazon Bedrock: a profile of the shared credentials file (default: the environment).
+    pub aws_profile: Option<String>,
     #[serde(default)]
     pub models: BTreeMap<String, RawModelRoute>,
 }

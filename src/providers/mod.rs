@@ -7,3 +7,4 @@ pub mod gemini;
 mod translate_error;
 
 pub use translate_error::TranslateError;
+pub mod bedrock;

@@ -27,7 +27,7 @@ use super::upstream::{AttemptError, ChunkError};
 use super::usage;
 use crate::config::ProviderKind;
 use crate::pricing::Usage;
-use crate::providers::{anthropic, gemini};
+use crate::providers::{anthropic, bedrock, gemini};
 
 /// Upstream bodies larger than this are not passed through whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -93,8 +93,12 @@ pub async fn forward(
             exchange.first_upstream_started.get_or_insert(sent_at);
             let upstream = &candidate.upstream;
             let sent = match (dialect, upstream.kind) {
-                (Dialect::ChatViaGemini, _) => {
-                    let path = gemini::path(&candidate.upstream_model, prepared.stream);
+                (Dialect::ChatViaGemini | Dialect::ChatViaBedrock, _) => {
+                    let path = if dialect == Dialect::ChatViaGemini {
+                        gemini::path(&candidate.upstream_model, prepared.stream)
+                    } else {
+                        bedrock::path(&candidate.upstream_model, prepared.stream)
+                    };
                     upstream
                         .send_to(attempt.key, &path, upstream_body, deadline)
                         .await
@@ -201,6 +205,12 @@ fn upstream_body(
                 param: None,
             })
         }
+        Dialect::ChatViaBedrock => {
+            bedrock::chat_to_converse(&prepared.body).map_err(|e| ApiError::MalformedBody {
+                message: e.to_string(),
+                param: None,
+            })
+        }
         Dialect::ChatViaAnthropic => anthropic::chat_to_messages(
             &prepared.body,
             &candidate.upstream_model,
@@ -229,7 +239,16 @@ async fn respond(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        .is_some_and(|ct| {
+            ct.starts_with("text/event-stream")
+                || (dialect == Dialect::ChatViaBedrock
+                    && ct.starts_with("application/vnd.amazon.eventstream"))
+        });
+    let error_type = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let sent_at = exchange.upstream_started.unwrap_or_else(Instant::now);
     let mut reader = candidate.upstream.reader(response, sent_at);
@@ -264,6 +283,7 @@ async fn respond(
         Dialect::OpenAi => usage::from_json_body(&bytes),
         Dialect::Responses => responses::usage_from_body(&bytes),
         Dialect::ChatViaGemini => gemini::usage_from_body(&bytes),
+        Dialect::ChatViaBedrock => bedrock::usage_from_body(&bytes),
         Dialect::Anthropic | Dialect::ChatViaAnthropic => anthropic::from_message_json(&bytes),
     };
     let (usage, estimated) = match reported {
@@ -310,6 +330,28 @@ async fn respond(
                 }
             }
         }
+        Dialect::ChatViaBedrock if status.is_success() => {
+            match bedrock::converse_to_chat(&bytes, &exchange.model) {
+                Ok(translated) => translated,
+                Err(e) => {
+                    tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a Converse answer");
+                    return fail(
+                        &state,
+                        &mut exchange,
+                        op,
+                        ApiError::UpstreamFailed {
+                            deployment,
+                            status: status.as_u16(),
+                        },
+                        reply,
+                    )
+                    .await;
+                }
+            }
+        }
+        Dialect::ChatViaBedrock => {
+            bedrock::error_to_chat(&bytes, error_type.as_deref()).unwrap_or(bytes)
+        }
         Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes).unwrap_or(bytes),
         Dialect::ChatViaGemini => gemini::error_to_chat(&bytes).unwrap_or(bytes),
         _ => bytes,
@@ -327,7 +369,7 @@ async fn respond(
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = match dialect {
-        Dialect::ChatViaAnthropic | Dialect::ChatViaGemini => {
+        Dialect::ChatViaAnthropic | Dialect::ChatViaGemini | Dialect::ChatViaBedrock => {
             Some(HeaderValue::from_static("application/json"))
         }
         _ => content_type,

@@ -53,10 +53,12 @@ impl Operation {
             (ProviderKind::OpenAi | ProviderKind::Azure, Operation::Responses) => {
                 Some("/responses")
             }
-            // The model and streaming are in Gemini's path: `providers::gemini::path`.
+            // The model and streaming are in Gemini's and Bedrock's paths:
+            // `providers::gemini::path`, `providers::bedrock::path`.
             (ProviderKind::Gemini, Operation::Chat) => Some("/models"),
+            (ProviderKind::Bedrock, Operation::Chat) => Some("/model"),
             (
-                ProviderKind::Gemini,
+                ProviderKind::Gemini | ProviderKind::Bedrock,
                 Operation::Completions
                 | Operation::Embeddings
                 | Operation::Messages
@@ -82,6 +84,7 @@ impl Operation {
                 Dialect::Responses
             }
             (ProviderKind::Gemini, _) => Dialect::ChatViaGemini,
+            (ProviderKind::Bedrock, _) => Dialect::ChatViaBedrock,
             (ProviderKind::OpenAi | ProviderKind::Azure, _) => Dialect::OpenAi,
         }
     }
@@ -115,6 +118,9 @@ pub enum Dialect {
     /// The client speaks OpenAI chat, the upstream Gemini's `generateContent`: translated
     /// both ways (`providers::gemini`).
     ChatViaGemini,
+    /// The client speaks OpenAI chat, the upstream Bedrock's Converse: translated both ways
+    /// (`providers::bedrock`), requests signed with SigV4.
+    ChatViaBedrock,
     /// OpenAI's Responses API both ways; bodies pass through, usage is read in its shape
     /// (`input_tokens`, `output_tokens`) and streams are typed events (`responses.rs`).
     Responses,

@@ -26,6 +26,7 @@ use super::upstream::{BodyReader, ChunkError};
 use super::usage;
 use crate::pricing::Usage;
 use crate::providers::anthropic::{ChunkTranslator, StreamUsage};
+use crate::providers::bedrock::BedrockChunks;
 use crate::providers::gemini::GeminiChunks;
 
 /// Pieces buffered between the upstream and a slow client before reading pauses.
@@ -153,6 +154,7 @@ async fn release(tx: &mpsc::Sender<Piece>, held: Vec<u8>) {
 enum Transform {
     OpenAi(OpenAiScan),
     Responses(ResponsesScan),
+    Bedrock(BedrockChunks),
     Gemini {
         splitter: SseSplitter,
         chunks: GeminiChunks,
@@ -183,6 +185,10 @@ impl Transform {
                 stopped: false,
             },
             Dialect::Responses => Transform::Responses(ResponsesScan::default()),
+            Dialect::ChatViaBedrock => Transform::Bedrock(BedrockChunks::new(
+                &exchange.model,
+                exchange.client_wants_usage,
+            )),
             Dialect::ChatViaGemini => Transform::Gemini {
                 splitter: SseSplitter::default(),
                 chunks: GeminiChunks::new(&exchange.model, exchange.client_wants_usage),
@@ -199,6 +205,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.push(bytes),
             Transform::Responses(scan) => scan.push(bytes),
+            Transform::Bedrock(chunks) => Bytes::from(chunks.push(&bytes).concat()),
             Transform::Gemini { splitter, chunks } => {
                 let mut out = Vec::new();
                 for event in splitter.push(&bytes) {
@@ -249,6 +256,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.usage,
             Transform::Responses(scan) => scan.usage,
+            Transform::Bedrock(chunks) => chunks.usage(),
             Transform::Gemini { chunks, .. } => chunks.usage(),
             Transform::Anthropic { usage, .. } => usage.usage(),
             Transform::Translate { translator, .. } => translator.usage(),
@@ -259,6 +267,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.content_chunks,
             Transform::Responses(scan) => scan.content_events,
+            Transform::Bedrock(chunks) => chunks.content_events(),
             Transform::Gemini { chunks, .. } => chunks.content_events(),
             Transform::Anthropic { content_events, .. } => *content_events,
             Transform::Translate { translator, .. } => translator.content_events(),
@@ -270,6 +279,7 @@ impl Transform {
         match self {
             Transform::OpenAi(scan) => scan.done,
             Transform::Responses(scan) => scan.done,
+            Transform::Bedrock(chunks) => chunks.saw_stop(),
             Transform::Gemini { chunks, .. } => chunks.saw_stop(),
             Transform::Anthropic { stopped, .. } => *stopped,
             Transform::Translate { translator, .. } => translator.saw_stop(),
@@ -281,6 +291,7 @@ impl Transform {
         match self {
             Transform::Translate { translator, .. } => translator.error_type().is_some(),
             Transform::Responses(scan) => scan.failed,
+            Transform::Bedrock(chunks) => chunks.failed(),
             Transform::Gemini { chunks, .. } => chunks.failed(),
             _ => false,
         }

@@ -10,7 +10,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::operation::Operation;
-use crate::config::{AzureOptions, Deployment, ProviderKind};
+use crate::config::{AzureOptions, BedrockOptions, Deployment, ProviderKind};
+use crate::providers::bedrock;
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -33,6 +34,7 @@ pub struct Upstream {
     /// Cool-down deadlines are kept as milliseconds since this instant, in atomics.
     epoch: Instant,
     azure: AzureOptions,
+    bedrock: Option<BedrockOptions>,
 }
 
 /// One provider key of the pool (a keyless server has one entry without credentials).
@@ -59,9 +61,10 @@ impl Upstream {
             let text = match d.kind {
                 ProviderKind::OpenAi => format!("Bearer {secret}"),
                 ProviderKind::Azure if d.azure.entra_id => format!("Bearer {secret}"),
-                ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Azure => {
-                    secret.to_string()
-                }
+                ProviderKind::Anthropic
+                | ProviderKind::Gemini
+                | ProviderKind::Azure
+                | ProviderKind::Bedrock => secret.to_string(),
             };
             HeaderValue::try_from(text).ok().map(|mut value| {
                 value.set_sensitive(true);
@@ -108,6 +111,7 @@ impl Upstream {
             cooldown: d.cooldown,
             epoch: Instant::now(),
             azure: d.azure.clone(),
+            bedrock: d.bedrock.clone(),
         })
     }
 
@@ -198,12 +202,35 @@ impl Upstream {
         body: Bytes,
         deadline: Instant,
     ) -> Result<reqwest::Response, AttemptError> {
-        let request = self
+        let url = format!("{}{path}", self.base_url);
+        let mut request = self
             .client
-            .post(format!("{}{path}", self.base_url))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let request = self.authorize(request, key, &HeaderMap::new());
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(bedrock) = &self.bedrock {
+            // SigV4 signs the URL, the headers and the body, so it is done last.
+            let signed = bedrock::sigv4::signed_headers(
+                &bedrock.credentials,
+                &bedrock.region,
+                "POST",
+                &url,
+                &[("content-type", "application/json")],
+                &body,
+                std::time::SystemTime::now(),
+            );
+            match signed {
+                Ok(headers) => {
+                    for (name, value) in headers {
+                        request = request.header(name, value);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(deployment = %self.name, error = %e, "could not sign the request");
+                    return Err(AttemptError::Unreachable);
+                }
+            }
+        }
+        let request = self.authorize(request.body(body), key, &HeaderMap::new());
         self.exchange(request, deadline).await
     }
 
@@ -259,6 +286,8 @@ impl Upstream {
                     request = request.header("x-goog-api-key", credential);
                 }
             }
+            // Bedrock's requests are signed in `send_to`, where the body is known.
+            ProviderKind::Bedrock => {}
             ProviderKind::Azure => {
                 if let Some(credential) = credential {
                     let name = if self.azure.entra_id {

@@ -15,6 +15,7 @@ mod access;
 mod admin;
 mod alerts;
 mod azure;
+mod bedrock;
 mod campaigns;
 mod cluster;
 mod console;

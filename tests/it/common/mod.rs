@@ -157,6 +157,9 @@ pub struct Options {
     pub admin_extra: String,
     /// Extra `[alerts]` fields.
     pub alerts_extra: String,
+    /// Environment variables the configuration sees besides the `TEST_KEY_*` keys (AWS
+    /// credentials, say).
+    pub env: Vec<(&'static str, String)>,
 }
 
 pub struct TestApp {
@@ -239,7 +242,14 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             alerts_extra = options.alerts_extra,
         );
         // Provider keys for test deployments: `TEST_KEY_abc` holds the key `abc`.
-        let env = |name: &str| name.strip_prefix("TEST_KEY_").map(str::to_string);
+        let extra_env = options.env.clone();
+        let env = move |name: &str| {
+            extra_env
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| name.strip_prefix("TEST_KEY_").map(str::to_string))
+        };
         let config = Config::from_toml_str("test.toml", &toml, &env).expect("test config");
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let app = App::build_with_clock(&config, clock)

@@ -1,0 +1,135 @@
+//! Amazon Bedrock deployments: OpenAI chat translated to Converse and back over real sockets
+//! to the mock's Bedrock mode, which checks every request's SigV4 signature by signing it
+//! again with the known secret; streams in AWS event-stream framing; usage with cache reads
+//! priced exactly; Bedrock errors in OpenAI's shape.
+
+use mock_provider::{MockConfig, MockServer, MockUsage};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp, dec};
+
+const ACCESS_KEY: &str = "AKIDTOLLGATETEST";
+const SECRET: &str = "tollgate-test-secret/0123456789";
+
+async fn bedrock_mock() -> MockServer {
+    mock_provider::spawn(MockConfig {
+        // Converse counts cache reads apart from inputTokens.
+        usage: MockUsage {
+            prompt_tokens: 1000,
+            completion_tokens: 200,
+            cached_tokens: 3000,
+            reasoning_tokens: 0,
+        },
+        chunks: 2,
+        aws_credentials: Some((ACCESS_KEY.into(), SECRET.into())),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn gateway(mock: &MockServer, secret: &str) -> TestApp {
+    TestApp::spawn_with(Options {
+        deployments: Some(format!(
+            r#"[[deployments]]
+name = "bedrock"
+kind = "bedrock"
+base_url = "http://{}"
+region = "us-east-1"
+retries = 0
+models = {{ "claude-bedrock" = {{ upstream = "anthropic.claude-sonnet-4-5-20250929-v1:0", price = "test-claude" }} }}
+"#,
+            mock.addr()
+        )),
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", secret.into()),
+        ],
+        ..Options::default()
+    })
+    .await
+}
+
+/// 1,000 input tokens at 3.00, 3,000 cache reads at 0.30 and 200 output tokens at 15.00 USD per
+/// million (test-claude's prices).
+fn expected_cost() -> Decimal {
+    (dec("1000") * dec("3.00") + dec("3000") * dec("0.30") + dec("200") * dec("15.00"))
+        / dec("1000000")
+}
+
+#[tokio::test]
+async fn the_openai_sdk_reaches_bedrock_with_signed_requests_at_exact_cost() {
+    let mock = bedrock_mock().await;
+    let app = gateway(&mock, SECRET).await;
+    let key = app.key().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_bedrock.py");
+    crate::sdk::run_script(
+        script,
+        vec![
+            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
+            ("TOLLGATE_KEY", key),
+            ("TOLLGATE_MODEL", "claude-bedrock".into()),
+        ],
+    )
+    .await;
+    // Every request was signed with the access key (the mock checked each signature), and
+    // the model id's colon encoded. The last one was the streamed tool call.
+    assert_eq!(mock.requests_for_key(ACCESS_KEY), 4);
+    assert_eq!(
+        mock.last_path().as_deref(),
+        Some("/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream")
+    );
+    let sent: Value = serde_json::from_slice(&mock.last_body().unwrap()).unwrap();
+    assert_eq!(sent["system"], json!([{"text": "Answer in one word."}]));
+    assert_eq!(sent["toolConfig"]["toolChoice"], json!({"any": {}}));
+    assert_eq!(sent["inferenceConfig"]["maxTokens"], 50);
+    let rows = app.ledger_rows(4).await;
+    for row in &rows {
+        assert_eq!(row.status, 200);
+        assert_eq!(row.cost_usd, expected_cost(), "{row:?}");
+        assert_eq!((row.input_tokens, row.cached_input_tokens), (4000, 3000));
+        assert!(!row.usage_estimated);
+    }
+    assert_eq!(rows.iter().filter(|r| r.streamed).count(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_by_bedrock_and_answered_in_openais_shape() {
+    let mock = bedrock_mock().await;
+    let app = gateway(&mock, "not-the-secret").await;
+    let key = app.key().await;
+    let response = app
+        .chat(
+            &key,
+            json!({"model": "claude-bedrock", "messages": [{"role": "user", "content": "ping"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidSignatureException", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature we calculated does not match"),
+        "{body}"
+    );
+    // What Converse cannot take is refused before it is sent.
+    let image = app
+        .chat(
+            &key,
+            json!({"model": "claude-bedrock", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}),
+        )
+        .await;
+    assert_eq!(image.status(), 400);
+    let body: Value = image.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Converse takes image bytes"),
+        "{body}"
+    );
+}
