@@ -24,8 +24,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::Shared;
+use crate::anthropic::{Answer, Content};
 use crate::body::split_content;
-use crate::config::{MockOverrides, MockUsage};
+use crate::config::{AnthropicUsage, MockOverrides, MockUsage};
 use crate::exchange::{forced_status, sleep_ms};
 use crate::sse::{self, Script};
 
@@ -34,9 +35,11 @@ pub(crate) async fn converse(
     Path((_model, action)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let stream = match action.as_str() {
-        "converse" => false,
-        "converse-stream" => true,
+    let (stream, invoke) = match action.as_str() {
+        "converse" => (false, false),
+        "converse-stream" => (true, false),
+        "invoke" => (false, true),
+        "invoke-with-response-stream" => (true, true),
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -110,6 +113,10 @@ pub(crate) async fn converse(
     let content = overrides
         .and_then(|o| o.content.as_deref())
         .unwrap_or(&config.content);
+    if invoke {
+        let delay = get(|o| o.chunk_delay_ms, config.chunk_delay_ms);
+        return invoke_answer(&request, config, usage, content, stream, delay);
+    }
     let tool = forced_tool(&request);
     if !stream {
         let (blocks, stop) = match &tool {
@@ -172,6 +179,71 @@ pub(crate) async fn converse(
         hang: Duration::from_millis(get(|o| o.hang_ms, 0)),
         first_content: 1,
         abort: cut_after.is_some(),
+    });
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    response
+}
+
+/// InvokeModel with an Anthropic Messages body: Anthropic's own answer, or its stream events
+/// wrapped in `chunk` frames (`{"bytes": base64 of the event}`), as Bedrock sends them.
+fn invoke_answer(
+    request: &Value,
+    config: &crate::config::MockConfig,
+    usage: Option<MockUsage>,
+    content: &str,
+    stream: bool,
+    chunk_delay_ms: u64,
+) -> Response {
+    if request.get("model").is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Malformed input request: extraneous key [model] is not permitted",
+        );
+    }
+    if request["anthropic_version"].as_str() != Some("bedrock-2023-05-31") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Malformed input request: anthropic_version is required (bedrock-2023-05-31)",
+        );
+    }
+    let answer = Answer {
+        model: "claude-on-bedrock",
+        content: Content::Text(content),
+        usage: usage.map(AnthropicUsage::from),
+        raw_usage: None,
+    };
+    if !stream {
+        let mut response = Response::new(Body::from(answer.json()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    let events = answer
+        .events(config.chunks, config.chunks, true)
+        .into_iter()
+        .filter_map(|event| {
+            let text = String::from_utf8(event).ok()?;
+            let data = text
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))?
+                .to_owned();
+            let payload = json!({ "bytes": aws_smithy_types::base64::encode(data) });
+            Some(frame("chunk", &payload))
+        })
+        .collect();
+    let mut response = sse::response(Script {
+        events,
+        chunk_delay: Duration::from_millis(chunk_delay_ms),
+        hang: Duration::ZERO,
+        first_content: 3,
+        abort: false,
     });
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -88,7 +88,7 @@ fn errors_name_field_and_fix() {
         ),
         (
             "kind = \"openai\"",
-            "kind = \"gemini\"",
+            "kind = \"watsonx\"",
             "deployments[0].kind",
         ),
         (

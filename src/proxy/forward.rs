@@ -93,11 +93,15 @@ pub async fn forward(
             exchange.first_upstream_started.get_or_insert(sent_at);
             let upstream = &candidate.upstream;
             let sent = match (dialect, upstream.kind) {
-                (Dialect::ChatViaGemini | Dialect::ChatViaBedrock, _) => {
-                    let path = if dialect == Dialect::ChatViaGemini {
-                        gemini::path(&candidate.upstream_model, prepared.stream)
-                    } else {
-                        bedrock::path(&candidate.upstream_model, prepared.stream)
+                (
+                    Dialect::ChatViaGemini | Dialect::ChatViaBedrock | Dialect::AnthropicViaBedrock,
+                    _,
+                ) => {
+                    let (model, stream) = (&candidate.upstream_model, prepared.stream);
+                    let path = match dialect {
+                        Dialect::ChatViaGemini => gemini::path(model, stream),
+                        Dialect::ChatViaBedrock => bedrock::path(model, stream),
+                        _ => bedrock::messages::path(model, stream),
                     };
                     upstream
                         .send_to(attempt.key, &path, upstream_body, deadline)
@@ -211,6 +215,12 @@ fn upstream_body(
                 param: None,
             })
         }
+        Dialect::AnthropicViaBedrock => {
+            bedrock::messages::invoke_body(&prepared.body).map_err(|e| ApiError::MalformedBody {
+                message: e.to_string(),
+                param: None,
+            })
+        }
         Dialect::ChatViaAnthropic => anthropic::chat_to_messages(
             &prepared.body,
             &candidate.upstream_model,
@@ -241,8 +251,10 @@ async fn respond(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
             ct.starts_with("text/event-stream")
-                || (dialect == Dialect::ChatViaBedrock
-                    && ct.starts_with("application/vnd.amazon.eventstream"))
+                || (matches!(
+                    dialect,
+                    Dialect::ChatViaBedrock | Dialect::AnthropicViaBedrock
+                ) && ct.starts_with("application/vnd.amazon.eventstream"))
         });
     let error_type = response
         .headers()
@@ -284,7 +296,9 @@ async fn respond(
         Dialect::Responses => responses::usage_from_body(&bytes),
         Dialect::ChatViaGemini => gemini::usage_from_body(&bytes),
         Dialect::ChatViaBedrock => bedrock::usage_from_body(&bytes),
-        Dialect::Anthropic | Dialect::ChatViaAnthropic => anthropic::from_message_json(&bytes),
+        Dialect::Anthropic | Dialect::ChatViaAnthropic | Dialect::AnthropicViaBedrock => {
+            anthropic::from_message_json(&bytes)
+        }
     };
     let (usage, estimated) = match reported {
         Some(usage) => (usage, false),
@@ -351,6 +365,9 @@ async fn respond(
         }
         Dialect::ChatViaBedrock => {
             bedrock::error_to_chat(&bytes, error_type.as_deref()).unwrap_or(bytes)
+        }
+        Dialect::AnthropicViaBedrock if !status.is_success() => {
+            bedrock::messages::error_to_anthropic(&bytes, error_type.as_deref()).unwrap_or(bytes)
         }
         Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes).unwrap_or(bytes),
         Dialect::ChatViaGemini => gemini::error_to_chat(&bytes).unwrap_or(bytes),

@@ -56,13 +56,17 @@ impl Operation {
             // The model and streaming are in Gemini's and Bedrock's paths:
             // `providers::gemini::path`, `providers::bedrock::path`.
             (ProviderKind::Gemini, Operation::Chat) => Some("/models"),
-            (ProviderKind::Bedrock, Operation::Chat) => Some("/model"),
+            (ProviderKind::Bedrock, Operation::Chat | Operation::Messages) => Some("/model"),
             (
-                ProviderKind::Gemini | ProviderKind::Bedrock,
+                ProviderKind::Gemini,
                 Operation::Completions
                 | Operation::Embeddings
                 | Operation::Messages
                 | Operation::Responses,
+            ) => None,
+            (
+                ProviderKind::Bedrock,
+                Operation::Completions | Operation::Embeddings | Operation::Responses,
             ) => None,
             (ProviderKind::Anthropic, Operation::Chat | Operation::Messages) => Some("/messages"),
             // The Responses API is not translated to Anthropic's Messages: its stored state,
@@ -84,6 +88,7 @@ impl Operation {
                 Dialect::Responses
             }
             (ProviderKind::Gemini, _) => Dialect::ChatViaGemini,
+            (ProviderKind::Bedrock, Operation::Messages) => Dialect::AnthropicViaBedrock,
             (ProviderKind::Bedrock, _) => Dialect::ChatViaBedrock,
             (ProviderKind::OpenAi | ProviderKind::Azure, _) => Dialect::OpenAi,
         }
@@ -121,6 +126,9 @@ pub enum Dialect {
     /// The client speaks OpenAI chat, the upstream Bedrock's Converse: translated both ways
     /// (`providers::bedrock`), requests signed with SigV4.
     ChatViaBedrock,
+    /// Anthropic's Messages format to an Anthropic model on Bedrock (InvokeModel): the body
+    /// and the answer are Anthropic's, the stream is unwrapped from event-stream frames.
+    AnthropicViaBedrock,
     /// OpenAI's Responses API both ways; bodies pass through, usage is read in its shape
     /// (`input_tokens`, `output_tokens`) and streams are typed events (`responses.rs`).
     Responses,

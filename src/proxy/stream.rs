@@ -27,6 +27,7 @@ use super::usage;
 use crate::pricing::Usage;
 use crate::providers::anthropic::{ChunkTranslator, StreamUsage};
 use crate::providers::bedrock::BedrockChunks;
+use crate::providers::bedrock::messages::MessagesStream;
 use crate::providers::gemini::GeminiChunks;
 
 /// Pieces buffered between the upstream and a slow client before reading pauses.
@@ -155,6 +156,7 @@ enum Transform {
     OpenAi(OpenAiScan),
     Responses(ResponsesScan),
     Bedrock(BedrockChunks),
+    BedrockMessages(MessagesStream),
     Gemini {
         splitter: SseSplitter,
         chunks: GeminiChunks,
@@ -185,6 +187,7 @@ impl Transform {
                 stopped: false,
             },
             Dialect::Responses => Transform::Responses(ResponsesScan::default()),
+            Dialect::AnthropicViaBedrock => Transform::BedrockMessages(MessagesStream::default()),
             Dialect::ChatViaBedrock => Transform::Bedrock(BedrockChunks::new(
                 &exchange.model,
                 exchange.client_wants_usage,
@@ -206,6 +209,7 @@ impl Transform {
             Transform::OpenAi(scan) => scan.push(bytes),
             Transform::Responses(scan) => scan.push(bytes),
             Transform::Bedrock(chunks) => Bytes::from(chunks.push(&bytes).concat()),
+            Transform::BedrockMessages(unwrap) => Bytes::from(unwrap.push(&bytes)),
             Transform::Gemini { splitter, chunks } => {
                 let mut out = Vec::new();
                 for event in splitter.push(&bytes) {
@@ -257,6 +261,7 @@ impl Transform {
             Transform::OpenAi(scan) => scan.usage,
             Transform::Responses(scan) => scan.usage,
             Transform::Bedrock(chunks) => chunks.usage(),
+            Transform::BedrockMessages(unwrap) => unwrap.usage(),
             Transform::Gemini { chunks, .. } => chunks.usage(),
             Transform::Anthropic { usage, .. } => usage.usage(),
             Transform::Translate { translator, .. } => translator.usage(),
@@ -268,6 +273,7 @@ impl Transform {
             Transform::OpenAi(scan) => scan.content_chunks,
             Transform::Responses(scan) => scan.content_events,
             Transform::Bedrock(chunks) => chunks.content_events(),
+            Transform::BedrockMessages(unwrap) => unwrap.content_events(),
             Transform::Gemini { chunks, .. } => chunks.content_events(),
             Transform::Anthropic { content_events, .. } => *content_events,
             Transform::Translate { translator, .. } => translator.content_events(),
@@ -280,6 +286,7 @@ impl Transform {
             Transform::OpenAi(scan) => scan.done,
             Transform::Responses(scan) => scan.done,
             Transform::Bedrock(chunks) => chunks.saw_stop(),
+            Transform::BedrockMessages(unwrap) => unwrap.saw_stop(),
             Transform::Gemini { chunks, .. } => chunks.saw_stop(),
             Transform::Anthropic { stopped, .. } => *stopped,
             Transform::Translate { translator, .. } => translator.saw_stop(),
@@ -292,6 +299,7 @@ impl Transform {
             Transform::Translate { translator, .. } => translator.error_type().is_some(),
             Transform::Responses(scan) => scan.failed,
             Transform::Bedrock(chunks) => chunks.failed(),
+            Transform::BedrockMessages(unwrap) => unwrap.failed(),
             Transform::Gemini { chunks, .. } => chunks.failed(),
             _ => false,
         }

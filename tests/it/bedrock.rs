@@ -133,3 +133,146 @@ async fn a_wrong_secret_is_refused_by_bedrock_and_answered_in_openais_shape() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn anthropic_messages_reach_claude_on_bedrock_through_invoke_model() {
+    // InvokeModel answers in Anthropic's usage terms: input without the 3,000 cache reads.
+    let mock = mock_provider::spawn(MockConfig {
+        usage: MockUsage {
+            prompt_tokens: 4000,
+            completion_tokens: 200,
+            cached_tokens: 3000,
+            reasoning_tokens: 0,
+        },
+        chunks: 2,
+        aws_credentials: Some((ACCESS_KEY.into(), SECRET.into())),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = gateway(&mock, SECRET).await;
+    let key = app.key().await;
+    let messages = |stream: bool| {
+        app.http
+            .post(format!("{}/v1/messages", app.data_url))
+            .header("x-api-key", &key)
+            .header("anthropic-version", "2023-06-01")
+            .json(
+                &json!({"model": "claude-bedrock", "max_tokens": 64, "stream": stream,
+                          "messages": [{"role": "user", "content": "ping"}]}),
+            )
+            .send()
+    };
+    let answer = messages(false).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["type"], "message", "{body}");
+    assert_eq!(body["content"][0]["text"], "pong");
+    assert_eq!(
+        mock.last_path().as_deref(),
+        Some("/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke")
+    );
+    let sent: Value = serde_json::from_slice(&mock.last_body().unwrap()).unwrap();
+    assert_eq!(sent["anthropic_version"], "bedrock-2023-05-31");
+    assert!(
+        sent.get("model").is_none() && sent.get("stream").is_none(),
+        "{sent}"
+    );
+
+    // The stream comes back as Anthropic's own SSE events, unwrapped from the frames.
+    let streamed = messages(true).await.unwrap();
+    assert_eq!(streamed.status(), 200);
+    assert_eq!(
+        streamed.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let text = streamed.text().await.unwrap();
+    assert!(text.starts_with("event: message_start\ndata: {"), "{text}");
+    assert!(text.contains("event: content_block_delta"), "{text}");
+    assert!(
+        text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{text}"
+    );
+    assert_eq!(
+        mock.last_path().as_deref(),
+        Some("/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream")
+    );
+    let rows = app.ledger_rows(2).await;
+    for row in &rows {
+        assert_eq!(row.status, 200);
+        assert_eq!(row.cost_usd, expected_cost(), "{row:?}");
+        assert!(!row.usage_estimated);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_anthropic_deployment_falls_back_to_bedrock_at_its_price_within_a_budget() {
+    let mock = bedrock_mock().await;
+    let failing = mock_provider::spawn(MockConfig {
+        error_every: 1,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn_with(Options {
+        deployments: Some(format!(
+            r#"[[deployments]]
+name = "claude"
+kind = "anthropic"
+base_url = "{}"
+retries = 0
+models = {{ "claude-ha" = {{ upstream = "claude-x", price = "test-claude" }} }}
+
+[[deployments]]
+name = "bedrock"
+kind = "bedrock"
+base_url = "http://{}"
+region = "us-east-1"
+priority = 1
+retries = 0
+models = {{ "claude-ha" = {{ upstream = "anthropic.claude-x-v1:0", price = "test-model" }} }}
+"#,
+            failing.base_url(),
+            mock.addr()
+        )),
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET.into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (key, record) = app.issue_key(json!({})).await;
+    // Bedrock's answer at test-model's prices: 4,000 input (3,000 of them cache reads, which
+    // test-model prices at its cached rate) and 200 output tokens.
+    let one = (dec("1000") * dec("2.50") + dec("3000") * dec("1.25") + dec("200") * dec("10.00"))
+        / dec("1000000");
+    app.put_limits(
+        &format!("/keys/{}", record["id"].as_str().unwrap()),
+        json!({"budget_mode": "estimate",
+               "budgets": [{"period": "total", "amount_usd": (one * Decimal::from(2)).to_string()}]}),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = app
+            .chat(
+                &key,
+                json!({"model": "claude-ha", "max_tokens": 200,
+                       "messages": [{"role": "user", "content": "ping"}]}),
+            )
+            .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 402, 402]);
+    let rows = app.ledger_rows(4).await;
+    let answered: Vec<_> = rows.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(answered.len(), 2);
+    for row in &answered {
+        assert_eq!(
+            row.cost_usd, one,
+            "charged at the answering (Bedrock) route's price"
+        );
+    }
+    assert_eq!(mock.requests_for_key(ACCESS_KEY), 2);
+}

@@ -6,8 +6,10 @@
 //! - [`request`]: an OpenAI chat-completions request as a Converse request.
 //! - [`response`]: an answer (or an error) back in OpenAI's shape, and its usage.
 //! - [`stream`]: a ConverseStream event stream (AWS event-stream frames) as OpenAI chunks.
+//! - [`messages`]: Anthropic's Messages format to Anthropic models on Bedrock (InvokeModel).
 //! - [`sigv4`]: the signature headers of a request.
 
+pub mod messages;
 pub mod request;
 pub mod response;
 pub mod sigv4;
