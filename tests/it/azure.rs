@@ -171,3 +171,40 @@ async fn a_failing_openai_deployment_falls_back_to_azure_at_azures_price() {
     assert!(row.input_tokens > 0 && row.output_tokens > 0);
     assert_eq!(row.cost_usd, gpt_4o_mini_cost(row));
 }
+
+#[tokio::test]
+async fn the_openai_sdk_works_unchanged_against_azure_deployments() {
+    let mock = mock_provider::spawn(MockConfig::default()).await.unwrap();
+    let app = TestApp::spawn_with(Options {
+        deployments: Some(format!(
+            r#"[[deployments]]
+name = "azure"
+kind = "azure"
+base_url = "{}"
+api_version = "2024-10-21"
+api_keys = [{{ env = "TEST_KEY_az-key" }}]
+models = {{ "test-model" = {{ upstream = "chat-deployment", price = "test-model" }}, "test-embed" = {{ upstream = "embed-deployment", price = "test-embed" }} }}
+"#,
+            root(&mock)
+        )),
+        ..Options::default()
+    })
+    .await;
+    let key = app.key().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
+    crate::sdk::run_script(
+        script,
+        vec![
+            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
+            ("TOLLGATE_KEY", key),
+        ],
+    )
+    .await;
+    // The embeddings went to the embedding deployment's URL, with the api-key.
+    assert_eq!(
+        mock.last_path().as_deref(),
+        Some("/openai/deployments/embed-deployment/embeddings?api-version=2024-10-21")
+    );
+    // Three chats and the embedding.
+    assert_eq!(mock.requests_for_key("az-key"), 4);
+}
