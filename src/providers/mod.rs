@@ -3,6 +3,7 @@
 //! decides what to send where; nothing here does I/O.
 
 pub mod anthropic;
+pub mod azure;
 pub mod gemini;
 mod translate_error;
 

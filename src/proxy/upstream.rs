@@ -11,7 +11,7 @@ use futures_util::stream::BoxStream;
 
 use super::operation::Operation;
 use crate::config::{AzureOptions, BedrockOptions, Deployment, ProviderKind};
-use crate::providers::bedrock;
+use crate::providers::{azure, bedrock};
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -115,21 +115,9 @@ impl Upstream {
         })
     }
 
-    /// The path (after the base URL) of an Azure OpenAI request: `rest` is the OpenAI path
-    /// (`/chat/completions`, `/responses/resp_1`), `deployment` the Azure deployment it goes
-    /// to. With an `api_version`, Azure's deployment URLs (the Responses API has none: it
-    /// names its deployment in the body); without, the `/openai/v1/` API, whose body names it.
+    /// The path (after the base URL) of an Azure OpenAI request (`providers::azure::path`).
     pub fn azure_path(&self, rest: &str, deployment: &str) -> String {
-        let Some(version) = &self.azure.api_version else {
-            return format!("/openai/v1{rest}");
-        };
-        // `rest` may carry the client's own query (a stored response's `include[]`).
-        let join = if rest.contains('?') { '&' } else { '?' };
-        if rest.starts_with("/responses") {
-            format!("/openai{rest}{join}api-version={version}")
-        } else {
-            format!("/openai/deployments/{deployment}{rest}{join}api-version={version}")
-        }
+        azure::path(rest, deployment, self.azure.api_version.as_deref())
     }
 
     fn now_ms(&self) -> u64 {
