@@ -9,3 +9,5 @@ mod translate_error;
 
 pub use translate_error::TranslateError;
 pub mod bedrock;
+mod chat_answer;
+mod chat_request;

@@ -5,20 +5,17 @@
 //! each Anthropic stream event, base64-encoded. The client gets Anthropic's own answer and
 //! its own SSE events.
 
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::frames::{FrameReader, header};
 use crate::pricing::Usage;
 use crate::providers::TranslateError;
 use crate::providers::anthropic::StreamUsage;
 
 /// The `anthropic_version` Bedrock takes in place of the `anthropic-version` header.
 pub const BEDROCK_VERSION: &str = "bedrock-2023-05-31";
-
-/// Most bytes of frames not yet complete kept between pieces: a frame is at most 16 MiB.
-const MAX_PENDING: usize = 16 * 1024 * 1024 + 1024;
 
 /// The path of an InvokeModel call for `model`.
 pub fn path(model: &str, stream: bool) -> String {
@@ -78,8 +75,7 @@ pub fn error_to_anthropic(body: &[u8], error_type: Option<&str>) -> Option<Bytes
 /// Unwraps an InvokeModel stream into Anthropic's SSE events, reading their usage on the way.
 #[derive(Debug, Default)]
 pub struct MessagesStream {
-    pending: BytesMut,
-    decoder: MessageFrameDecoder,
+    frames: FrameReader,
     usage: StreamUsage,
     content_events: u64,
     stopped: bool,
@@ -93,40 +89,21 @@ impl MessagesStream {
         if self.stopped {
             return out;
         }
-        self.pending.extend_from_slice(bytes);
-        loop {
-            match self.decoder.decode_frame(&mut self.pending) {
-                Ok(DecodedFrame::Complete(message)) => self.frame(&message, &mut out),
-                Ok(DecodedFrame::Incomplete) => break,
-                Err(e) => {
-                    self.fail("InvalidEventStream", &e.to_string(), &mut out);
-                    break;
-                }
-            }
+        let (frames, unreadable) = self.frames.push(bytes);
+        for message in &frames {
+            self.frame(message, &mut out);
             if self.stopped {
-                break;
+                return out;
             }
         }
-        if self.pending.len() > MAX_PENDING {
-            self.fail(
-                "InvalidEventStream",
-                "a frame is larger than 16 MiB",
-                &mut out,
-            );
-            self.pending.advance(self.pending.len());
+        if let Some(problem) = unreadable {
+            self.fail("InvalidEventStream", &problem, &mut out);
         }
         out
     }
 
     fn frame(&mut self, message: &Message, out: &mut Vec<u8>) {
-        let header = |name: &str| {
-            message
-                .headers()
-                .iter()
-                .find(|h| h.name().as_str() == name)
-                .and_then(|h| h.value().as_string().ok())
-                .map(|s| s.as_str().to_owned())
-        };
+        let header = |name: &str| header(message, name);
         let payload: Value = serde_json::from_slice(message.payload()).unwrap_or(Value::Null);
         if header(":message-type").as_deref() == Some("exception") {
             let kind = header(":exception-type").unwrap_or_else(|| "BedrockError".into());

@@ -9,6 +9,7 @@
 //! - [`messages`]: Anthropic's Messages format to Anthropic models on Bedrock (InvokeModel).
 //! - [`sigv4`]: the signature headers of a request.
 
+mod frames;
 pub mod messages;
 pub mod request;
 pub mod response;

@@ -27,31 +27,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::providers::TranslateError;
-
-type Result<T> = std::result::Result<T, TranslateError>;
+use crate::providers::chat_request::{self, ChatRequest, Result, content, push_turn, role, texts};
 
 /// Translates `openai_body` into a Converse body.
 pub fn chat_to_converse(openai_body: &[u8]) -> Result<Bytes> {
-    let request: Map<String, Value> =
-        serde_json::from_slice(openai_body).map_err(|e| TranslateError::Json(e.to_string()))?;
-    let get = |key: &str| request.get(key).filter(|v| !v.is_null());
-    for refused in ["functions", "function_call"] {
-        if get(refused).is_some() {
-            return Err(TranslateError::field(
-                refused,
-                "is not supported; use `tools` and `tool_choice`",
-            ));
-        }
-    }
-    if let Some(n) = get("n")
-        && n.as_u64() != Some(1)
-    {
-        return Err(TranslateError::field(
-            "n",
-            "must be 1: Bedrock answers with one choice",
-        ));
-    }
-    if let Some(format) = get("response_format")
+    let request = ChatRequest::parse(openai_body, "Bedrock")?;
+    if let Some(format) = request.get("response_format")
         && format.get("type").and_then(Value::as_str) != Some("text")
     {
         return Err(TranslateError::field(
@@ -59,10 +40,7 @@ pub fn chat_to_converse(openai_body: &[u8]) -> Result<Bytes> {
             "is not supported by Bedrock's Converse API; ask for JSON in the prompt, or define a tool",
         ));
     }
-    let messages = get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| TranslateError::field("messages", "must be a list of messages"))?;
-    let (system, turns, has_tool_history) = turns(messages)?;
+    let (system, turns, has_tool_history) = turns(request.messages()?)?;
     let mut out = Map::new();
     out.insert("messages".into(), Value::Array(turns));
     if !system.is_empty() {
@@ -72,20 +50,39 @@ pub fn chat_to_converse(openai_body: &[u8]) -> Result<Bytes> {
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
-    if let Some(tools) = get("tools") {
-        let choice = get("tool_choice");
+    if let Some(tools) = request.function_tools("Bedrock")? {
+        let choice = request.get("tool_choice");
         let none = choice.and_then(Value::as_str) == Some("none");
         if !none || has_tool_history {
-            let mut config = json!({ "tools": tool_specs(tools)? });
+            let specs: Vec<Value> = tools
+                .iter()
+                .map(|tool| {
+                    let schema = tool
+                        .parameters
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                    let mut spec = json!({"name": tool.name, "inputSchema": {"json": schema}});
+                    if let Some(description) = tool.description {
+                        spec["description"] = description.clone();
+                    }
+                    json!({ "toolSpec": spec })
+                })
+                .collect();
+            let mut config = json!({ "tools": specs });
             if let Some(choice) = choice.filter(|_| !none) {
                 config["toolChoice"] = tool_choice(choice)?;
             }
             out.insert("toolConfig".into(), config);
         }
     }
-    serde_json::to_vec(&Value::Object(out))
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::Json(e.to_string()))
+    ChatRequest::to_bytes(&Value::Object(out))
+}
+
+fn text_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
+    Ok(texts(content, at)?
+        .into_iter()
+        .map(|text| json!({ "text": text }))
+        .collect())
 }
 
 /// The system blocks, the merged turns, and whether the conversation has tool calls.
@@ -95,12 +92,8 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)> {
     let mut tool_history = false;
     for (i, message) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TranslateError::field(format!("{at}.role"), "is missing"))?;
-        let content = message.get("content").filter(|c| !c.is_null());
-        let (role, blocks) = match role {
+        let content = content(message);
+        let (role, blocks) = match role(message, &at)? {
             "system" | "developer" => {
                 system.extend(text_blocks(content, &format!("{at}.content"))?);
                 continue;
@@ -108,14 +101,29 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)> {
             "user" => ("user", user_blocks(content, &at)?),
             "assistant" => {
                 let mut blocks = text_blocks(content, &format!("{at}.content"))?;
-                let calls = tool_uses(message, &at)?;
-                tool_history |= !calls.is_empty();
-                blocks.extend(calls);
+                for (j, call) in chat_request::tool_calls(message, &at)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    let id = call.id.ok_or_else(|| {
+                        TranslateError::field(format!("{at}.tool_calls[{j}].id"), "is missing")
+                    })?;
+                    tool_history = true;
+                    blocks.push(json!({"toolUse": {"toolUseId": id, "name": call.name, "input": call.arguments}}));
+                }
                 ("assistant", blocks)
             }
             "tool" => {
                 tool_history = true;
-                ("user", vec![tool_result(message, content, &at)?])
+                let (id, text) = chat_request::tool_result(message, &at)?;
+                let block = match chat_request::result_object(&text) {
+                    Some(object) => json!({ "json": object }),
+                    None => json!({ "text": text }),
+                };
+                (
+                    "user",
+                    vec![json!({"toolResult": {"toolUseId": id, "content": [block]}})],
+                )
             }
             other => {
                 return Err(TranslateError::field(
@@ -124,50 +132,13 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)> {
                 ));
             }
         };
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((last, existing)) if *last == role => existing.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        push_turn(&mut turns, role, blocks);
     }
     let turns = turns
         .into_iter()
         .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
     Ok((system, turns, tool_history))
-}
-
-fn text_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![json!({ "text": s })]),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                let text = match part.get("type").and_then(Value::as_str) {
-                    Some("text") => part.get("text"),
-                    Some("refusal") => part.get("refusal"),
-                    _ => {
-                        return Err(TranslateError::field(
-                            format!("{at}[{j}]"),
-                            "must be a text part here",
-                        ));
-                    }
-                };
-                if let Some(text) = text.and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                    out.push(json!({ "text": text }));
-                }
-            }
-            Ok(out)
-        }
-        Some(_) => Err(TranslateError::field(
-            at,
-            "must be a string or a list of parts",
-        )),
-    }
 }
 
 fn user_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
@@ -229,90 +200,6 @@ fn image(part: &Value, at: &str) -> Result<Value> {
     Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
 }
 
-fn tool_uses(message: &Value, at: &str) -> Result<Vec<Value>> {
-    let Some(calls) = message.get("tool_calls").filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let calls = calls
-        .as_array()
-        .ok_or_else(|| TranslateError::field(format!("{at}.tool_calls"), "must be a list"))?;
-    let mut out = Vec::with_capacity(calls.len());
-    for (j, call) in calls.iter().enumerate() {
-        let here = format!("{at}.tool_calls[{j}]");
-        let id = call
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TranslateError::field(format!("{here}.id"), "is missing"))?;
-        let name = call
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TranslateError::field(format!("{here}.function.name"), "is missing"))?;
-        let arguments = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .filter(|a| !a.trim().is_empty())
-            .unwrap_or("{}");
-        let input: Value = serde_json::from_str(arguments).map_err(|_| {
-            TranslateError::field(
-                format!("{here}.function.arguments"),
-                "must be a JSON object (as a string)",
-            )
-        })?;
-        out.push(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}));
-    }
-    Ok(out)
-}
-
-fn tool_result(message: &Value, content: Option<&Value>, at: &str) -> Result<Value> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| TranslateError::field(format!("{at}.tool_call_id"), "is missing"))?;
-    let text: String = match content {
-        Some(Value::String(s)) => s.clone(),
-        other => text_blocks(other, &format!("{at}.content"))?
-            .iter()
-            .filter_map(|b| b["text"].as_str())
-            .collect(),
-    };
-    let block = match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(object)) => json!({ "json": object }),
-        _ => json!({ "text": text }),
-    };
-    Ok(json!({"toolResult": {"toolUseId": id, "content": [block]}}))
-}
-
-fn tool_specs(tools: &Value) -> Result<Vec<Value>> {
-    let tools = tools
-        .as_array()
-        .ok_or_else(|| TranslateError::field("tools", "must be a list"))?;
-    let mut out = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        if tool.get("type").and_then(Value::as_str) != Some("function") {
-            return Err(TranslateError::field(
-                format!("tools[{i}].type"),
-                "only `function` tools can be sent to Bedrock",
-            ));
-        }
-        let name = tool
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                TranslateError::field(format!("tools[{i}].function.name"), "is missing")
-            })?;
-        let schema = tool
-            .pointer("/function/parameters")
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-        let mut spec = json!({"name": name, "inputSchema": {"json": schema}});
-        if let Some(description) = tool.pointer("/function/description") {
-            spec["description"] = description.clone();
-        }
-        out.push(json!({ "toolSpec": spec }));
-    }
-    Ok(out)
-}
-
 fn tool_choice(choice: &Value) -> Result<Value> {
     match choice {
         Value::String(s) if s == "auto" => Ok(json!({"auto": {}})),
@@ -331,32 +218,18 @@ fn tool_choice(choice: &Value) -> Result<Value> {
     }
 }
 
-fn inference_config(request: &Map<String, Value>) -> Result<Map<String, Value>> {
-    let get = |key: &str| request.get(key).filter(|v| !v.is_null());
+fn inference_config(request: &ChatRequest) -> Result<Map<String, Value>> {
     let mut config = Map::new();
-    if let Some(max) = get("max_completion_tokens").or_else(|| get("max_tokens")) {
+    if let Some(max) = request.max_tokens() {
         config.insert("maxTokens".into(), max.clone());
     }
-    if let Some(t) = get("temperature") {
-        config.insert("temperature".into(), t.clone());
+    for (from, to) in [("temperature", "temperature"), ("top_p", "topP")] {
+        if let Some(value) = request.get(from) {
+            config.insert(to.into(), value.clone());
+        }
     }
-    if let Some(p) = get("top_p") {
-        config.insert("topP".into(), p.clone());
-    }
-    match get("stop") {
-        None => {}
-        Some(Value::String(s)) => {
-            config.insert("stopSequences".into(), json!([s]));
-        }
-        Some(Value::Array(list)) => {
-            config.insert("stopSequences".into(), Value::Array(list.clone()));
-        }
-        Some(_) => {
-            return Err(TranslateError::field(
-                "stop",
-                "must be a string or a list of strings",
-            ));
-        }
+    if let Some(stop) = request.stop_sequences()? {
+        config.insert("stopSequences".into(), stop);
     }
     Ok(config)
 }

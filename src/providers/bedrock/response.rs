@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::pricing::{Usage, token_count};
-use crate::providers::TranslateError;
+use crate::providers::{TranslateError, chat_answer};
 
 /// Converse's `usage`: `inputTokens` excludes the cache reads and writes, which are counted
 /// apart (as Anthropic's are).
@@ -128,23 +128,9 @@ pub fn converse_to_chat(body: &[u8], public_model: &str) -> Result<Bytes, Transl
         }
     }
     let finish = finish_reason(answer.stop_reason.as_deref().unwrap_or("end_turn"));
-    let mut message = json!({"role": "assistant", "content": text, "refusal": null});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    let mut completion = json!({
-        "id": format!("chatcmpl-bedrock-{}", uuid::Uuid::now_v7().simple()),
-        "object": "chat.completion",
-        "created": chrono::Utc::now().timestamp(),
-        "model": public_model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-    });
-    if let Some(usage) = answer.usage {
-        completion["usage"] = usage.to_openai();
-    }
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::Json(e.to_string()))
+    let id = format!("chatcmpl-bedrock-{}", uuid::Uuid::now_v7().simple());
+    let usage = answer.usage.map(ConverseUsage::to_openai);
+    chat_answer::completion(&id, public_model, text, calls, finish, usage)
 }
 
 /// OpenAI's error object for a Bedrock error of type `kind` (an exception name, or the

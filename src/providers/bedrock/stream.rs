@@ -3,27 +3,20 @@
 //! deltas, the finish chunk at `messageStop`, then, at the `metadata` event that carries the
 //! usage, the usage chunk (when the client asked for it) and `[DONE]`.
 
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::Message;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::frames::{FrameReader, header};
 use super::response::{ConverseUsage, finish_reason, openai_error};
 use crate::pricing::Usage;
-
-const DONE: &[u8] = b"data: [DONE]\n\n";
-
-/// Most bytes of frames not yet complete kept between pieces: a frame is at most 16 MiB.
-const MAX_PENDING: usize = 16 * 1024 * 1024 + 1024;
+use crate::providers::chat_answer::{ChunkWriter, DONE, event};
 
 #[derive(Debug)]
 pub struct BedrockChunks {
-    public_model: String,
+    writer: ChunkWriter,
     include_usage: bool,
-    id: String,
-    created: i64,
-    pending: BytesMut,
-    decoder: MessageFrameDecoder,
+    frames: FrameReader,
     started: bool,
     stopped: bool,
     done: bool,
@@ -37,12 +30,12 @@ pub struct BedrockChunks {
 impl BedrockChunks {
     pub fn new(public_model: &str, include_usage: bool) -> BedrockChunks {
         BedrockChunks {
-            public_model: public_model.to_owned(),
+            writer: ChunkWriter::new(
+                format!("chatcmpl-bedrock-{}", uuid::Uuid::now_v7().simple()),
+                public_model,
+            ),
             include_usage,
-            id: format!("chatcmpl-bedrock-{}", uuid::Uuid::now_v7().simple()),
-            created: chrono::Utc::now().timestamp(),
-            pending: BytesMut::new(),
-            decoder: MessageFrameDecoder::new(),
+            frames: FrameReader::default(),
             started: false,
             stopped: false,
             done: false,
@@ -59,44 +52,21 @@ impl BedrockChunks {
         if self.done {
             return out;
         }
-        self.pending.extend_from_slice(bytes);
-        loop {
-            match self.decoder.decode_frame(&mut self.pending) {
-                Ok(DecodedFrame::Complete(message)) => self.message(&message, &mut out),
-                Ok(DecodedFrame::Incomplete) => break,
-                Err(e) => {
-                    self.fail(
-                        "InvalidEventStream",
-                        &format!("the upstream's event stream is not valid: {e}"),
-                        &mut out,
-                    );
-                    break;
-                }
-            }
+        let (frames, unreadable) = self.frames.push(bytes);
+        for message in &frames {
+            self.message(message, &mut out);
             if self.done {
-                break;
+                return out;
             }
         }
-        if self.pending.len() > MAX_PENDING {
-            self.fail(
-                "InvalidEventStream",
-                "an event-stream frame is larger than 16 MiB",
-                &mut out,
-            );
-            self.pending.advance(self.pending.len());
+        if let Some(problem) = unreadable {
+            self.fail("InvalidEventStream", &problem, &mut out);
         }
         out
     }
 
     fn message(&mut self, message: &Message, out: &mut Vec<Bytes>) {
-        let header = |name: &str| {
-            message
-                .headers()
-                .iter()
-                .find(|h| h.name().as_str() == name)
-                .and_then(|h| h.value().as_string().ok())
-                .map(|s| s.as_str().to_owned())
-        };
+        let header = |name: &str| header(message, name);
         let payload: Value = serde_json::from_slice(message.payload()).unwrap_or(Value::Null);
         if header(":message-type").as_deref() == Some("exception") {
             let kind = header(":exception-type").unwrap_or_else(|| "BedrockError".into());
@@ -120,7 +90,7 @@ impl BedrockChunks {
                     self.content_events = self.content_events.saturating_add(1);
                     let call = json!({"index": index, "id": tool_use["toolUseId"], "type": "function",
                                       "function": {"name": tool_use["name"], "arguments": ""}});
-                    out.push(self.chunk(json!({ "tool_calls": [call] }), None));
+                    out.push(self.writer.chunk(json!({ "tool_calls": [call] }), None));
                 }
             }
             "contentBlockDelta" => {
@@ -128,7 +98,7 @@ impl BedrockChunks {
                 let delta = &payload["delta"];
                 if let Some(text) = delta.get("text").and_then(Value::as_str) {
                     self.content_events = self.content_events.saturating_add(1);
-                    out.push(self.chunk(json!({ "content": text }), None));
+                    out.push(self.writer.chunk(json!({ "content": text }), None));
                 } else if let Some(input) = delta.pointer("/toolUse/input").and_then(Value::as_str)
                 {
                     let block = payload["contentBlockIndex"].as_u64().unwrap_or(0);
@@ -139,14 +109,14 @@ impl BedrockChunks {
                         .unwrap_or(0);
                     self.content_events = self.content_events.saturating_add(1);
                     let call = json!({"index": index, "function": {"arguments": input}});
-                    out.push(self.chunk(json!({ "tool_calls": [call] }), None));
+                    out.push(self.writer.chunk(json!({ "tool_calls": [call] }), None));
                 }
             }
             "messageStop" => {
                 self.start(out);
                 self.stopped = true;
                 let reason = payload["stopReason"].as_str().unwrap_or("end_turn");
-                out.push(self.chunk(json!({}), Some(finish_reason(reason))));
+                out.push(self.writer.chunk(json!({}), Some(finish_reason(reason))));
             }
             "metadata" => {
                 if let Ok(usage) = serde_json::from_value::<ConverseUsage>(payload["usage"].clone())
@@ -164,7 +134,10 @@ impl BedrockChunks {
     fn start(&mut self, out: &mut Vec<Bytes>) {
         if !self.started {
             self.started = true;
-            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            out.push(
+                self.writer
+                    .chunk(json!({"role": "assistant", "content": ""}), None),
+            );
         }
     }
 
@@ -172,9 +145,7 @@ impl BedrockChunks {
         if self.include_usage
             && let Some(usage) = self.usage
         {
-            let mut chunk = self.envelope(Value::Array(Vec::new()));
-            chunk["usage"] = usage.to_openai();
-            out.push(event(&chunk));
+            out.push(self.writer.usage_chunk(usage.to_openai()));
         }
         out.push(Bytes::from_static(DONE));
         self.done = true;
@@ -184,19 +155,6 @@ impl BedrockChunks {
         self.failed = true;
         self.done = true;
         out.push(event(&openai_error(kind, message)));
-    }
-
-    fn envelope(&self, choices: Value) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.public_model, "choices": choices,
-        })
-    }
-
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
-        event(&self.envelope(json!([{
-            "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish,
-        }])))
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -215,8 +173,4 @@ impl BedrockChunks {
     pub fn failed(&self) -> bool {
         self.failed
     }
-}
-
-fn event(value: &Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
 }

@@ -31,75 +31,70 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::providers::TranslateError;
-
-type Result<T> = std::result::Result<T, TranslateError>;
+use crate::providers::chat_request::{self, ChatRequest, Result, content, push_turn, role, texts};
 
 /// Translates `openai_body` into a `generateContent` body.
 pub fn chat_to_gemini(openai_body: &[u8]) -> Result<Bytes> {
-    let request: Map<String, Value> =
-        serde_json::from_slice(openai_body).map_err(|e| TranslateError::Json(e.to_string()))?;
-    let get = |key: &str| request.get(key).filter(|v| !v.is_null());
-    for refused in ["functions", "function_call"] {
-        if get(refused).is_some() {
-            return Err(TranslateError::field(
-                refused,
-                "is not supported; use `tools` and `tool_choice`",
-            ));
-        }
-    }
-    if let Some(n) = get("n")
-        && n.as_u64() != Some(1)
-    {
-        return Err(TranslateError::field(
-            "n",
-            "must be 1: the gateway asks Gemini for one candidate",
-        ));
-    }
-    let messages = get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| TranslateError::field("messages", "must be a list of messages"))?;
-    let (system, contents) = turns(messages)?;
+    let request = ChatRequest::parse(openai_body, "Gemini")?;
+    let (system, contents) = turns(request.messages()?)?;
     let mut out = Map::new();
     out.insert("contents".into(), Value::Array(contents));
     if !system.is_empty() {
         out.insert("systemInstruction".into(), json!({ "parts": system }));
     }
-    if let Some(tools) = get("tools") {
-        out.insert("tools".into(), function_declarations(tools)?);
+    if let Some(tools) = request.function_tools("Gemini")? {
+        let declarations: Vec<Value> = tools
+            .iter()
+            .map(|tool| {
+                let mut declaration = json!({ "name": tool.name });
+                if let Some(description) = tool.description {
+                    declaration["description"] = description.clone();
+                }
+                if let Some(parameters) = tool.parameters {
+                    declaration["parameters"] = parameters.clone();
+                }
+                declaration
+            })
+            .collect();
+        out.insert(
+            "tools".into(),
+            json!([{ "functionDeclarations": declarations }]),
+        );
     }
-    if let Some(choice) = get("tool_choice") {
+    if let Some(choice) = request.get("tool_choice") {
         out.insert("toolConfig".into(), tool_config(choice)?);
     }
     let config = generation_config(&request)?;
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
-    serde_json::to_vec(&Value::Object(out))
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::Json(e.to_string()))
+    ChatRequest::to_bytes(&Value::Object(out))
+}
+
+fn text_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
+    Ok(texts(content, at)?
+        .into_iter()
+        .map(|text| json!({ "text": text }))
+        .collect())
 }
 
 /// The system text parts, and the turns (`contents`) with roles merged.
 fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
     let mut system = Vec::new();
-    let mut contents: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut contents: Vec<(&str, Vec<Value>)> = Vec::new();
     // Tool call ids → function names, for the results that answer them.
     let mut calls: HashMap<String, String> = HashMap::new();
     for (i, message) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TranslateError::field(format!("{at}.role"), "is missing"))?;
-        let content = message.get("content").filter(|c| !c.is_null());
-        let (role, parts) = match role {
+        let content = content(message);
+        let (role, parts) = match role(message, &at)? {
             "system" | "developer" => {
                 system.extend(text_parts(content, &format!("{at}.content"))?);
                 continue;
             }
             "user" => ("user", user_parts(content, &at)?),
             "assistant" => ("model", assistant_parts(message, content, &at, &mut calls)?),
-            "tool" => ("user", vec![tool_result(message, content, &at, &calls)?]),
+            "tool" => ("user", vec![tool_result(message, &at, &calls)?]),
             "function" => {
                 return Err(TranslateError::field(
                     format!("{at}.role"),
@@ -113,58 +108,13 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
                 ));
             }
         };
-        if parts.is_empty() {
-            continue;
-        }
-        match contents.last_mut() {
-            Some((last, existing)) if last == role => existing.extend(parts),
-            _ => contents.push((role.to_owned(), parts)),
-        }
+        push_turn(&mut contents, role, parts);
     }
     let contents = contents
         .into_iter()
         .map(|(role, parts)| json!({"role": role, "parts": parts}))
         .collect();
     Ok((system, contents))
-}
-
-/// Text parts of a string or of a list of `text` parts; empty text is dropped.
-fn text_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![json!({ "text": s })]),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text" | "refusal") => {
-                        let key = if part.get("text").is_some() {
-                            "text"
-                        } else {
-                            "refusal"
-                        };
-                        if let Some(text) = part.get(key).and_then(Value::as_str)
-                            && !text.is_empty()
-                        {
-                            out.push(json!({ "text": text }));
-                        }
-                    }
-                    _ => {
-                        return Err(TranslateError::field(
-                            format!("{at}[{j}]"),
-                            "must be a text part here",
-                        ));
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Some(_) => Err(TranslateError::field(
-            at,
-            "must be a string or a list of parts",
-        )),
-    }
 }
 
 fn user_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
@@ -176,8 +126,10 @@ fn user_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
         let here = format!("{at}.content[{j}]");
         match part.get("type").and_then(Value::as_str) {
             Some("text") => {
-                if let Some(text) = part.get("text").and_then(Value::as_str)
-                    && !text.is_empty()
+                if let Some(text) = part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
                 {
                     out.push(json!({ "text": text }));
                 }
@@ -227,104 +179,28 @@ fn assistant_parts(
     calls: &mut HashMap<String, String>,
 ) -> Result<Vec<Value>> {
     let mut out = text_parts(content, &format!("{at}.content"))?;
-    let Some(tool_calls) = message.get("tool_calls").filter(|v| !v.is_null()) else {
-        return Ok(out);
-    };
-    let tool_calls = tool_calls
-        .as_array()
-        .ok_or_else(|| TranslateError::field(format!("{at}.tool_calls"), "must be a list"))?;
-    for (j, call) in tool_calls.iter().enumerate() {
-        let here = format!("{at}.tool_calls[{j}]");
-        let function = call
-            .get("function")
-            .ok_or_else(|| TranslateError::field(format!("{here}.function"), "is missing"))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TranslateError::field(format!("{here}.function.name"), "is missing"))?;
-        let arguments = function
-            .get("arguments")
-            .and_then(Value::as_str)
-            .unwrap_or("{}");
-        let args: Value = serde_json::from_str(if arguments.trim().is_empty() {
-            "{}"
-        } else {
-            arguments
-        })
-        .map_err(|_| {
-            TranslateError::field(
-                format!("{here}.function.arguments"),
-                "must be a JSON object (as a string)",
-            )
-        })?;
-        if let Some(id) = call.get("id").and_then(Value::as_str) {
-            calls.insert(id.to_owned(), name.to_owned());
+    for call in chat_request::tool_calls(message, at)? {
+        if let Some(id) = call.id {
+            calls.insert(id.to_owned(), call.name.to_owned());
         }
-        out.push(json!({"functionCall": {"name": name, "args": args}}));
+        out.push(json!({"functionCall": {"name": call.name, "args": call.arguments}}));
     }
     Ok(out)
 }
 
-fn tool_result(
-    message: &Value,
-    content: Option<&Value>,
-    at: &str,
-    calls: &HashMap<String, String>,
-) -> Result<Value> {
-    let id = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| TranslateError::field(format!("{at}.tool_call_id"), "is missing"))?;
+fn tool_result(message: &Value, at: &str, calls: &HashMap<String, String>) -> Result<Value> {
+    let (id, text) = chat_request::tool_result(message, at)?;
     let name = calls.get(id).ok_or_else(|| {
         TranslateError::field(
             format!("{at}.tool_call_id"),
             format!("{id:?} answers no tool call of an earlier assistant message"),
         )
     })?;
-    let text: String = match content {
-        Some(Value::String(s)) => s.clone(),
-        other => text_parts(other, &format!("{at}.content"))?
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect(),
-    };
-    let response = match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(object)) => Value::Object(object),
-        _ => json!({ "content": text }),
+    let response = match chat_request::result_object(&text) {
+        Some(object) => Value::Object(object),
+        None => json!({ "content": text }),
     };
     Ok(json!({"functionResponse": {"name": name, "response": response}}))
-}
-
-fn function_declarations(tools: &Value) -> Result<Value> {
-    let tools = tools
-        .as_array()
-        .ok_or_else(|| TranslateError::field("tools", "must be a list"))?;
-    let mut declarations = Vec::new();
-    for (i, tool) in tools.iter().enumerate() {
-        if tool.get("type").and_then(Value::as_str) != Some("function") {
-            return Err(TranslateError::field(
-                format!("tools[{i}].type"),
-                "only `function` tools can be sent to Gemini",
-            ));
-        }
-        let function = tool
-            .get("function")
-            .ok_or_else(|| TranslateError::field(format!("tools[{i}].function"), "is missing"))?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                TranslateError::field(format!("tools[{i}].function.name"), "is missing")
-            })?;
-        let mut declaration = json!({ "name": name });
-        for (from, to) in [("description", "description"), ("parameters", "parameters")] {
-            if let Some(value) = function.get(from).filter(|v| !v.is_null()) {
-                declaration[to] = value.clone();
-            }
-        }
-        declarations.push(declaration);
-    }
-    Ok(json!([{ "functionDeclarations": declarations }]))
 }
 
 fn tool_config(choice: &Value) -> Result<Value> {
@@ -353,10 +229,9 @@ fn tool_config(choice: &Value) -> Result<Value> {
     }
 }
 
-fn generation_config(request: &Map<String, Value>) -> Result<Map<String, Value>> {
-    let get = |key: &str| request.get(key).filter(|v| !v.is_null());
+fn generation_config(request: &ChatRequest) -> Result<Map<String, Value>> {
     let mut config = Map::new();
-    if let Some(max) = get("max_completion_tokens").or_else(|| get("max_tokens")) {
+    if let Some(max) = request.max_tokens() {
         config.insert("maxOutputTokens".into(), max.clone());
     }
     for (from, to) in [
@@ -366,26 +241,14 @@ fn generation_config(request: &Map<String, Value>) -> Result<Map<String, Value>>
         ("presence_penalty", "presencePenalty"),
         ("frequency_penalty", "frequencyPenalty"),
     ] {
-        if let Some(value) = get(from) {
+        if let Some(value) = request.get(from) {
             config.insert(to.into(), value.clone());
         }
     }
-    match get("stop") {
-        None => {}
-        Some(Value::String(s)) => {
-            config.insert("stopSequences".into(), json!([s]));
-        }
-        Some(Value::Array(list)) => {
-            config.insert("stopSequences".into(), Value::Array(list.clone()));
-        }
-        Some(_) => {
-            return Err(TranslateError::field(
-                "stop",
-                "must be a string or a list of strings",
-            ));
-        }
+    if let Some(stop) = request.stop_sequences()? {
+        config.insert("stopSequences".into(), stop);
     }
-    if let Some(format) = get("response_format") {
+    if let Some(format) = request.get("response_format") {
         match format.get("type").and_then(Value::as_str) {
             Some("text") => {}
             Some("json_object") => {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::pricing::{Usage, token_count};
-use crate::providers::TranslateError;
+use crate::providers::{TranslateError, chat_answer};
 
 /// `usageMetadata`. `promptTokenCount` includes the cached tokens; the billed output is the
 /// candidates' tokens plus the thinking tokens.
@@ -178,23 +178,12 @@ pub fn gemini_to_chat(body: &[u8], public_model: &str) -> Result<Bytes, Translat
         None if blocked => "content_filter",
         None => finish_reason("STOP", !calls.is_empty()),
     };
-    let mut message = json!({"role": "assistant", "content": text, "refusal": null});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    let mut completion = json!({
-        "id": format!("chatcmpl-{}", answer.response_id.as_deref().unwrap_or("gemini")),
-        "object": "chat.completion",
-        "created": chrono::Utc::now().timestamp(),
-        "model": public_model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-    });
-    if let Some(usage) = answer.usage_metadata {
-        completion["usage"] = usage.to_openai();
-    }
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::Json(e.to_string()))
+    let id = format!(
+        "chatcmpl-{}",
+        answer.response_id.as_deref().unwrap_or("gemini")
+    );
+    let usage = answer.usage_metadata.map(UsageMetadata::to_openai);
+    chat_answer::completion(&id, public_model, text, calls, finish, usage)
 }
 
 #[derive(Debug, Deserialize)]

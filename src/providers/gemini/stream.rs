@@ -6,19 +6,16 @@
 //! `finishReason` is the last event.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::response::{ErrorBody, GenerateResponse, UsageMetadata, finish_reason};
 use crate::pricing::Usage;
-
-const DONE: &[u8] = b"data: [DONE]\n\n";
+use crate::providers::chat_answer::{ChunkWriter, DONE, event};
 
 #[derive(Debug)]
 pub struct GeminiChunks {
-    public_model: String,
+    writer: ChunkWriter,
     include_usage: bool,
-    id: String,
-    created: i64,
     started: bool,
     done: bool,
     tool_calls: usize,
@@ -31,10 +28,8 @@ impl GeminiChunks {
     /// `include_usage`: the client asked for the usage chunk (`stream_options.include_usage`).
     pub fn new(public_model: &str, include_usage: bool) -> GeminiChunks {
         GeminiChunks {
-            public_model: public_model.to_owned(),
+            writer: ChunkWriter::new("chatcmpl-gemini".to_owned(), public_model),
             include_usage,
-            id: "chatcmpl-gemini".to_owned(),
-            created: chrono::Utc::now().timestamp(),
             started: false,
             done: false,
             tool_calls: 0,
@@ -66,14 +61,17 @@ impl GeminiChunks {
         if let Some(id) = &chunk.response_id
             && !self.started
         {
-            self.id = format!("chatcmpl-{id}");
+            self.writer.set_id(format!("chatcmpl-{id}"));
         }
         if let Some(usage) = chunk.usage_metadata {
             self.usage = Some(usage);
         }
         if !self.started {
             self.started = true;
-            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+            out.push(
+                self.writer
+                    .chunk(json!({"role": "assistant", "content": ""}), None),
+            );
         }
         let candidate = chunk.candidates.first();
         for part in candidate
@@ -85,14 +83,14 @@ impl GeminiChunks {
                 entry["index"] = json!(self.tool_calls);
                 self.tool_calls += 1;
                 self.content_events = self.content_events.saturating_add(1);
-                out.push(self.chunk(json!({ "tool_calls": [entry] }), None));
+                out.push(self.writer.chunk(json!({ "tool_calls": [entry] }), None));
             } else if let Some(text) = part
                 .text
                 .as_deref()
                 .filter(|t| !t.is_empty() && part.thought != Some(true))
             {
                 self.content_events = self.content_events.saturating_add(1);
-                out.push(self.chunk(json!({ "content": text }), None));
+                out.push(self.writer.chunk(json!({ "content": text }), None));
             }
         }
         let blocked = chunk
@@ -106,30 +104,15 @@ impl GeminiChunks {
         };
         if let Some(finish) = finish {
             self.done = true;
-            out.push(self.chunk(json!({}), Some(finish)));
+            out.push(self.writer.chunk(json!({}), Some(finish)));
             if self.include_usage
                 && let Some(usage) = self.usage
             {
-                let mut chunk = self.envelope(Value::Array(Vec::new()));
-                chunk["usage"] = usage.to_openai();
-                out.push(event(&chunk));
+                out.push(self.writer.usage_chunk(usage.to_openai()));
             }
             out.push(Bytes::from_static(DONE));
         }
         out
-    }
-
-    fn envelope(&self, choices: Value) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.public_model, "choices": choices,
-        })
-    }
-
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
-        event(&self.envelope(json!([{
-            "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish,
-        }])))
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -151,8 +134,4 @@ impl GeminiChunks {
     pub fn failed(&self) -> bool {
         self.failed
     }
-}
-
-fn event(value: &Value) -> Bytes {
-    Bytes::from(format!("data: {value}\n\n"))
 }
