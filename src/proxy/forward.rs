@@ -29,6 +29,38 @@ use crate::config::ProviderKind;
 use crate::pricing::Usage;
 use crate::providers::{anthropic, bedrock, gemini};
 
+/// A successful answer in the client's format: translated for the dialects that translate,
+/// as it came for the others.
+fn answer_to_client(
+    dialect: Dialect,
+    bytes: Bytes,
+    public_model: &str,
+) -> Result<Bytes, crate::providers::TranslateError> {
+    match dialect {
+        Dialect::ChatViaAnthropic => anthropic::messages_to_chat(&bytes, public_model),
+        Dialect::ChatViaGemini => gemini::gemini_to_chat(&bytes, public_model),
+        Dialect::ChatViaBedrock => bedrock::converse_to_chat(&bytes, public_model),
+        Dialect::OpenAi
+        | Dialect::Anthropic
+        | Dialect::Responses
+        | Dialect::AnthropicViaBedrock => Ok(bytes),
+    }
+}
+
+/// An upstream's error body in the client's format (OpenAI's, or Anthropic's on
+/// `/v1/messages`); as it came when it cannot be read. `error_type` is Bedrock's
+/// `x-amzn-errortype`.
+fn error_to_client(dialect: Dialect, bytes: Bytes, error_type: Option<&str>) -> Bytes {
+    let translated = match dialect {
+        Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes),
+        Dialect::ChatViaGemini => gemini::error_to_chat(&bytes),
+        Dialect::ChatViaBedrock => bedrock::error_to_chat(&bytes, error_type),
+        Dialect::AnthropicViaBedrock => bedrock::messages::error_to_anthropic(&bytes, error_type),
+        Dialect::OpenAi | Dialect::Anthropic | Dialect::Responses => None,
+    };
+    translated.unwrap_or(bytes)
+}
+
 /// Upstream bodies larger than this are not passed through whole.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
@@ -256,7 +288,7 @@ async fn respond(
                     Dialect::ChatViaBedrock | Dialect::AnthropicViaBedrock
                 ) && ct.starts_with("application/vnd.amazon.eventstream"))
         });
-    let error_type = response
+    let amzn_error_type = response
         .headers()
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok())
@@ -305,73 +337,26 @@ async fn respond(
         None if status.is_success() => (estimate(&exchange, 0), true),
         None => (Usage::default(), false),
     };
-    let bytes = match dialect {
-        Dialect::ChatViaAnthropic if status.is_success() => {
-            match anthropic::messages_to_chat(&bytes, &exchange.model) {
-                Ok(translated) => translated,
-                Err(e) => {
-                    tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a message");
-                    return fail(
-                        &state,
-                        &mut exchange,
-                        op,
-                        ApiError::UpstreamFailed {
-                            deployment,
-                            status: status.as_u16(),
-                        },
-                        reply,
-                    )
-                    .await;
-                }
+    let bytes = if status.is_success() {
+        match answer_to_client(dialect, bytes, &exchange.model) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not one of its API's answers");
+                return fail(
+                    &state,
+                    &mut exchange,
+                    op,
+                    ApiError::UpstreamFailed {
+                        deployment,
+                        status: status.as_u16(),
+                    },
+                    reply,
+                )
+                .await;
             }
         }
-        Dialect::ChatViaGemini if status.is_success() => {
-            match gemini::gemini_to_chat(&bytes, &exchange.model) {
-                Ok(translated) => translated,
-                Err(e) => {
-                    tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a Gemini answer");
-                    return fail(
-                        &state,
-                        &mut exchange,
-                        op,
-                        ApiError::UpstreamFailed {
-                            deployment,
-                            status: status.as_u16(),
-                        },
-                        reply,
-                    )
-                    .await;
-                }
-            }
-        }
-        Dialect::ChatViaBedrock if status.is_success() => {
-            match bedrock::converse_to_chat(&bytes, &exchange.model) {
-                Ok(translated) => translated,
-                Err(e) => {
-                    tracing::warn!(deployment = %deployment, error = %e, "upstream answer is not a Converse answer");
-                    return fail(
-                        &state,
-                        &mut exchange,
-                        op,
-                        ApiError::UpstreamFailed {
-                            deployment,
-                            status: status.as_u16(),
-                        },
-                        reply,
-                    )
-                    .await;
-                }
-            }
-        }
-        Dialect::ChatViaBedrock => {
-            bedrock::error_to_chat(&bytes, error_type.as_deref()).unwrap_or(bytes)
-        }
-        Dialect::AnthropicViaBedrock if !status.is_success() => {
-            bedrock::messages::error_to_anthropic(&bytes, error_type.as_deref()).unwrap_or(bytes)
-        }
-        Dialect::ChatViaAnthropic => anthropic::error_to_chat(&bytes).unwrap_or(bytes),
-        Dialect::ChatViaGemini => gemini::error_to_chat(&bytes).unwrap_or(bytes),
-        _ => bytes,
+    } else {
+        error_to_client(dialect, bytes, amzn_error_type.as_deref())
     };
     let error_type = (!status.is_success()).then_some("upstream_client_error");
     let event = exchange.event(Outcome {
