@@ -399,3 +399,39 @@ async fn tollctl_sets_and_shows_a_judge_models_budget_inside_the_campaigns() {
     assert_eq!(shown["limits"]["models"], json!([]));
     assert_eq!(shown["limits"]["budgets"][0]["amount_usd"], "500");
 }
+
+#[tokio::test]
+async fn a_campaign_launches_with_its_judge_models_budget() {
+    let app = TestApp::spawn().await;
+    let team = format!("team-{}", uuid::Uuid::new_v4().simple());
+    app.admin(Method::POST, "/teams", Some(json!({"name": team})))
+        .await;
+    let out = crate::common::tollctl::run(
+        &app,
+        &[
+            "--format",
+            "json",
+            "campaigns",
+            "launch",
+            "--team",
+            &team,
+            "judged",
+            "--keys",
+            "1",
+            "--budget",
+            "500",
+            "--model-budget",
+            "gpt-4o-mini=100",
+            "--model-budget",
+            "gpt-4o-mini=daily=20",
+        ],
+    )
+    .await;
+    let launched: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(launched["limits"]["budgets"][0]["amount_usd"], "500");
+    assert_eq!(
+        launched["limits"]["models"],
+        json!([{"model": "gpt-4o-mini", "rpm": null, "tpm": null, "budgets": [
+            {"period": "total", "amount_usd": "100"}, {"period": "daily", "amount_usd": "20"}]}])
+    );
+}

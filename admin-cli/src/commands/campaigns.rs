@@ -40,6 +40,10 @@ pub struct LaunchArgs {
     ends_in: Option<TimeDelta>,
     #[command(flatten)]
     limits: LimitFlags,
+    /// A budget on one model inside the campaign's, MODEL=[PERIOD=]USD (`gpt-5=100`,
+    /// `gpt-5=daily=20`; a group: `'claude-*=50'`); repeat for several.
+    #[arg(long = "model-budget", value_name = "MODEL=[PERIOD=]USD", value_parser = super::limits::parse_model_budget)]
+    model_budgets: Vec<super::limits::ModelBudgetArg>,
     /// A default tag, NAME=VALUE, that every request of the campaign's keys carries unless it sets
     /// its own; repeat for several (at most 8).
     #[arg(long = "default-tag", value_name = "NAME=VALUE", value_parser = super::requests::tag_filter)]
@@ -67,10 +71,13 @@ pub async fn launch(args: LaunchArgs, ctx: &Ctx) -> Result<()> {
         (None, Some(d)) => Some(duration::from_now(d).map_err(anyhow::Error::msg)?),
         (None, None) => None,
     };
-    let limits = if args.limits.is_empty() {
+    let model_limits = super::limits::model_budgets(&args.model_budgets, &args.limits.period)?;
+    let limits = if args.limits.is_empty() && model_limits.is_empty() {
         None
     } else {
-        Some(args.limits.apply(Limits::default())?)
+        let mut limits = args.limits.apply(Limits::default())?;
+        limits.models = model_limits;
+        Some(limits)
     };
     let body = LaunchCampaign {
         team: &args.team,

@@ -129,8 +129,61 @@ pub struct BudgetArg {
     amount: String,
 }
 
+/// `--model-budget gpt-5=100` or `gpt-5=daily=50`: a budget on one model (or a `*` group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelBudgetArg {
+    model: String,
+    budget: BudgetArg,
+}
+
+pub(super) fn parse_model_budget(text: &str) -> Result<ModelBudgetArg, String> {
+    let (model, budget) = text.split_once('=').ok_or_else(|| {
+        format!("{text:?} is not MODEL=[PERIOD=]USD, e.g. gpt-5=100 or gpt-5=daily=20")
+    })?;
+    let model = model.trim();
+    if model.is_empty() {
+        return Err(format!("{text:?} names no model: write MODEL=[PERIOD=]USD"));
+    }
+    Ok(ModelBudgetArg {
+        model: model.to_owned(),
+        budget: parse_budget(budget)?,
+    })
+}
+
+/// The limits on models that `--model-budget` flags give, one entry per model; `period` is
+/// the period of amounts given without one.
+pub(super) fn model_budgets(args: &[ModelBudgetArg], period: &str) -> Result<Vec<ModelLimits>> {
+    let mut out: Vec<ModelLimits> = Vec::new();
+    for arg in args {
+        let period = arg
+            .budget
+            .period
+            .clone()
+            .unwrap_or_else(|| period.to_owned());
+        let at = match out.iter().position(|m| m.model == arg.model) {
+            Some(at) => at,
+            None => {
+                out.push(ModelLimits {
+                    model: arg.model.clone(),
+                    ..ModelLimits::default()
+                });
+                out.len() - 1
+            }
+        };
+        let entry = &mut out[at];
+        if entry.budgets.iter().any(|b| b.period == period) {
+            bail!("two {period} budgets given for model {}", arg.model);
+        }
+        entry.budgets.push(Budget {
+            period,
+            amount_usd: arg.budget.amount.clone(),
+        });
+    }
+    Ok(out)
+}
+
 /// `500`, `daily=50`, `total=12.50`: exact decimals, never floats.
-fn parse_budget(text: &str) -> Result<BudgetArg, String> {
+pub(super) fn parse_budget(text: &str) -> Result<BudgetArg, String> {
     let (period, amount) = match text.split_once('=') {
         Some((p, a)) => (Some(p.trim().to_ascii_lowercase()), a.trim()),
         None => (None, text.trim()),
@@ -760,6 +813,35 @@ mod tests {
             )
             .is_err()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn model_budgets_group_by_model_with_their_periods() -> Result<()> {
+        let args: Vec<ModelBudgetArg> = ["gpt-5=100", "gpt-5=daily=20", "claude-*=5"]
+            .iter()
+            .map(|t| parse_model_budget(t).map_err(anyhow::Error::msg))
+            .collect::<Result<_>>()?;
+        let models = model_budgets(&args, "total")?;
+        assert_eq!(models.len(), 2);
+        let periods: Vec<(&str, &str)> = models[0]
+            .budgets
+            .iter()
+            .map(|b| (b.period.as_str(), b.amount_usd.as_str()))
+            .collect();
+        assert_eq!(
+            (models[0].model.as_str(), periods),
+            ("gpt-5", vec![("total", "100"), ("daily", "20")])
+        );
+        assert_eq!(models[1].model, "claude-*");
+        for bad in ["gpt-5", "=100", "gpt-5=yearly=3", "gpt-5=-1"] {
+            assert!(parse_model_budget(bad).is_err(), "{bad}");
+        }
+        let twice = [
+            parse_model_budget("m=1").map_err(anyhow::Error::msg)?,
+            parse_model_budget("m=2").map_err(anyhow::Error::msg)?,
+        ];
+        assert!(model_budgets(&twice, "total").is_err());
         Ok(())
     }
 
