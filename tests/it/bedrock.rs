@@ -276,3 +276,46 @@ models = {{ "claude-ha" = {{ upstream = "anthropic.claude-x-v1:0", price = "test
     }
     assert_eq!(mock.requests_for_key(ACCESS_KEY), 2);
 }
+
+#[tokio::test]
+async fn a_bedrock_stream_the_client_leaves_is_recorded_and_charged_for_what_arrived() {
+    let mock = mock_provider::spawn(MockConfig {
+        chunks: 4,
+        chunk_delay_ms: 400,
+        aws_credentials: Some((ACCESS_KEY.into(), SECRET.into())),
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = gateway(&mock, SECRET).await;
+    let key = app.key().await;
+    let mut response = app
+        .chat(
+            &key,
+            json!({"model": "claude-bedrock", "stream": true,
+                   "messages": [{"role": "user", "content": "ping"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("assistant"));
+    drop(response);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let row = loop {
+        if let Some(row) = app
+            .all_ledger_rows()
+            .await
+            .into_iter()
+            .find(|r| r.status == 499)
+        {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no cancelled stream recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(row.streamed && row.usage_estimated);
+    assert!(row.cost_usd > Decimal::ZERO, "what arrived is charged");
+}
