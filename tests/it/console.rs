@@ -650,3 +650,71 @@ async fn measure_pages_with_a_million_ledger_rows() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_campaigns_page_shows_its_model_budgets_and_its_limits_form_keeps_them() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app
+        .admin(Method::POST, "/teams", Some(json!({"name": "judges"})))
+        .await;
+    assert_eq!(status, 201);
+    let models =
+        json!([{"model": "gpt-4o-mini", "budgets": [{"period": "total", "amount_usd": "0.5"}]}]);
+    let (status, launched) = app
+        .admin(
+            Method::POST,
+            "/campaigns",
+            Some(json!({"team": "judges", "name": "judged", "keys": 1,
+                        "limits": {"budgets": [{"period": "total", "amount_usd": "1"}], "models": models}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{launched}");
+    let experiment = launched["experiment"]["id"].as_str().unwrap().to_owned();
+    let key = launched["keys"][0]["key"].as_str().unwrap().to_owned();
+    assert_eq!(chat_status(&app, &key).await, 200);
+    settle(&app, 1).await;
+    let spent = ledger_sum(&app, "SELECT sum(cost_usd) FROM request_log").await;
+
+    let browser = Browser::start().await;
+    browser.goto(&ui_url(&app, &[]).await).await;
+    browser.wait_title("Overview").await;
+    browser
+        .open(&format!("#/campaign/{experiment}"), "judged running")
+        .await;
+    let model = browser
+        .text("#model-limits [data-model='gpt-4o-mini']")
+        .await;
+    assert!(model.starts_with("Model gpt-4o-mini"), "{model}");
+    assert!(model.contains("left of"), "{model}");
+    assert_eq!(
+        browser
+            .exact("#model-limits [data-model='gpt-4o-mini'] .budget .money")
+            .await,
+        spent
+    );
+
+    // Changing the campaign's own limits in the form keeps its limits on models.
+    browser
+        .js(
+            "document.querySelector('#limits-form').closest('details').open = true",
+            vec![],
+        )
+        .await;
+    browser.fill("#limit-rpm", "100").await;
+    browser.click("#limits-form button[type=submit]").await;
+    browser.wait(".notice").await;
+    let (_, shown) = app
+        .admin(
+            Method::GET,
+            &format!("/experiments/{experiment}/limits"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["limits"]["rpm"], 100);
+    assert_eq!(shown["limits"]["models"][0]["model"], "gpt-4o-mini");
+    assert_eq!(
+        shown["limits"]["models"][0]["budgets"],
+        models[0]["budgets"]
+    );
+    browser.close().await;
+}

@@ -112,6 +112,7 @@ export async function render(root, [id], notice) {
       { "aria-labelledby": "limits-h" },
       h("h2", { id: "limits-h" }, "Limits and their use"),
       budgetBars(usage),
+      modelLimits(usage),
       h(
         "ul",
         { class: "rates" },
@@ -178,4 +179,24 @@ async function rerender(root, id, notice) {
   await render(fresh, [id], notice);
   root.replaceWith(fresh);
   (fresh.querySelector(".issued, [role=status]") || fresh.querySelector("h1")).focus?.();
+}
+
+/** The campaign's limits on models: each model's budgets as bars, and its rates. */
+function modelLimits(usage) {
+  const models = (usage && usage.models) || [];
+  if (!models.length) return null;
+  return h(
+    "div",
+    { id: "model-limits" },
+    models.map((m) =>
+      h(
+        "div",
+        { class: "model-limit", "data-model": m.model },
+        h("h3", {}, `Model ${m.model}`),
+        m.budgets.length ? budgetBars(m) : null,
+        m.rpm ? h("p", {}, `requests this minute: ${rateUse(m.rpm)}`) : null,
+        m.tpm ? h("p", {}, `tokens this minute: ${rateUse(m.tpm)}`) : null,
+      ),
+    ),
+  );
 }

@@ -39,7 +39,9 @@ export function limitsForm(path, limits, done) {
       class: "stack",
       onsubmit: async (event) => {
         event.preventDefault();
-        const body = { budgets: [], budget_mode: mode.value, on_redis_failure: failure.value };
+        // The scope's limits on models are not edited here: sent back as they are, since
+        // the API replaces a scope's limits as a whole.
+        const body = { budgets: [], budget_mode: mode.value, on_redis_failure: failure.value, models: current.models || [] };
         for (const [name, input] of Object.entries(inputs)) {
           if (input.value.trim() !== "") body[name] = Number(input.value);
         }
