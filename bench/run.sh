@@ -16,6 +16,8 @@
 #   BENCH_BASELINE_TARGET_DIR=/tmp/baseline-target
 #   BENCH_ALERTS=1            1: the governed team has the default alert rule set on every
 #                             campaign (evaluated every 5 s, as shipped); 0: [alerts] enabled = false
+#   BENCH_MODEL_LIMITS=0      1: the governed experiment also limits the benchmarked model
+#                             (an rpm and a total budget on gpt-4o-mini, inside its own)
 #
 # Needs: cargo, curl, jq, psql, and root or sudo for scripts/services.sh the first time. The
 # load generator is oha (installed with `cargo install oha --locked` when missing). All traffic
@@ -62,7 +64,7 @@ done
 # The exact command, with the BENCH_* variables that were set, for the results file.
 COMMAND=""
 for v in BENCH_SECONDS BENCH_WARMUP_SECONDS BENCH_CONNECTIONS BENCH_RATES BENCH_OUT BENCH_SKIP_BUILD \
-  BENCH_BASELINE_DIR BENCH_BASELINE_TARGET_DIR BENCH_ALERTS BENCH_GOVERNED_KEY_LIMITS; do
+  BENCH_BASELINE_DIR BENCH_BASELINE_TARGET_DIR BENCH_ALERTS BENCH_GOVERNED_KEY_LIMITS BENCH_MODEL_LIMITS; do
   [ -z "${!v+set}" ] || COMMAND+="$v=$(printf '%q' "${!v}") "
 done
 COMMAND+="bench/run.sh${*:+ $*}"
@@ -231,6 +233,10 @@ KEY_GOVERNED=$(jq -er '.keys[0].key' <<<"$GOVERNED")
 if [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ]; then
   "$BIN/tollctl" limits set key "$(jq -er '.keys[0].id' <<<"$GOVERNED")" --rpm 100000000 --tpm 100000000000 \
     --max-concurrent 100000 --budget total=1000000 --budget daily=1000000 >/dev/null
+fi
+if [ "${BENCH_MODEL_LIMITS:-0}" = 1 ]; then
+  "$BIN/tollctl" limits set experiment run1 --team bench-governed --model gpt-4o-mini \
+    --rpm 100000000 --budget total=1000000 >/dev/null
 fi
 if [ "$ALERTS" = 1 ]; then
   # The documented default for a team: every rule kind on every campaign. Nothing crosses a
@@ -424,7 +430,7 @@ mkdir -p "$(dirname -- "$OUT")"
     "(axum in, reqwest out, nothing checked); **tollgate** = the gateway (release build), virtual-key auth," \
     "pricing and the PostgreSQL ledger on (PostgreSQL $PG_VERSION, fsync=$PG_FSYNC; Redis);" \
     "**governed** = the same gateway with a campaign key: its experiment carries requests- and" \
-    "tokens-per-minute limits and a total budget, its team a monthly budget$( [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ] && echo ", and the key itself rate, token, concurrency limits and two budgets")" \
+    "tokens-per-minute limits and a total budget, its team a monthly budget$( [ "${BENCH_GOVERNED_KEY_LIMITS:-0}" = 1 ] && echo ", and the key itself rate, token, concurrency limits and two budgets")$( [ "${BENCH_MODEL_LIMITS:-0}" = 1 ] && echo ", and the experiment an rpm and a total budget on gpt-4o-mini")" \
     "(one Redis admission round trip for all scopes and one settlement per request; limits far above" \
     "the load, so nothing is refused)."
   if [ "$ALERTS" = 1 ]; then
