@@ -277,17 +277,18 @@ async fn respond(
 ) {
     let op = prepared.op;
     let status = response.status();
-    let is_event_stream = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.starts_with("text/event-stream")
-                || (matches!(
-                    dialect,
-                    Dialect::ChatViaBedrock | Dialect::AnthropicViaBedrock
-                ) && ct.starts_with("application/vnd.amazon.eventstream"))
-        });
+    // Bedrock's streaming operations answer only in event-stream frames, whatever the
+    // content type says (`application/vnd.amazon.eventstream`); others say `text/event-stream`.
+    let bedrock = matches!(
+        dialect,
+        Dialect::ChatViaBedrock | Dialect::AnthropicViaBedrock
+    );
+    let is_event_stream = bedrock
+        || response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
     let amzn_error_type = response
         .headers()
         .get("x-amzn-errortype")
