@@ -101,15 +101,7 @@ pub(crate) async fn converse(
         Err(message) => return error(StatusCode::BAD_REQUEST, "ValidationException", message),
     }
     sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
-    let usage = match overrides {
-        Some(o) if o.no_usage => None,
-        Some(o) => Some(
-            o.usage
-                .as_ref()
-                .map_or(config.usage, |u| u.apply(config.usage)),
-        ),
-        None => Some(config.usage),
-    };
+    let usage = MockOverrides::reported_usage(overrides, config.usage);
     let content = overrides
         .and_then(|o| o.content.as_deref())
         .unwrap_or(&config.content);

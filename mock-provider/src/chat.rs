@@ -14,9 +14,7 @@ use serde::Deserialize;
 use crate::Shared;
 use crate::body::{Bodies, DEFAULT_MODEL, DONE_EVENT};
 use crate::config::MockOverrides;
-use crate::exchange::{
-    Flavor, error, forced_status, parse_body, receive, retry_after, sleep_ms, with_content_type,
-};
+use crate::exchange::{Flavor, delay_or_error, error, parse_body, receive, with_content_type};
 use crate::sse::{self, Script};
 
 /// Only the fields the mock acts on; serde skips the rest (messages etc.) without allocating.
@@ -67,21 +65,8 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Requ
         );
     }
 
-    let forced = match forced_status(
-        overrides.and_then(|o| o.status),
-        incoming.scripted,
-        incoming.n,
-        config,
-    ) {
-        Ok(forced) => forced,
-        Err(message) => return error(Flavor::OpenAi, StatusCode::BAD_REQUEST, message, None),
-    };
-
-    sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
-
-    if let Some(status) = forced {
-        let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
-        return error(Flavor::OpenAi, status, "mock error", retry_after);
+    if let Some(answer) = delay_or_error(overrides, &incoming, config, Flavor::OpenAi).await {
+        return answer;
     }
 
     let owned_bodies;

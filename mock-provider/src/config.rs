@@ -99,6 +99,18 @@ pub(crate) struct MockOverrides<U = UsageOverride> {
     pub tool_use: Option<ToolUseOverride>,
 }
 
+impl MockOverrides {
+    /// The usage an answer reports: `None` with `no_usage`, else `base` with the request's
+    /// `usage` fields over it.
+    pub fn reported_usage(overrides: Option<&Self>, base: MockUsage) -> Option<MockUsage> {
+        match overrides {
+            Some(o) if o.no_usage => None,
+            Some(o) => Some(o.usage.as_ref().map_or(base, |u| u.apply(base))),
+            None => Some(base),
+        }
+    }
+}
+
 impl<U> MockOverrides<U> {
     /// Whether the answer's text differs from the prebuilt default bodies.
     pub fn changes_body(&self) -> bool {

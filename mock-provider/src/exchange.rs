@@ -11,6 +11,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::body::{anthropic_error_json, error_json, gemini_error_json};
+use crate::config::MockOverrides;
 use crate::{MockConfig, Shared};
 
 /// Which API's error shape an endpoint answers with.
@@ -93,6 +94,36 @@ pub(crate) fn forced_status(
         return Ok(Some(StatusCode::TOO_MANY_REQUESTS));
     }
     Ok(None)
+}
+
+/// The start every answer makes: its `mock.delay_ms` (or the configured delay), then the error
+/// its `mock.status`, its key's script or the configuration forces, in `flavor`'s shape.
+/// `None`: answer normally.
+pub(crate) async fn delay_or_error<U>(
+    overrides: Option<&MockOverrides<U>>,
+    incoming: &Incoming,
+    config: &MockConfig,
+    flavor: Flavor,
+) -> Option<Response> {
+    let forced = forced_status(
+        overrides.and_then(|o| o.status),
+        incoming.scripted,
+        incoming.n,
+        config,
+    );
+    let forced = match forced {
+        Ok(forced) => forced,
+        Err(message) => return Some(error(flavor, StatusCode::BAD_REQUEST, message, None)),
+    };
+    sleep_ms(
+        overrides
+            .and_then(|o| o.delay_ms)
+            .unwrap_or(config.delay_ms),
+    )
+    .await;
+    let status = forced?;
+    let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
+    Some(error(flavor, status, "mock error", retry_after))
 }
 
 /// `Retry-After` for the statuses that carry one (429, and Anthropic's 529 "overloaded").

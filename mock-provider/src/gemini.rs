@@ -21,9 +21,7 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::body::split_content;
 use crate::config::{MockOverrides, MockUsage};
-use crate::exchange::{
-    Flavor, error, forced_status, parse_body, receive, retry_after, sleep_ms, with_content_type,
-};
+use crate::exchange::{Flavor, delay_or_error, error, parse_body, receive, with_content_type};
 use crate::sse::{self, Script};
 
 #[derive(Deserialize)]
@@ -94,29 +92,10 @@ pub(crate) async fn generate(
     let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
         overrides.and_then(f).unwrap_or(default)
     };
-    let forced = match forced_status(
-        overrides.and_then(|o| o.status),
-        incoming.scripted,
-        incoming.n,
-        config,
-    ) {
-        Ok(forced) => forced,
-        Err(message) => return error(Flavor::Gemini, StatusCode::BAD_REQUEST, message, None),
-    };
-    sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
-    if let Some(status) = forced {
-        let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
-        return error(Flavor::Gemini, status, "mock error", retry_after);
+    if let Some(answer) = delay_or_error(overrides, &incoming, config, Flavor::Gemini).await {
+        return answer;
     }
-    let usage = match overrides {
-        Some(o) if o.no_usage => None,
-        Some(o) => Some(
-            o.usage
-                .as_ref()
-                .map_or(config.usage, |u| u.apply(config.usage)),
-        ),
-        None => Some(config.usage),
-    };
+    let usage = MockOverrides::reported_usage(overrides, config.usage);
     let content = overrides
         .and_then(|o| o.content.as_deref())
         .unwrap_or(&config.content);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -16,9 +15,7 @@ use crate::anthropic::{Answer, Content};
 use crate::body::DEFAULT_MODEL;
 use crate::chat::Model;
 use crate::config::{AnthropicUsage, AnthropicUsageOverride, MockOverrides};
-use crate::exchange::{
-    Flavor, error, forced_status, parse_body, receive, retry_after, sleep_ms, with_content_type,
-};
+use crate::exchange::{Flavor, delay_or_error, parse_body, receive, with_content_type};
 use crate::sse::{self, Script};
 
 type Overrides = MockOverrides<AnthropicUsageOverride>;
@@ -52,21 +49,8 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request
     let get =
         |f: fn(&Overrides) -> Option<u64>, default: u64| overrides.and_then(f).unwrap_or(default);
 
-    let forced = match forced_status(
-        overrides.and_then(|o| o.status),
-        incoming.scripted,
-        incoming.n,
-        config,
-    ) {
-        Ok(forced) => forced,
-        Err(message) => return error(Flavor::Anthropic, StatusCode::BAD_REQUEST, message, None),
-    };
-
-    sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
-
-    if let Some(status) = forced {
-        let retry_after = retry_after(status, overrides.and_then(|o| o.retry_after));
-        return error(Flavor::Anthropic, status, "mock error", retry_after);
+    if let Some(answer) = delay_or_error(overrides, &incoming, config, Flavor::Anthropic).await {
+        return answer;
     }
 
     let base = AnthropicUsage::from(config.usage);

@@ -171,6 +171,55 @@ pub fn texts<'a>(content: Option<&'a Value>, at: &str) -> Result<Vec<&'a str>> {
     }
 }
 
+/// `{"text": ...}` parts (Gemini's parts and Converse's blocks have this shape alike) of the
+/// texts of `content`.
+pub fn text_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
+    Ok(texts(content, at)?
+        .into_iter()
+        .map(|text| serde_json::json!({ "text": text }))
+        .collect())
+}
+
+/// A user message's content as `{"text": ...}` parts and the images `image` translates (given
+/// the part and its path); other parts are refused, naming `provider`. `at` is the message's
+/// path.
+pub fn user_parts(
+    content: Option<&Value>,
+    at: &str,
+    provider: &str,
+    image: impl Fn(&Value, &str) -> Result<Value>,
+) -> Result<Vec<Value>> {
+    let Some(Value::Array(parts)) = content else {
+        return text_parts(content, &format!("{at}.content"));
+    };
+    let mut out = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let here = format!("{at}.content[{j}]");
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(text) = part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    out.push(serde_json::json!({ "text": text }));
+                }
+            }
+            Some("image_url") => out.push(image(part, &here)?),
+            Some(other) => {
+                return Err(TranslateError::field(
+                    format!("{here}.type"),
+                    format!(
+                        "{other:?} parts are not supported for {provider}; send text and images"
+                    ),
+                ));
+            }
+            None => return Err(TranslateError::field(format!("{here}.type"), "is missing")),
+        }
+    }
+    Ok(out)
+}
+
 /// An assistant message's tool calls, their arguments parsed.
 pub fn tool_calls<'a>(message: &'a Value, at: &str) -> Result<Vec<ToolCall<'a>>> {
     let Some(calls) = message.get("tool_calls").filter(|v| !v.is_null()) else {

@@ -289,9 +289,10 @@ async fn respond(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let amzn_error_type = response
-        .headers()
-        .get("x-amzn-errortype")
+    // Bedrock names an error's type in a header, not in the body.
+    let amzn_error_type = (bedrock && !status.is_success())
+        .then(|| response.headers().get("x-amzn-errortype"))
+        .flatten()
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();

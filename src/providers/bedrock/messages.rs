@@ -19,13 +19,12 @@ pub const BEDROCK_VERSION: &str = "bedrock-2023-05-31";
 
 /// The path of an InvokeModel call for `model`.
 pub fn path(model: &str, stream: bool) -> String {
-    let converse = super::path(model, false);
-    let base = converse.trim_end_matches("/converse");
-    if stream {
-        format!("{base}/invoke-with-response-stream")
+    let action = if stream {
+        "invoke-with-response-stream"
     } else {
-        format!("{base}/invoke")
-    }
+        "invoke"
+    };
+    format!("{}/{action}", super::model_path(model))
 }
 
 /// The client's Messages body as InvokeModel takes it: no `model` (it is in the path) and no

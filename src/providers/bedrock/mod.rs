@@ -19,6 +19,8 @@ pub mod stream;
 #[cfg(test)]
 mod tests;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 pub use request::chat_to_converse;
 pub use response::{converse_to_chat, error_to_chat, usage_from_body};
 pub use stream::BedrockChunks;
@@ -27,18 +29,22 @@ pub use stream::BedrockChunks;
 /// `https://bedrock-runtime.us-east-1.amazonaws.com`) for model id `model`, which is
 /// percent-encoded (ids such as `anthropic.claude-sonnet-4-5-20250929-v1:0` have a colon).
 pub fn path(model: &str, stream: bool) -> String {
-    let mut encoded = String::with_capacity(model.len());
-    for b in model.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(b));
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
     let action = if stream {
         "converse-stream"
     } else {
         "converse"
     };
-    format!("/model/{encoded}/{action}")
+    format!("{}/{action}", model_path(model))
 }
+
+/// `/model/{id}`, the id percent-encoded.
+fn model_path(model: &str) -> String {
+    format!("/model/{}", utf8_percent_encode(model, MODEL_ID))
+}
+
+/// What a model id keeps unencoded in a path: RFC 3986's unreserved characters.
+const MODEL_ID: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');

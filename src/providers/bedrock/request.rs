@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::providers::TranslateError;
-use crate::providers::chat_request::{self, ChatRequest, Result, content, push_turn, role, texts};
+use crate::providers::chat_request::{self, ChatRequest, Result, content, push_turn, role};
 
 /// Translates `openai_body` into a Converse body.
 pub fn chat_to_converse(openai_body: &[u8]) -> Result<Bytes> {
@@ -78,13 +78,6 @@ pub fn chat_to_converse(openai_body: &[u8]) -> Result<Bytes> {
     ChatRequest::to_bytes(&Value::Object(out))
 }
 
-fn text_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
-    Ok(texts(content, at)?
-        .into_iter()
-        .map(|text| json!({ "text": text }))
-        .collect())
-}
-
 /// The system blocks, the merged turns, and whether the conversation has tool calls.
 fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)> {
     let mut system = Vec::new();
@@ -95,12 +88,15 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)> {
         let content = content(message);
         let (role, blocks) = match role(message, &at)? {
             "system" | "developer" => {
-                system.extend(text_blocks(content, &format!("{at}.content"))?);
+                system.extend(chat_request::text_parts(content, &format!("{at}.content"))?);
                 continue;
             }
-            "user" => ("user", user_blocks(content, &at)?),
+            "user" => (
+                "user",
+                chat_request::user_parts(content, &at, "Bedrock", image)?,
+            ),
             "assistant" => {
-                let mut blocks = text_blocks(content, &format!("{at}.content"))?;
+                let mut blocks = chat_request::text_parts(content, &format!("{at}.content"))?;
                 for (j, call) in chat_request::tool_calls(message, &at)?
                     .into_iter()
                     .enumerate()
@@ -139,36 +135,6 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)> {
         .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
     Ok((system, turns, tool_history))
-}
-
-fn user_blocks(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
-    let Some(Value::Array(parts)) = content else {
-        return text_blocks(content, &format!("{at}.content"));
-    };
-    let mut out = Vec::new();
-    for (j, part) in parts.iter().enumerate() {
-        let here = format!("{at}.content[{j}]");
-        match part.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                if let Some(text) = part
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
-                    out.push(json!({ "text": text }));
-                }
-            }
-            Some("image_url") => out.push(image(part, &here)?),
-            Some(other) => {
-                return Err(TranslateError::field(
-                    format!("{here}.type"),
-                    format!("{other:?} parts are not supported for Bedrock; send text and images"),
-                ));
-            }
-            None => return Err(TranslateError::field(format!("{here}.type"), "is missing")),
-        }
-    }
-    Ok(out)
 }
 
 /// A `data:image/<format>;base64,<data>` image as a Converse `image` block.

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::providers::TranslateError;
-use crate::providers::chat_request::{self, ChatRequest, Result, content, push_turn, role, texts};
+use crate::providers::chat_request::{self, ChatRequest, Result, content, push_turn, role};
 
 /// Translates `openai_body` into a `generateContent` body.
 pub fn chat_to_gemini(openai_body: &[u8]) -> Result<Bytes> {
@@ -71,13 +71,6 @@ pub fn chat_to_gemini(openai_body: &[u8]) -> Result<Bytes> {
     ChatRequest::to_bytes(&Value::Object(out))
 }
 
-fn text_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
-    Ok(texts(content, at)?
-        .into_iter()
-        .map(|text| json!({ "text": text }))
-        .collect())
-}
-
 /// The system text parts, and the turns (`contents`) with roles merged.
 fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
     let mut system = Vec::new();
@@ -89,10 +82,13 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
         let content = content(message);
         let (role, parts) = match role(message, &at)? {
             "system" | "developer" => {
-                system.extend(text_parts(content, &format!("{at}.content"))?);
+                system.extend(chat_request::text_parts(content, &format!("{at}.content"))?);
                 continue;
             }
-            "user" => ("user", user_parts(content, &at)?),
+            "user" => (
+                "user",
+                chat_request::user_parts(content, &at, "Gemini", inline_image)?,
+            ),
             "assistant" => ("model", assistant_parts(message, content, &at, &mut calls)?),
             "tool" => ("user", vec![tool_result(message, &at, &calls)?]),
             "function" => {
@@ -115,36 +111,6 @@ fn turns(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
         .map(|(role, parts)| json!({"role": role, "parts": parts}))
         .collect();
     Ok((system, contents))
-}
-
-fn user_parts(content: Option<&Value>, at: &str) -> Result<Vec<Value>> {
-    let Some(Value::Array(parts)) = content else {
-        return text_parts(content, &format!("{at}.content"));
-    };
-    let mut out = Vec::new();
-    for (j, part) in parts.iter().enumerate() {
-        let here = format!("{at}.content[{j}]");
-        match part.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                if let Some(text) = part
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
-                    out.push(json!({ "text": text }));
-                }
-            }
-            Some("image_url") => out.push(inline_image(part, &here)?),
-            Some(other) => {
-                return Err(TranslateError::field(
-                    format!("{here}.type"),
-                    format!("{other:?} parts are not supported for Gemini; send text and images"),
-                ));
-            }
-            None => return Err(TranslateError::field(format!("{here}.type"), "is missing")),
-        }
-    }
-    Ok(out)
 }
 
 /// A `data:<mime>;base64,<data>` image as an `inlineData` part.
@@ -178,7 +144,7 @@ fn assistant_parts(
     at: &str,
     calls: &mut HashMap<String, String>,
 ) -> Result<Vec<Value>> {
-    let mut out = text_parts(content, &format!("{at}.content"))?;
+    let mut out = chat_request::text_parts(content, &format!("{at}.content"))?;
     for call in chat_request::tool_calls(message, at)? {
         if let Some(id) = call.id {
             calls.insert(id.to_owned(), call.name.to_owned());
