@@ -38,7 +38,7 @@ impl ModelLimits {
 }
 
 /// `gpt-5` matches only `gpt-5`; `gpt-5*` matches `gpt-5`, `gpt-5-mini`, ... The ledger's
-/// reads (`store::limits`) apply the same rule in SQL.
+/// reads apply the same rule in SQL: `tollgate_model_matches` (migrations/0017).
 pub fn selector_matches(selector: &str, model: &str) -> bool {
     match selector.strip_suffix('*') {
         Some(prefix) => model.starts_with(prefix),

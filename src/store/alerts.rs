@@ -214,8 +214,7 @@ impl Store {
                  AND CASE $2::text WHEN 'team' THEN true
                                    WHEN 'experiment' THEN experiment_id = $3
                                    ELSE key_id = $3 END
-                 AND ($5::text IS NULL OR model = $5
-                      OR (right($5, 1) = '*' AND starts_with(model, left($5, -1))))"#,
+                 AND tollgate_model_matches(model, $5::text)"#,
             team.0,
             scope_kind,
             scope_id,

@@ -61,8 +61,7 @@ impl Store {
                 sqlx::query_scalar!(
                     r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
                        WHERE team_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)
-                         AND ($4::text IS NULL OR model = $4
-                              OR (right($4, 1) = '*' AND starts_with(model, left($4, -1))))"#,
+                         AND tollgate_model_matches(model, $4::text)"#,
                     id,
                     start,
                     end,
@@ -75,8 +74,7 @@ impl Store {
                 sqlx::query_scalar!(
                     r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
                        WHERE experiment_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)
-                         AND ($4::text IS NULL OR model = $4
-                              OR (right($4, 1) = '*' AND starts_with(model, left($4, -1))))"#,
+                         AND tollgate_model_matches(model, $4::text)"#,
                     id,
                     start,
                     end,
@@ -89,8 +87,7 @@ impl Store {
                 sqlx::query_scalar!(
                     r#"SELECT COALESCE(sum(cost_usd), 0) AS "spent!" FROM spend_hourly
                        WHERE key_id = $1 AND hour >= $2 AND ($3::timestamptz IS NULL OR hour < $3)
-                         AND ($4::text IS NULL OR model = $4
-                              OR (right($4, 1) = '*' AND starts_with(model, left($4, -1))))"#,
+                         AND tollgate_model_matches(model, $4::text)"#,
                     id,
                     start,
                     end,
