@@ -192,14 +192,7 @@ models = {{ "test-model" = {{ upstream = "chat-deployment", price = "test-model"
     .await;
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
-    crate::sdk::run_script(
-        script,
-        vec![
-            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
-            ("TOLLGATE_KEY", key),
-        ],
-    )
-    .await;
+    crate::sdk::run_openai_script(script, &app, key, None).await;
     // The embeddings went to the embedding deployment's URL, with the api-key.
     assert_eq!(
         mock.last_path().as_deref(),

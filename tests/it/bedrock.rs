@@ -64,15 +64,7 @@ async fn the_openai_sdk_reaches_bedrock_with_signed_requests_at_exact_cost() {
     let app = gateway(&mock, SECRET).await;
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_bedrock.py");
-    crate::sdk::run_script(
-        script,
-        vec![
-            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
-            ("TOLLGATE_KEY", key),
-            ("TOLLGATE_MODEL", "claude-bedrock".into()),
-        ],
-    )
-    .await;
+    crate::sdk::run_openai_script(script, &app, key, Some("claude-bedrock")).await;
     // Every request was signed with the access key (the mock checked each signature), and
     // the model id's colon encoded. The last one was the streamed tool call.
     assert_eq!(mock.requests_for_key(ACCESS_KEY), 4);
@@ -300,22 +292,7 @@ async fn a_bedrock_stream_the_client_leaves_is_recorded_and_charged_for_what_arr
     let first = response.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("assistant"));
     drop(response);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let row = loop {
-        if let Some(row) = app
-            .all_ledger_rows()
-            .await
-            .into_iter()
-            .find(|r| r.status == 499)
-        {
-            break row;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no cancelled stream recorded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let row = app.row_with_status(499).await;
     assert!(row.streamed && row.usage_estimated);
     assert!(row.cost_usd > Decimal::ZERO, "what arrived is charged");
 }

@@ -3,8 +3,6 @@
 //! own rates, the long-context tier above its threshold), errors in OpenAI's shape, cancelled
 //! streams recorded, and fallback from an OpenAI deployment charged at Gemini's price.
 
-use std::time::Duration;
-
 use mock_provider::{MockConfig, MockServer, MockUsage};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -145,15 +143,7 @@ async fn the_openai_sdk_chats_streams_and_calls_tools_through_gemini_at_exact_co
     let Setup { app, short, .. } = setup().await;
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_gemini.py");
-    crate::sdk::run_script(
-        script,
-        vec![
-            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
-            ("TOLLGATE_KEY", key),
-            ("TOLLGATE_MODEL", "gemini-short".into()),
-        ],
-    )
-    .await;
+    crate::sdk::run_openai_script(script, &app, key, Some("gemini-short")).await;
     // The gateway authenticated with the deployment's key, in Gemini's header.
     assert_eq!(short.requests_for_key("g-short"), 4);
     // What Gemini received for the tool result.
@@ -253,18 +243,7 @@ async fn gemini_errors_take_openais_shape_and_a_cancelled_stream_is_recorded() {
     let first = response.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("assistant"));
     drop(response);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let cancelled = loop {
-        let rows = app.all_ledger_rows().await;
-        if let Some(row) = rows.into_iter().find(|r| r.status == 499) {
-            break row;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no cancelled stream recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let cancelled = app.row_with_status(499).await;
     assert!(cancelled.streamed);
     assert!(
         cancelled.cost_usd > Decimal::ZERO,

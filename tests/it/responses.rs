@@ -53,15 +53,7 @@ async fn the_openai_sdk_creates_streams_retrieves_and_deletes_responses_at_exact
     let app = gateway().await;
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses.py");
-    crate::sdk::run_script(
-        script,
-        vec![
-            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
-            ("TOLLGATE_KEY", key),
-            ("TOLLGATE_MODEL", "test-model".into()),
-        ],
-    )
-    .await;
+    crate::sdk::run_openai_script(script, &app, key, Some("test-model")).await;
     // Two creates are charged (retrieve and delete use no tokens), each exactly; the refused
     // request is recorded at no cost.
     let rows = app.ledger_rows(3).await;

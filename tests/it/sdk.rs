@@ -56,6 +56,24 @@ pub(crate) async fn run_script(script: &'static str, env: Vec<(&'static str, Str
     );
 }
 
+/// Runs an `openai` SDK script against `app` with `key`: TOLLGATE_BASE_URL and TOLLGATE_KEY
+/// set, and TOLLGATE_MODEL when a model is given.
+pub(crate) async fn run_openai_script(
+    script: &'static str,
+    app: &TestApp,
+    key: String,
+    model: Option<&str>,
+) {
+    let mut env = vec![
+        ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
+        ("TOLLGATE_KEY", key),
+    ];
+    if let Some(model) = model {
+        env.push(("TOLLGATE_MODEL", model.to_owned()));
+    }
+    run_script(script, env).await;
+}
+
 #[tokio::test]
 async fn the_official_openai_sdk_works_unchanged() {
     let app = gateway().await;

@@ -20,14 +20,7 @@ async fn the_openai_sdk_tags_calls_by_metadata_and_header() {
     let app = TestApp::spawn().await;
     let key = app.key().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_tags.py");
-    crate::sdk::run_script(
-        script,
-        vec![
-            ("TOLLGATE_BASE_URL", format!("{}/v1", app.data_url)),
-            ("TOLLGATE_KEY", key),
-        ],
-    )
-    .await;
+    crate::sdk::run_openai_script(script, &app, key, None).await;
     app.ledger_rows(2).await;
     let tags = stored_tags(&app).await;
     assert_eq!(

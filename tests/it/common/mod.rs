@@ -373,6 +373,27 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
             .unwrap()
     }
 
+    /// Waits (at most 10 s) for a ledger row with `status`, e.g. 499 for a stream its client
+    /// left, and returns it.
+    pub async fn row_with_status(&self, status: i16) -> LedgerRow {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(row) = self
+                .all_ledger_rows()
+                .await
+                .into_iter()
+                .find(|r| r.status == status)
+            {
+                return row;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no ledger row with status {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the ledger holds `n` rows, then returns them (oldest first).
     pub async fn ledger_rows(&self, n: usize) -> Vec<LedgerRow> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
