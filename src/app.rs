@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, JwtVerifier};
 use crate::alerts::Alerts;
-use crate::config::Config;
+use crate::config::{Config, LeaseConfig};
 use crate::connect::{self, ConnectError, redis::RedisConnector};
 use crate::console;
 use crate::governance::{Clock, Governor, GovernorConfig, LocalShield, SystemClock};
@@ -150,7 +150,7 @@ impl App {
             async move { keys.known().keep_current().await }
         });
         let governance = &config.governance;
-        let governor = Arc::new(Governor::new(
+        let governor = Arc::new(Governor::with_leases(
             redis
                 .multiplexed(governance.redis_timeout)
                 .await
@@ -159,6 +159,12 @@ impl App {
                 redis_prefix: governance.redis_prefix.clone(),
                 reservation_ttl: governance.reservation_ttl,
                 redis_timeout: governance.redis_timeout,
+            },
+            // Headroom headers are Redis's answer for each request: they need every admission
+            // to be a script call.
+            LeaseConfig {
+                enabled: governance.leases.enabled && !governance.headroom_headers,
+                ..governance.leases.clone()
             },
             clock.clone(),
             store.clone(),
@@ -287,6 +293,11 @@ impl App {
         {
             tracing::warn!("in-flight requests still running at the end of the grace period");
         }
+        // Every request has settled into its leases: what they hold and spent goes back.
+        self.proxy
+            .governor
+            .give_back_leases(self.shutdown_grace)
+            .await;
         // These loops only keep caches and gauges current: they hold no money and no state
         // that outlives the process, so stopping them anywhere is safe.
         self.invalidation_listener.abort();

@@ -6,6 +6,7 @@ mod alerts;
 mod bedrock;
 mod deployment;
 mod keys;
+mod leases;
 mod pem;
 mod postgres_tls;
 mod raw;
@@ -23,6 +24,7 @@ pub use alerts::{AlertDefaults, AlertsConfig, MAX_THRESHOLD_PERCENT};
 pub use bedrock::{AwsCredentials, BedrockOptions};
 pub use deployment::{ApiKey, AzureOptions, Deployment, ModelRoute, ProviderKind};
 pub use keys::{ClientAuthConfig, KeyCacheConfig};
+pub use leases::LeaseConfig;
 pub use pem::{CaBundle, ClientIdentity};
 pub use postgres_tls::{PostgresRoots, PostgresTls, SslMode};
 pub use raw::RawConfig;
@@ -145,6 +147,7 @@ pub struct GovernanceConfig {
     pub key_rps: Option<u32>,
     /// Tell clients what is left of their tightest budget on every successful response.
     pub headroom_headers: bool,
+    pub leases: LeaseConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -342,6 +345,7 @@ impl Validator<'_> {
             instance_rps: raw.instance_rps,
             key_rps: raw.key_rps,
             headroom_headers: raw.headroom_headers.unwrap_or(false),
+            leases: self.leases(raw.leases)?,
         })
     }
 }

@@ -138,6 +138,8 @@ pub struct RawGovernance {
     pub instance_rps: Option<u32>,
     pub key_rps: Option<u32>,
     pub headroom_headers: Option<bool>,
+    #[serde(default)]
+    pub leases: super::leases::RawLeases,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,11 +8,13 @@ use dashmap::DashMap;
 
 use super::batch::{Batcher, Call, Release, STOPPED};
 use super::gate::Gate;
+use super::lease::{Leases, Need, spawn_renewer};
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
 use super::rebuild;
 use super::ticket::{BudgetHeadroom, Held, Ticket, TicketScope, release_call};
+use crate::config::LeaseConfig;
 use crate::connect::redis::RedisConnection;
 use crate::ids::{RequestId, TeamId};
 use crate::store::Store;
@@ -105,9 +107,11 @@ pub struct Governor {
     store: Store,
     local: LocalShield,
     rebuilding: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    leases: Arc<Leases>,
 }
 
 impl Governor {
+    /// A governor without leases: every admission is one script call.
     pub fn new(
         redis: RedisConnection,
         config: GovernorConfig,
@@ -115,9 +119,29 @@ impl Governor {
         store: Store,
         local: LocalShield,
     ) -> Governor {
+        let leases = LeaseConfig {
+            enabled: false,
+            ..LeaseConfig::default()
+        };
+        Self::with_leases(redis, config, leases, clock, store, local)
+    }
+
+    /// A governor that admits from leases where it can (`lease`).
+    pub fn with_leases(
+        redis: RedisConnection,
+        config: GovernorConfig,
+        leases: LeaseConfig,
+        clock: Arc<dyn Clock>,
+        store: Store,
+        local: LocalShield,
+    ) -> Governor {
         let ttl_ms = u64::try_from(config.reservation_ttl.as_millis()).unwrap_or(u64::MAX);
+        let batcher = Batcher::start(redis.clone(), ttl_ms);
+        let leases = Arc::new(Leases::new(leases, &config.redis_prefix));
+        spawn_renewer(leases.clone(), batcher.clone(), clock.clone());
         Governor {
-            batcher: Batcher::start(redis.clone(), ttl_ms),
+            batcher,
+            leases,
             redis,
             config,
             clock,
@@ -155,6 +179,17 @@ impl Governor {
             return Ok(None);
         }
         let now = self.clock.now();
+        let need = |gate: &Gate<'_>| Need {
+            tokens: i64::try_from(request.tokens_estimate).unwrap_or(i64::MAX),
+            reserve: request.reserve_nanos(gate.budget_mode()),
+        };
+        if let Some(leased) = self.leases.admit(request.team, &scopes, need, now) {
+            return Ok(Some(Ticket::leased(
+                leased.held,
+                leased.remaining,
+                leased.headroom,
+            )));
+        }
         let started = std::time::Instant::now();
         let admitted = self.admit_scopes(request, &scopes, now).await;
         crate::metrics::observe_admission(started.elapsed());
@@ -169,10 +204,25 @@ impl Governor {
     ) -> Result<Option<Ticket>, Refusal> {
         // A budget counter Redis does not have is rebuilt from the ledger, then admission is
         // tried again; two rounds are enough unless Redis is being flushed continuously.
-        for _ in 0..3 {
+        let mut rebuilds = 0;
+        // A refusal for want of what leases hold waits for them to give it back.
+        let mut lease_waits = LeaseWaits::new(self.leases.pressure_wait());
+        while rebuilds < 3 {
             match self.try_admit(request, scopes, now).await {
                 Ok(AdmitReply::Admitted(ticket)) => return Ok(Some(ticket)),
-                Ok(AdmitReply::Refused(refusal)) => return Err(refusal),
+                Ok(AdmitReply::Refused {
+                    refusal,
+                    for_leases,
+                }) => {
+                    let Some(gate) = for_leases.and_then(|i| scopes.get(i)) else {
+                        return Err(refusal);
+                    };
+                    let Some(pause) = lease_waits.next() else {
+                        return Err(refusal);
+                    };
+                    self.leases.give_back(request.team, gate);
+                    tokio::time::sleep(pause).await;
+                }
                 Ok(AdmitReply::NeedsInit(missing)) => {
                     // The ledger query may be slow; the request waits for it like for Redis.
                     let rebuilt = tokio::time::timeout(
@@ -185,6 +235,7 @@ impl Governor {
                         tracing::error!(error = %e, "budget counter rebuild failed");
                         return Err(Refusal::Unavailable);
                     }
+                    rebuilds += 1;
                 }
                 Err(e) => return self.redis_failed(scopes, &e),
             }
@@ -325,6 +376,22 @@ impl Governor {
         Ok(())
     }
 
+    /// Stops admitting from leases and gives back what they hold, waiting at most `grace`
+    /// (at shutdown, once requests in flight are over). What is not given back by then
+    /// expires with the lease (`governance.leases.ttl_secs`).
+    pub async fn give_back_leases(&self, grace: Duration) {
+        self.leases.stop();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.leases.holding() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.leases.holding() {
+            tracing::warn!(
+                "leases still held at the end of the grace period; they expire by themselves"
+            );
+        }
+    }
+
     /// The shared multiplexed connection (a cheap handle). It reconnects by itself after
     /// Redis comes back; until then calls fail fast and the failure policy applies.
     pub(super) fn connection(&self) -> RedisConnection {
@@ -332,9 +399,40 @@ impl Governor {
     }
 }
 
+/// The pauses of a request waiting for leases to give back what it needs: doubling from
+/// 25 ms, for at most `total`.
+struct LeaseWaits {
+    next: Duration,
+    left: Duration,
+}
+
+impl LeaseWaits {
+    fn new(total: Duration) -> LeaseWaits {
+        LeaseWaits {
+            next: Duration::from_millis(25),
+            left: total,
+        }
+    }
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.left.is_zero() {
+            return None;
+        }
+        let pause = self.next.min(self.left);
+        self.left = self.left.saturating_sub(pause);
+        self.next = self.next.saturating_mul(2).min(Duration::from_millis(400));
+        Some(pause)
+    }
+}
+
 enum AdmitReply {
     Admitted(Ticket),
-    Refused(Refusal),
+    Refused {
+        refusal: Refusal,
+        /// The gate whose budget refused for want of what leases hold (spent + reserved
+        /// without the leases had room).
+        for_leases: Option<usize>,
+    },
     NeedsInit(Vec<(usize, usize)>),
 }
 
@@ -457,7 +555,11 @@ fn parse_admit_reply(
                 },
                 other => return Err(format!("admission script answered {other:?}")),
             };
-            Ok(AdmitReply::Refused(refusal))
+            let for_leases = (int(reply.get(6)) == 1).then(|| index(1));
+            Ok(AdmitReply::Refused {
+                refusal,
+                for_leases,
+            })
         }
         other => Err(format!("admission script answered {other:?}")),
     }

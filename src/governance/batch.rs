@@ -108,7 +108,17 @@ enum Job {
         done: oneshot::Sender<Result<(), SettleError>>,
         tries: Tries,
     },
+    /// A lease renewal (`lease`): sent like an admission, answered like a settlement that
+    /// carries the script's reply.
+    Lease {
+        call: Call,
+        reply: oneshot::Sender<LeaseReply>,
+        tries: Tries,
+    },
 }
+
+/// A lease renewal's own array from the script, or why it did not go through.
+pub(super) type LeaseReply = Result<Vec<Value>, SettleError>;
 
 /// How often a job was sent without running, and since when it has been trying.
 #[derive(Clone, Copy)]
@@ -153,19 +163,24 @@ impl Job {
     }
 
     fn call(&self) -> &Call {
-        let (Job::Admit { call, .. } | Job::Settle { call, .. }) = self;
+        let (Job::Admit { call, .. } | Job::Settle { call, .. } | Job::Lease { call, .. }) = self;
         call
     }
 
     fn tries(&mut self) -> &mut Tries {
-        let (Job::Admit { tries, .. } | Job::Settle { tries, .. }) = self;
+        let (Job::Admit { tries, .. } | Job::Settle { tries, .. } | Job::Lease { tries, .. }) =
+            self;
         tries
     }
 
     /// An admission whose request stopped waiting (timed out, or gone): sending it would
     /// take what nobody will use.
     fn abandoned(&self) -> bool {
-        matches!(self, Job::Admit { reply, .. } if reply.is_closed())
+        match self {
+            Job::Admit { reply, .. } => reply.is_closed(),
+            Job::Lease { reply, .. } => reply.is_closed(),
+            Job::Settle { .. } => false,
+        }
     }
 }
 
@@ -218,6 +233,18 @@ impl Batcher {
             .send(Job::settle(call, reply))
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Queues a lease renewal; it goes out with the next batch (ahead of that batch's
+    /// admissions, after its settlements).
+    pub fn lease(&self, call: Call) -> oneshot::Receiver<LeaseReply> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.queue.send(Job::Lease {
+            call,
+            reply,
+            tries: Tries::new(),
+        });
+        answer
     }
 
     /// Queues a settlement without waiting for its answer (a release from a `Drop`).
@@ -305,7 +332,7 @@ async fn send_batches(
                 while let Some(job) = next.take() {
                     match job {
                         Job::Settle { .. } => settlements.push(job),
-                        Job::Admit { .. } => admissions.push(job),
+                        Job::Admit { .. } | Job::Lease { .. } => admissions.push(job),
                     }
                     if settlements.len() + admissions.len() < MAX_BATCH {
                         next = jobs.try_recv().ok();

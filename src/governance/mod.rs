@@ -12,6 +12,7 @@ mod batch;
 pub mod forecast;
 mod gate;
 mod keys;
+mod lease;
 mod limits;
 mod local;
 mod model_limits;

@@ -11,15 +11,19 @@ use std::sync::Arc;
 use super::admission::RateKind;
 use super::batch::{Batcher, Call};
 use super::keys::ScopeKeys;
+use super::lease::Leased;
 use super::limits::ScopeKind;
 use super::period::Period;
 use crate::ids::{RequestId, TeamId};
 
 #[must_use = "a ticket holds rate tokens, a slot and a reservation: settle it (dropping it releases them)"]
 pub struct Ticket {
-    /// `None` once settled, and for requests admitted without Redis (fail-open).
+    /// `None` once settled, and for requests admitted without Redis (fail-open or from
+    /// leases).
     held: Option<Held>,
     batcher: Option<Batcher>,
+    /// Set for a request admitted from this instance's leases: settled in process.
+    leased: Option<Leased>,
     /// Remaining requests/tokens on the first scope with such a limit, for response headers.
     pub remaining: Option<(RateKind, u64, u64)>,
     /// The request's tightest budget, for the optional headroom headers.
@@ -73,6 +77,22 @@ impl Ticket {
         Ticket {
             held: Some(held),
             batcher: Some(batcher),
+            leased: None,
+            remaining,
+            headroom,
+        }
+    }
+
+    /// A request admitted from leases, in process.
+    pub(super) fn leased(
+        leased: Leased,
+        remaining: Option<(RateKind, u64, u64)>,
+        headroom: Option<BudgetHeadroom>,
+    ) -> Ticket {
+        Ticket {
+            held: None,
+            batcher: None,
+            leased: Some(leased),
             remaining,
             headroom,
         }
@@ -83,6 +103,7 @@ impl Ticket {
         Ticket {
             held: None,
             batcher: None,
+            leased: None,
             remaining: None,
             headroom: None,
         }
@@ -94,6 +115,10 @@ impl Ticket {
     /// reservations. A settlement that did not go through leaves the reservation to expire
     /// and the spend uncounted in Redis until the counter is next rebuilt from the ledger.
     pub async fn settle(mut self, actual_tokens: u64, actual_cost_nanos: i64) {
+        if let Some(leased) = self.leased.take() {
+            leased.settle(actual_tokens, actual_cost_nanos);
+            return;
+        }
         let (Some(held), Some(batcher)) = (self.held.take(), self.batcher.take()) else {
             return;
         };
@@ -110,6 +135,10 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let Some(leased) = self.leased.take() {
+            tracing::warn!("a request admitted from a lease ended without settling; released");
+            leased.release();
+        }
         if let (Some(held), Some(batcher)) = (self.held.take(), self.batcher.take()) {
             tracing::warn!(request_id = %held.request_id, "a request ended without settling; its admission is released");
             batcher.release(release_call(&held));

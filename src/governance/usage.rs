@@ -203,15 +203,25 @@ struct GateUsage {
 }
 
 /// A budget hash's spent counter (if Redis has it) and what its live reservations hold:
-/// `r:<expiry ms>` fields whose expiry has not passed.
+/// `r:<expiry ms>` fields whose expiry has not passed, and instances' leases (`l:<id>`,
+/// expiring at `e:<id>`) that have not expired.
 fn budget_counters(fields: &[(String, i64)], now_ms: i64) -> (Option<i64>, i64) {
     let mut spent = None;
     let mut reserved = 0i64;
+    let live_lease = |id: &str| {
+        fields
+            .iter()
+            .any(|(f, expiry)| f.strip_prefix("e:") == Some(id) && *expiry > now_ms)
+    };
     for (field, value) in fields {
         if field == "spent" {
             spent = Some(*value);
         } else if let Some(expiry) = field.strip_prefix("r:").and_then(|e| e.parse::<i64>().ok())
             && expiry > now_ms
+        {
+            reserved = reserved.saturating_add(*value);
+        } else if let Some(id) = field.strip_prefix("l:")
+            && live_lease(id)
         {
             reserved = reserved.saturating_add(*value);
         }
@@ -234,5 +244,20 @@ mod tests {
         assert_eq!(budget_counters(&fields, 1500), (Some(500), 30));
         assert_eq!(budget_counters(&fields, 2000), (Some(500), 0));
         assert_eq!(budget_counters(&fields[1..], 0), (None, 37));
+    }
+
+    #[test]
+    fn leases_count_as_reserved_until_they_expire() {
+        let fields = vec![
+            ("spent".to_string(), 500),
+            ("l:a.1".to_string(), 40),
+            ("e:a.1".to_string(), 3000),
+            ("l:b.7".to_string(), 5),
+            ("e:b.7".to_string(), 1000),
+            ("l:c.2".to_string(), 9),
+        ];
+        assert_eq!(budget_counters(&fields, 1500), (Some(500), 40));
+        assert_eq!(budget_counters(&fields, 500), (Some(500), 45));
+        assert_eq!(budget_counters(&fields, 3000), (Some(500), 0));
     }
 }

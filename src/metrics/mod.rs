@@ -51,6 +51,7 @@ pub const GATEWAY_OVERHEAD: &str = "tollgate_gateway_overhead_seconds";
 pub const ADMISSION_LATENCY: &str = "tollgate_admission_seconds";
 pub const UNPRICED: &str = "tollgate_unpriced_requests_total";
 pub const ORPHANED_ADMISSIONS: &str = "tollgate_orphaned_admissions_total";
+pub const LEASE_RENEWALS: &str = "tollgate_governance_lease_renewals_total";
 pub const SATURATED: &str = "tollgate_saturated_requests_total";
 pub const LEDGER_QUEUE_DEPTH: &str = "tollgate_ledger_queue_depth";
 pub const LEDGER_WRITTEN: &str = "tollgate_ledger_written_total";
@@ -117,6 +118,10 @@ fn describe() {
         "Admissions Redis answered after their request stopped waiting (a timeout): what they took was released."
     );
     describe_counter!(
+        LEASE_RENEWALS,
+        "Governance lease calls to Redis, by outcome: granted (something was granted), held (nothing new: a report, a heartbeat or a give-back), lost (Redis no longer held the lease, or the call may have run unanswered), failed (did not run)."
+    );
+    describe_counter!(
         SATURATED,
         "Requests whose usage (what=usage: a token count of 2^64-1) or cost (what=cost: 9223372036.854775807 USD) reached the gateway's maximum and was recorded at it."
     );
@@ -150,6 +155,11 @@ pub fn observe_overhead(total: Duration, upstream: Duration) {
 /// released what it took.
 pub fn observe_orphaned_admission() {
     metrics::counter!(ORPHANED_ADMISSIONS).increment(1);
+}
+
+/// Counts one lease call by its outcome (`granted`, `held`, `lost`, `failed`).
+pub fn observe_lease_renewal(outcome: &'static str) {
+    metrics::counter!(LEASE_RENEWALS, "outcome" => outcome).increment(1);
 }
 
 pub fn observe_admission(waited: Duration) {

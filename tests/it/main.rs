@@ -27,6 +27,7 @@ mod governance;
 mod headroom;
 mod key_flood;
 mod keys;
+mod leases;
 mod ledger;
 mod lifecycle;
 mod metrics;

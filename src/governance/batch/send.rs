@@ -74,14 +74,19 @@ async fn send_one(
     timing: Timing,
     requeue: &mpsc::WeakUnboundedSender<Job>,
 ) -> Vec<Job> {
+    // The script takes lease renewals after the settlements and before the admissions.
+    let (leases, admissions): (Vec<Job>, Vec<Job>) = admissions
+        .into_iter()
+        .partition(|job| matches!(job, Job::Lease { .. }));
     let mut invocation = script.prepare_invoke();
     invocation
         .arg(timing.ttl_ms)
         .arg(timing.bucket_ms)
         .arg(settlements.len())
-        .arg(admissions.len());
+        .arg(admissions.len())
+        .arg(leases.len());
     let mut key_index: HashMap<&str, usize> = HashMap::new();
-    for job in settlements.iter().chain(&admissions) {
+    for job in settlements.iter().chain(&leases).chain(&admissions) {
         for part in &job.call().parts {
             match part {
                 Part::Key(key) => {
@@ -119,6 +124,18 @@ async fn send_one(
                     }
                 }
             }
+            for job in leases {
+                if let Job::Lease { reply, .. } = job {
+                    let answer = match replies.next() {
+                        Some(Value::Array(values)) => Ok(values),
+                        other => Err(SettleError {
+                            message: format!("lease script answered {other:?}"),
+                            maybe_applied: true,
+                        }),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
             for job in settlements {
                 if let Job::Settle { done, .. } = job {
                     let _ = done.send(Ok(()));
@@ -126,7 +143,7 @@ async fn send_one(
             }
             Vec::new()
         }
-        Err(e) => failed(settlements.into_iter().chain(admissions), &e),
+        Err(e) => failed(settlements.into_iter().chain(leases).chain(admissions), &e),
     }
 }
 
@@ -147,6 +164,12 @@ fn failed(jobs: impl Iterator<Item = Job>, error: &redis::RedisError) -> Vec<Job
             }
             Job::Settle { done, .. } => {
                 let _ = done.send(Err(SettleError {
+                    message: message.clone(),
+                    maybe_applied: delivery == Delivery::MayHaveRun,
+                }));
+            }
+            Job::Lease { reply, .. } => {
+                let _ = reply.send(Err(SettleError {
                     message: message.clone(),
                     maybe_applied: delivery == Delivery::MayHaveRun,
                 }));
@@ -173,6 +196,12 @@ fn send_again(job: &Job, delivery: Delivery) -> bool {
         Job::Settle { tries, .. } => (delivery != Delivery::MayHaveRun, tries.since),
         Job::Admit { reply, tries, .. } => (
             delivery == Delivery::Redirected && !reply.is_closed(),
+            tries.since,
+        ),
+        // A renewal is waited for in the background: it goes again like a settlement, while
+        // its renewer still waits.
+        Job::Lease { reply, tries, .. } => (
+            delivery != Delivery::MayHaveRun && !reply.is_closed(),
             tries.since,
         ),
     };
