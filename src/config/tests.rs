@@ -218,6 +218,34 @@ fn zero_governance_durations_are_refused() {
 }
 
 #[test]
+fn lease_settings_default_safely_and_bad_ones_are_refused_by_name() {
+    let config = parse(MINIMAL, &env_of(&[])).unwrap();
+    let leases = &config.governance.leases;
+    assert!(leases.enabled);
+    assert_eq!(
+        (leases.headroom_share, leases.min_headroom_requests),
+        (8, 64)
+    );
+    assert_eq!(leases.ttl, Duration::from_secs(10));
+    for (line, field, says) in [
+        ("ttl_secs = 0", "ttl_secs", "greater than 0"),
+        ("idle_ms = 0", "idle_ms", "greater than 0"),
+        ("horizon_ms = 0", "horizon_ms", "greater than 0"),
+        ("headroom_share = 1", "headroom_share", "all of a budget"),
+        (
+            "ttl_secs = 1\nreport_interval_ms = 400",
+            "report_interval_ms",
+            "more than a third of ttl_secs",
+        ),
+        ("lease_ms = 5", "lease_ms", "unknown field"),
+    ] {
+        let text = format!("{MINIMAL}\n[governance.leases]\n{line}\n");
+        let err = parse(&text, &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains(says), "{line}: {err}");
+    }
+}
+
+#[test]
 fn database_and_ledger_defaults_are_bounded() {
     let config = parse(MINIMAL, &env_of(&[])).unwrap();
     let db = &config.database;

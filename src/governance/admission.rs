@@ -8,7 +8,7 @@ use dashmap::DashMap;
 
 use super::batch::{Batcher, Call, Release, STOPPED};
 use super::gate::Gate;
-use super::lease::{Leases, Need, spawn_renewer};
+use super::lease::{LeaseWaits, Leases, Need, spawn_renewer};
 use super::limits::{BudgetMode, FailurePolicy, ScopeKind, ScopeLimits};
 use super::local::LocalShield;
 use super::period::{Clock, Period};
@@ -137,8 +137,11 @@ impl Governor {
     ) -> Governor {
         let ttl_ms = u64::try_from(config.reservation_ttl.as_millis()).unwrap_or(u64::MAX);
         let batcher = Batcher::start(redis.clone(), ttl_ms);
+        let enabled = leases.enabled;
         let leases = Arc::new(Leases::new(leases, &config.redis_prefix));
-        spawn_renewer(leases.clone(), batcher.clone(), clock.clone());
+        if enabled {
+            spawn_renewer(leases.clone(), batcher.clone(), clock.clone());
+        }
         Governor {
             batcher,
             leases,
@@ -396,32 +399,6 @@ impl Governor {
     /// Redis comes back; until then calls fail fast and the failure policy applies.
     pub(super) fn connection(&self) -> RedisConnection {
         self.redis.clone()
-    }
-}
-
-/// The pauses of a request waiting for leases to give back what it needs: doubling from
-/// 25 ms, for at most `total`.
-struct LeaseWaits {
-    next: Duration,
-    left: Duration,
-}
-
-impl LeaseWaits {
-    fn new(total: Duration) -> LeaseWaits {
-        LeaseWaits {
-            next: Duration::from_millis(25),
-            left: total,
-        }
-    }
-
-    fn next(&mut self) -> Option<Duration> {
-        if self.left.is_zero() {
-            return None;
-        }
-        let pause = self.next.min(self.left);
-        self.left = self.left.saturating_sub(pause);
-        self.next = self.next.saturating_mul(2).min(Duration::from_millis(400));
-        Some(pause)
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::cluster::{OwnCluster, OwnSentinel};
 use crate::common::requests::exact_request;
-use crate::common::{Options, TestApp, dec, two_instances};
+use crate::common::{Options, TestApp, two_instances};
 
 /// Reservations a lost call leaves behind expire within this plus one second.
 const TTL_SECS: u64 = 3;
@@ -68,19 +68,6 @@ async fn ledger_settled(app: &TestApp, requests: usize) -> (i64, Decimal) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The key's first budget as the admin API reads it from Redis: (spent, reserved).
-async fn budget_usage(app: &TestApp, key_path: &str) -> (Decimal, Decimal) {
-    let (status, shown) = app
-        .admin(Method::GET, &format!("{key_path}/limits"), None)
-        .await;
-    assert_eq!(status, 200, "{shown}");
-    let budget = &shown["usage"]["budgets"][0];
-    (
-        dec(budget["spent_usd"].as_str().unwrap()),
-        dec(budget["reserved_usd"].as_str().unwrap()),
-    )
 }
 
 /// `n` concurrent requests through both instances: their statuses.
@@ -149,13 +136,10 @@ async fn on_a_cluster_a_budget_holds_across_instances_and_revocation_reaches_bot
     let (ok, total) = ledger_settled(&a, 2 * N).await;
     assert_eq!((ok as usize, total), (2 * K, team_budget + key_budget));
     assert_eq!(
-        budget_usage(&a, &team_path).await,
+        a.budget_usage(&team_path).await,
         (team_budget, Decimal::ZERO)
     );
-    assert_eq!(
-        budget_usage(&a, &key_path).await,
-        (key_budget, Decimal::ZERO)
-    );
+    assert_eq!(a.budget_usage(&key_path).await, (key_budget, Decimal::ZERO));
 
     // Both instances have the key cached; a revocation on one reaches the other.
     let (other, other_record) = a.issue_key(json!({})).await;
@@ -313,7 +297,7 @@ async fn master_lost_mid_load(url: &str, fail: impl FnOnce(&str) + Send, exact: 
     // Every request is in the ledger; lost calls' reservations expire.
     let (_, charged) = ledger_settled(&a, statuses.len() + 1 + probes).await;
     tokio::time::sleep(Duration::from_secs(TTL_SECS + 2)).await;
-    let (spent, reserved) = budget_usage(&a, &key_path).await;
+    let (spent, reserved) = a.budget_usage(&key_path).await;
     let unavailable = statuses.iter().filter(|s| **s == 503).count();
     eprintln!(
         "master lost mid-load: {served_during} served, {unavailable} fail-closed 503s; \

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tollgate::governance::Clock;
 
-use crate::common::redis::OwnRedis;
+use crate::common::redis::{OwnRedis, script_calls};
 use crate::common::requests::{exact_request, exact_request_with};
 use crate::common::{Options, TestApp, dec, two_instances};
 
@@ -658,22 +658,7 @@ async fn a_burst_shares_script_calls_and_settles_every_request_once() {
     // 300 admissions and 300 settlements went to Redis in batches: at most one script call
     // per request, i.e. two jobs a call on average (about 230 calls here; one call per job
     // would be 600).
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let calls: usize = stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let calls = script_calls(&redis.url()).await;
     assert!(
         calls > 0 && calls <= requests,
         "{calls} script calls for {requests} admissions and {requests} settlements"

@@ -302,6 +302,32 @@ impl Leases {
     }
 }
 
+/// The pauses of a request waiting for leases to give back what it needs: doubling from
+/// 25 ms, for at most `total`.
+pub(super) struct LeaseWaits {
+    next: Duration,
+    left: Duration,
+}
+
+impl LeaseWaits {
+    pub fn new(total: Duration) -> LeaseWaits {
+        LeaseWaits {
+            next: Duration::from_millis(25),
+            left: total,
+        }
+    }
+
+    pub fn next(&mut self) -> Option<Duration> {
+        if self.left.is_zero() {
+            return None;
+        }
+        let pause = self.next.min(self.left);
+        self.left = self.left.saturating_sub(pause);
+        self.next = self.next.saturating_mul(2).min(Duration::from_millis(400));
+        Some(pause)
+    }
+}
+
 fn rate_remaining(limits: &LeaseLimits, state: &LeaseState) -> Option<(RateKind, u64, u64)> {
     let left = |known: i64, own: i64| u64::try_from(known.saturating_add(own)).unwrap_or(0);
     if let Some(rpm) = limits.rpm {
@@ -314,4 +340,21 @@ fn rate_remaining(limits: &LeaseLimits, state: &LeaseState) -> Option<(RateKind,
     limits
         .tpm
         .map(|tpm| (RateKind::Tokens, tpm, left(state.tokens_left, state.tokens)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::LeaseWaits;
+
+    #[test]
+    fn a_request_waits_for_leases_in_doubling_pauses_for_at_most_the_total() {
+        let mut waits = LeaseWaits::new(Duration::from_millis(1200));
+        let pauses: Vec<u64> = std::iter::from_fn(|| waits.next())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .collect();
+        assert_eq!(pauses, [25, 50, 100, 200, 400, 400, 25]);
+        assert!(LeaseWaits::new(Duration::ZERO).next().is_none());
+    }
 }

@@ -41,9 +41,8 @@ fn answer(requests: i64, tokens: i64, budget: BudgetGrant) -> Granted {
     }
 }
 
-/// A lease that saw eight requests in its first 100 ms and got what its first renewal
-/// asked for.
-fn granted_lease(config: &LeaseConfig) -> (LeaseState, Instant) {
+/// A lease that saw eight requests in its first 100 ms and asked for its first renewal.
+fn first_renewal(config: &LeaseConfig) -> (LeaseState, Renewal, Instant) {
     let start = Instant::now();
     let mut state = LeaseState::new(start);
     for _ in 0..8 {
@@ -53,6 +52,22 @@ fn granted_lease(config: &LeaseConfig) -> (LeaseState, Instant) {
     let renewal = state
         .plan(&limits(), config, Mode::Active, at, budget)
         .unwrap();
+    (state, renewal, at)
+}
+
+/// [`first_renewal`], granted 20 requests' worth of everything.
+fn granted_lease(config: &LeaseConfig) -> (LeaseState, Instant) {
+    let (mut state, renewal, at) = first_renewal(config);
+    state
+        .apply(&renewal, &answer(20, 2_000, grant(20_000, 20_000)), config)
+        .unwrap();
+    (state, at)
+}
+
+#[test]
+fn the_first_renewal_asks_for_a_horizon_of_the_demand_seen() {
+    let config = LeaseConfig::default();
+    let (mut state, renewal, at) = first_renewal(&config);
     // Eight requests in 100 ms is 80 a second: a one-second lease wants 80 of them.
     assert_eq!(renewal.requests_want, 80);
     assert_eq!(renewal.tokens_want, 8_000);
@@ -61,14 +76,10 @@ fn granted_lease(config: &LeaseConfig) -> (LeaseState, Instant) {
     assert_eq!(renewal.budgets[0].base, 0);
     assert!(
         state
-            .plan(&limits(), config, Mode::Active, at, budget)
+            .plan(&limits(), &config, Mode::Active, at, budget)
             .is_none(),
         "one renewal at a time"
     );
-    state
-        .apply(&renewal, &answer(20, 2_000, grant(20_000, 20_000)), config)
-        .unwrap();
-    (state, at)
 }
 
 #[test]
@@ -134,15 +145,7 @@ fn going_below_half_the_target_asks_for_more() {
         horizon: Duration::from_millis(250),
         ..LeaseConfig::default()
     };
-    let start = Instant::now();
-    let mut state = LeaseState::new(start);
-    for _ in 0..8 {
-        state.note(NEED, start);
-    }
-    let at = start + Duration::from_millis(100);
-    let renewal = state
-        .plan(&limits(), &config, Mode::Active, at, budget)
-        .unwrap();
+    let (mut state, renewal, _) = first_renewal(&config);
     assert_eq!(renewal.requests_want, 20);
     state
         .apply(&renewal, &answer(20, 2_000, grant(20_000, 20_000)), &config)

@@ -347,6 +347,19 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
     }
 
     /// `GET /v1/tollgate/usage` with `key`: its limits and usage on every scope.
+    /// A scope's first budget as the admin API reads it from Redis: (spent, reserved).
+    pub async fn budget_usage(&self, scope_path: &str) -> (Decimal, Decimal) {
+        let (status, shown) = self
+            .admin(reqwest::Method::GET, &format!("{scope_path}/limits"), None)
+            .await;
+        assert_eq!(status, 200, "{shown}");
+        let budget = &shown["usage"]["budgets"][0];
+        (
+            dec(budget["spent_usd"].as_str().unwrap()),
+            dec(budget["reserved_usd"].as_str().unwrap()),
+        )
+    }
+
     pub async fn key_usage(&self, key: &str) -> Value {
         self.http
             .get(format!("{}/v1/tollgate/usage", self.data_url))
