@@ -322,3 +322,74 @@ async fn spend_under_a_lease_is_reported_once() {
     let calls = script_calls(&redis.url()).await;
     assert!(calls * 5 < sent, "{calls} script calls for {sent} requests");
 }
+
+/// Leased request tokens come out of the shared bucket: two instances hammering a key with
+/// 640 requests a minute admit no more than the bucket holds plus its refill while they run,
+/// and use most of it; the first 400, well inside the bucket, take few script calls.
+#[tokio::test]
+async fn requests_per_minute_hold_across_instances_holding_leases() {
+    const RPM: usize = 640;
+    let _heavy = crate::common::heavy().await;
+    let redis = OwnRedis::start(free_port());
+    let apps = instances(2, &redis, LEASES).await;
+    let (key, record) = apps[0].issue_key(json!({})).await;
+    let path = format!("/keys/{}", record["id"].as_str().unwrap());
+    apps[0].put_limits(&path, json!({"rpm": RPM})).await;
+    let body = json!({"model": "test-model", "messages": [], "max_tokens": 10});
+    let started = tokio::time::Instant::now();
+    let ok = Arc::new(AtomicUsize::new(0));
+    let limited = Arc::new(AtomicUsize::new(0));
+    // Eight workers on each instance send until `done` says stop.
+    let load = |done: Arc<dyn Fn(usize) -> bool + Send + Sync>| {
+        let mut workers = tokio::task::JoinSet::new();
+        for app in &apps {
+            for _ in 0..8 {
+                let (http, url) = (
+                    app.http.clone(),
+                    format!("{}/v1/chat/completions", app.data_url),
+                );
+                let (key, body, done) = (key.clone(), body.clone(), done.clone());
+                let (ok, limited) = (ok.clone(), limited.clone());
+                workers.spawn(async move {
+                    while !done(ok.load(Ordering::SeqCst)) {
+                        let response = http
+                            .post(&url)
+                            .bearer_auth(&key)
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap();
+                        match response.status().as_u16() {
+                            200 => ok.fetch_add(1, Ordering::SeqCst),
+                            429 => limited.fetch_add(1, Ordering::SeqCst),
+                            other => panic!("{other}: {}", response.text().await.unwrap()),
+                        };
+                    }
+                });
+            }
+        }
+        workers
+    };
+    load(Arc::new(|ok| ok >= 400)).join_all().await;
+    let (first, calls) = (ok.load(Ordering::SeqCst), script_calls(&redis.url()).await);
+    assert_eq!(limited.load(Ordering::SeqCst), 0, "400 of a bucket of 640");
+    assert!(
+        calls * 4 < first,
+        "{calls} script calls for {first} requests: no leases"
+    );
+    let run_for = Duration::from_secs(3);
+    load(Arc::new(move |_| started.elapsed() >= run_for))
+        .join_all()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (ok, limited) = (ok.load(Ordering::SeqCst), limited.load(Ordering::SeqCst));
+    // The bucket holds 640 and refills 640/60 a second while the load runs (two requests of
+    // slack for rounding the refill to whole requests).
+    let allowed = RPM + (elapsed * RPM as f64 / 60.0).ceil() as usize + 2;
+    eprintln!(
+        "rpm {RPM}: {ok} admitted ({first} first, with {calls} script calls), {limited} limited in {elapsed:.2} s"
+    );
+    assert!(ok <= allowed, "{ok} admitted, the bucket allows {allowed}");
+    assert!(ok * 10 >= RPM * 9, "only {ok} of the bucket's {RPM} used");
+    assert!(limited > 0, "the load went past the bucket");
+}
