@@ -57,10 +57,18 @@ pub(super) struct GateLease {
     retired: AtomicBool,
     lost: AtomicBool,
     state: Mutex<LeaseState>,
+    renewer: Arc<Notify>,
 }
 
 impl GateLease {
-    fn new(id: String, team: TeamId, gate: &Gate<'_>, prefix: &str, now: Instant) -> GateLease {
+    fn new(
+        id: String,
+        team: TeamId,
+        gate: &Gate<'_>,
+        prefix: &str,
+        now: Instant,
+        renewer: Arc<Notify>,
+    ) -> GateLease {
         GateLease {
             id,
             team,
@@ -82,6 +90,7 @@ impl GateLease {
             retired: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             state: Mutex::new(LeaseState::new(now)),
+            renewer,
         }
     }
 
@@ -119,7 +128,9 @@ pub(super) struct Leases {
     current: DashMap<GateKey, Arc<GateLease>>,
     /// Leases that no longer admit but still hold something in Redis.
     retired: Mutex<Vec<Arc<GateLease>>>,
-    wake: Notify,
+    /// Wakes the renewer; every lease holds a handle, to report spend as soon as its
+    /// requests are all over.
+    wake: Arc<Notify>,
     stopping: AtomicBool,
 }
 
@@ -131,17 +142,23 @@ pub(super) struct Leased {
 impl Leased {
     pub fn settle(self, actual_tokens: u64, actual_cost_nanos: i64) {
         let tokens = i64::try_from(actual_tokens).unwrap_or(i64::MAX);
-        for (lease, need) in &self.gates {
-            lease
-                .lock()
-                .settle(&lease.limits, *need, tokens, actual_cost_nanos);
-        }
+        self.settle_each(tokens, actual_cost_nanos);
     }
 
     /// Gives back everything but the request-rate tokens, charging nothing.
     pub fn release(self) {
+        self.settle_each(0, 0);
+    }
+
+    fn settle_each(&self, tokens: i64, cost: i64) {
         for (lease, need) in &self.gates {
-            lease.lock().settle(&lease.limits, *need, 0, 0);
+            let mut state = lease.lock();
+            state.settle(&lease.limits, *need, tokens, cost);
+            let report = state.report_now();
+            drop(state);
+            if report {
+                lease.renewer.notify_one();
+            }
         }
     }
 }
@@ -163,7 +180,7 @@ impl Leases {
             next_id: AtomicU64::new(1),
             current: DashMap::new(),
             retired: Mutex::new(Vec::new()),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             stopping: AtomicBool::new(false),
         }
     }
@@ -247,7 +264,14 @@ impl Leases {
         }
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}.{n}", self.instance);
-        let fresh = Arc::new(GateLease::new(id, team, gate, &self.prefix, now));
+        let fresh = Arc::new(GateLease::new(
+            id,
+            team,
+            gate,
+            &self.prefix,
+            now,
+            self.wake.clone(),
+        ));
         if let Some(old) = self.current.insert(key, fresh.clone()) {
             self.retire(old);
         }

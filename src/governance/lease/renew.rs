@@ -15,8 +15,9 @@ use super::{GateKey, GateLease, Leases};
 use crate::governance::batch::{Batcher, Call, LeaseReply};
 use crate::governance::period::Clock;
 
-/// How often the renewer looks at every lease when nothing wakes it.
-const TICK: Duration = Duration::from_millis(50);
+/// How often the renewer looks at every lease when nothing wakes it: as often as a lease
+/// with no request in flight may report (`state::QUIET_REPORT`).
+const TICK: Duration = super::state::QUIET_REPORT;
 /// A lease that holds nothing and has not been used this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 
@@ -203,7 +204,12 @@ fn take_answer(
             "failed"
         }
     };
+    // Requests that settled while this renewal was on the way report now.
+    let report = state.report_now();
     drop(state);
+    if report {
+        leases.wake.notify_one();
+    }
     crate::metrics::observe_lease_renewal(outcome);
     if outcome == "lost" {
         lease.lost.store(true, std::sync::atomic::Ordering::Release);

@@ -169,6 +169,11 @@ pub enum Mode {
 /// scope's occasional request is admitted by Redis.
 const START_REQUESTS: i64 = 8;
 
+/// How long a lease with no request in flight waits for the next one before it reports
+/// its spend: shorter than the ledger's flush, longer than the gap between requests of
+/// steady traffic.
+pub const QUIET_REPORT: Duration = Duration::from_millis(10);
+
 /// The smallest window a request rate is measured over, so that the first requests of a
 /// burst do not look like an endless rate.
 const MIN_WINDOW: Duration = Duration::from_millis(100);
@@ -320,6 +325,14 @@ impl LeaseState {
         self.in_flight = self.in_flight.saturating_sub(1).max(0);
     }
 
+    /// Whether the renewer should look at this lease now: its requests are all over, it
+    /// has spend to report and no renewal is on the way.
+    pub fn report_now(&self) -> bool {
+        self.in_flight == 0
+            && !self.renewing
+            && self.budgets.iter().any(|b| b.spent_total != b.spent_acked)
+    }
+
     /// Whether a renewal could be sent now: waking the renewer otherwise is wasted.
     pub fn may_renew(&self, now: Instant) -> bool {
         !self.renewing && now >= self.quiet_until
@@ -373,7 +386,13 @@ impl LeaseState {
         // After a renewal that may have run unanswered, the next one puts Redis right.
         let unknown = self.budgets.iter().any(|b| b.held_in_redis == UNKNOWN);
         let heartbeat_due = unknown || (holds && since_renewal.is_none_or(|d| d >= config.ttl / 3));
-        let report_due = unreported && since_renewal.is_none_or(|d| d >= config.report_interval);
+        // Spend is reported every report interval, and as soon as the lease has gone quiet
+        // (no request in flight, none admitted for QUIET_REPORT), so Redis learns a burst's
+        // spend about when the ledger does without steady traffic reporting every request.
+        let quiet =
+            self.in_flight == 0 && now.saturating_duration_since(self.last_used) >= QUIET_REPORT;
+        let report_due =
+            unreported && (quiet || since_renewal.is_none_or(|d| d >= config.report_interval));
         let idle = now.saturating_duration_since(self.last_used) >= config.idle;
         let give_back = mode != Mode::Active || idle || now < self.pressure_until;
         let mut renewal = Renewal {
