@@ -31,9 +31,14 @@ pub(in crate::governance) fn spawn_renewer(
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            tokio::select! {
-                () = leases.wake.notified() => {}
-                _ = tick.tick() => {}
+            // Without a lease there is nothing to look at until a request wakes it.
+            if leases.holding() {
+                tokio::select! {
+                    () = leases.wake.notified() => {}
+                    _ = tick.tick() => {}
+                }
+            } else {
+                leases.wake.notified().await;
             }
             if leases.stopping.load(std::sync::atomic::Ordering::Relaxed) && !leases.holding() {
                 break;
