@@ -47,8 +47,13 @@ pub struct BudgetUsage {
     pub limit_usd: rust_decimal::Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub spent_usd: rust_decimal::Decimal,
+    /// Held by requests in flight and by gateway instances' leases.
     #[serde(with = "rust_decimal::serde::str")]
     pub reserved_usd: rust_decimal::Decimal,
+    /// Of `reserved_usd`, what gateway instances hold in leases (docs/governance.md):
+    /// headroom taken ahead of their requests, given back when they do not use it.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub leased_usd: rust_decimal::Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub remaining_usd: rust_decimal::Decimal,
     /// The burn rate and when the budget runs out at it (`GET .../limits` and
@@ -161,7 +166,7 @@ impl Governor {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?;
-            let (spent, reserved) = budget_counters(&fields, now_ms);
+            let (spent, reserved, leased) = budget_counters(&fields, now_ms);
             let (start, end) = budget.period.window(now);
             let spent = match spent {
                 Some(spent) => nanos_to_usd(spent),
@@ -180,6 +185,7 @@ impl Governor {
                 limit_usd: budget.amount_usd,
                 spent_usd: spent,
                 reserved_usd: reserved,
+                leased_usd: nanos_to_usd(leased),
                 remaining_usd: (budget.amount_usd - spent - reserved)
                     .max(rust_decimal::Decimal::ZERO),
                 forecast: None,
@@ -202,12 +208,12 @@ struct GateUsage {
     budgets: Vec<BudgetUsage>,
 }
 
-/// A budget hash's spent counter (if Redis has it) and what its live reservations hold:
-/// `r:<expiry ms>` fields whose expiry has not passed, and instances' leases (`l:<id>`,
-/// expiring at `e:<id>`) that have not expired.
-fn budget_counters(fields: &[(String, i64)], now_ms: i64) -> (Option<i64>, i64) {
+/// A budget hash's spent counter (if Redis has it), what its live reservations hold
+/// (`r:<expiry ms>` fields whose expiry has not passed, and instances' leases, `l:<id>`,
+/// expiring at `e:<id>`, that have not expired), and the leases' part of that.
+fn budget_counters(fields: &[(String, i64)], now_ms: i64) -> (Option<i64>, i64, i64) {
     let mut spent = None;
-    let mut reserved = 0i64;
+    let (mut reserved, mut leased) = (0i64, 0i64);
     let live_lease = |id: &str| {
         fields
             .iter()
@@ -224,9 +230,10 @@ fn budget_counters(fields: &[(String, i64)], now_ms: i64) -> (Option<i64>, i64) 
             && live_lease(id)
         {
             reserved = reserved.saturating_add(*value);
+            leased = leased.saturating_add(*value);
         }
     }
-    (spent, reserved)
+    (spent, reserved, leased)
 }
 
 #[cfg(test)]
@@ -241,9 +248,9 @@ mod tests {
             ("r:1000".to_string(), 7),
             ("reserved".to_string(), 99),
         ];
-        assert_eq!(budget_counters(&fields, 1500), (Some(500), 30));
-        assert_eq!(budget_counters(&fields, 2000), (Some(500), 0));
-        assert_eq!(budget_counters(&fields[1..], 0), (None, 37));
+        assert_eq!(budget_counters(&fields, 1500), (Some(500), 30, 0));
+        assert_eq!(budget_counters(&fields, 2000), (Some(500), 0, 0));
+        assert_eq!(budget_counters(&fields[1..], 0), (None, 37, 0));
     }
 
     #[test]
@@ -256,8 +263,8 @@ mod tests {
             ("e:b.7".to_string(), 1000),
             ("l:c.2".to_string(), 9),
         ];
-        assert_eq!(budget_counters(&fields, 1500), (Some(500), 40));
-        assert_eq!(budget_counters(&fields, 500), (Some(500), 45));
-        assert_eq!(budget_counters(&fields, 3000), (Some(500), 0));
+        assert_eq!(budget_counters(&fields, 1500), (Some(500), 40, 40));
+        assert_eq!(budget_counters(&fields, 500), (Some(500), 45, 45));
+        assert_eq!(budget_counters(&fields, 3000), (Some(500), 0, 0));
     }
 }

@@ -198,6 +198,12 @@ async fn a_killed_instance_lease_returns_within_its_ttl() {
         }
         assert!(tokio::time::Instant::now() < deadline, "no lease was taken");
     };
+    // With nothing in flight, all that is reserved is the lease, and the usage says so.
+    let (_, shown) = admin
+        .admin(Method::GET, &format!("{path}/limits"), None)
+        .await;
+    let budget = &shown["usage"]["budgets"][0];
+    assert_eq!(budget["leased_usd"], budget["reserved_usd"], "{budget}");
     gateway.kill();
     let killed = tokio::time::Instant::now();
     let (_, reserved) = admin.budget_usage(&path).await;

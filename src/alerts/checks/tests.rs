@@ -34,6 +34,7 @@ fn budget(period: &'static str, start: &str, limit: &str, spent: &str) -> Budget
         limit_usd: limit,
         spent_usd: spent,
         reserved_usd: Decimal::ZERO,
+        leased_usd: Decimal::ZERO,
         forecast: None,
         remaining_usd: (limit - spent).max(Decimal::ZERO),
     }
