@@ -52,6 +52,46 @@ async fn successes_cost(app: &TestApp, n: usize) -> Decimal {
     }
 }
 
+/// Eight workers on each instance send `body` with `key`, one request after the other, until
+/// `next` (given each answer's status) says stop; an answer it does not expect fails the test.
+async fn load(
+    apps: &[TestApp],
+    key: &str,
+    body: &serde_json::Value,
+    next: Arc<dyn Fn(u16) -> Option<bool> + Send + Sync>,
+) {
+    let mut workers = tokio::task::JoinSet::new();
+    for app in apps {
+        for _ in 0..8 {
+            let (http, url) = (
+                app.http.clone(),
+                format!("{}/v1/chat/completions", app.data_url),
+            );
+            let (key, body, next) = (key.to_string(), body.clone(), next.clone());
+            workers.spawn(async move {
+                loop {
+                    let response = http
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    match next(status) {
+                        Some(true) => {}
+                        Some(false) => return,
+                        None => panic!("{status}: {}", response.text().await.unwrap()),
+                    }
+                }
+            });
+        }
+    }
+    while let Some(worker) = workers.join_next().await {
+        worker.unwrap();
+    }
+}
+
 /// Three instances, eight workers each, send until the budget refuses them: nothing is spent
 /// beyond the budget, at least 95 % of it is used before the first refusal, and the requests
 /// were admitted from leases (far fewer script calls than requests).
@@ -76,45 +116,23 @@ async fn three_instances_holding_leases_use_a_budget_to_the_end_without_overshoo
     let ok = Arc::new(AtomicUsize::new(0));
     let ok_before_refusal = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicBool::new(false));
-    let mut workers = tokio::task::JoinSet::new();
-    for app in &apps {
-        for _ in 0..8 {
-            let (http, url) = (
-                app.http.clone(),
-                format!("{}/v1/chat/completions", app.data_url),
-            );
-            let (key, body) = (key.clone(), body.clone());
-            let (ok, ok_before_refusal, refused) =
-                (ok.clone(), ok_before_refusal.clone(), refused.clone());
-            workers.spawn(async move {
-                loop {
-                    let response = http
-                        .post(&url)
-                        .bearer_auth(&key)
-                        .json(&body)
-                        .send()
-                        .await
-                        .unwrap();
-                    match response.status().as_u16() {
-                        200 => {
-                            ok.fetch_add(1, Ordering::SeqCst);
-                            if !refused.load(Ordering::SeqCst) {
-                                ok_before_refusal.fetch_add(1, Ordering::SeqCst);
-                            }
-                        }
-                        402 => {
-                            refused.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        other => panic!("{other}: {}", response.text().await.unwrap()),
-                    }
-                }
-            });
+    let counts = (ok.clone(), ok_before_refusal.clone(), refused.clone());
+    // Each worker stops at its first refusal.
+    let next = move |status| match status {
+        200 => {
+            counts.0.fetch_add(1, Ordering::SeqCst);
+            if !counts.2.load(Ordering::SeqCst) {
+                counts.1.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(true)
         }
-    }
-    while let Some(worker) = workers.join_next().await {
-        worker.unwrap();
-    }
+        402 => {
+            counts.2.store(true, Ordering::SeqCst);
+            Some(false)
+        }
+        _ => None,
+    };
+    load(&apps, &key, &body, Arc::new(next)).await;
     let (ok, ok_before_refusal) = (
         ok.load(Ordering::SeqCst),
         ok_before_refusal.load(Ordering::SeqCst),
@@ -345,38 +363,19 @@ async fn requests_per_minute_hold_across_instances_holding_leases() {
     let started = tokio::time::Instant::now();
     let ok = Arc::new(AtomicUsize::new(0));
     let limited = Arc::new(AtomicUsize::new(0));
-    // Eight workers on each instance send until `done` says stop.
-    let load = |done: Arc<dyn Fn(usize) -> bool + Send + Sync>| {
-        let mut workers = tokio::task::JoinSet::new();
-        for app in &apps {
-            for _ in 0..8 {
-                let (http, url) = (
-                    app.http.clone(),
-                    format!("{}/v1/chat/completions", app.data_url),
-                );
-                let (key, body, done) = (key.clone(), body.clone(), done.clone());
-                let (ok, limited) = (ok.clone(), limited.clone());
-                workers.spawn(async move {
-                    while !done(ok.load(Ordering::SeqCst)) {
-                        let response = http
-                            .post(&url)
-                            .bearer_auth(&key)
-                            .json(&body)
-                            .send()
-                            .await
-                            .unwrap();
-                        match response.status().as_u16() {
-                            200 => ok.fetch_add(1, Ordering::SeqCst),
-                            429 => limited.fetch_add(1, Ordering::SeqCst),
-                            other => panic!("{other}: {}", response.text().await.unwrap()),
-                        };
-                    }
-                });
-            }
-        }
-        workers
+    // Counts each answer; the workers stop once `done` says so.
+    let counting = |done: Arc<dyn Fn(usize) -> bool + Send + Sync>| {
+        let (ok, limited) = (ok.clone(), limited.clone());
+        Arc::new(move |status| {
+            match status {
+                200 => ok.fetch_add(1, Ordering::SeqCst),
+                429 => limited.fetch_add(1, Ordering::SeqCst),
+                _ => return None,
+            };
+            Some(!done(ok.load(Ordering::SeqCst)))
+        })
     };
-    load(Arc::new(|ok| ok >= 400)).join_all().await;
+    load(&apps, &key, &body, counting(Arc::new(|ok| ok >= 400))).await;
     let (first, calls) = (ok.load(Ordering::SeqCst), script_calls(&redis.url()).await);
     assert_eq!(limited.load(Ordering::SeqCst), 0, "400 of a bucket of 640");
     assert!(
@@ -384,9 +383,13 @@ async fn requests_per_minute_hold_across_instances_holding_leases() {
         "{calls} script calls for {first} requests: no leases"
     );
     let run_for = Duration::from_secs(3);
-    load(Arc::new(move |_| started.elapsed() >= run_for))
-        .join_all()
-        .await;
+    load(
+        &apps,
+        &key,
+        &body,
+        counting(Arc::new(move |_| started.elapsed() >= run_for)),
+    )
+    .await;
     let elapsed = started.elapsed().as_secs_f64();
     let (ok, limited) = (ok.load(Ordering::SeqCst), limited.load(Ordering::SeqCst));
     // The bucket holds 640 and refills 640/60 a second while the load runs (two requests of
