@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use tokio_util::task::TaskTracker;
 
 use super::batch::{Batcher, Call, Release, STOPPED};
 use super::gate::Gate;
@@ -108,6 +109,8 @@ pub struct Governor {
     local: LocalShield,
     rebuilding: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     leases: Arc<Leases>,
+    /// The lease renewer: shutdown waits for it to give every lease back.
+    background: TaskTracker,
 }
 
 impl Governor {
@@ -139,12 +142,14 @@ impl Governor {
         let batcher = Batcher::start(redis.clone(), ttl_ms);
         let enabled = leases.enabled;
         let leases = Arc::new(Leases::new(leases, &config.redis_prefix));
+        let background = TaskTracker::new();
         if enabled {
-            spawn_renewer(leases.clone(), batcher.clone(), clock.clone());
+            spawn_renewer(&background, leases.clone(), batcher.clone(), clock.clone());
         }
         Governor {
             batcher,
             leases,
+            background,
             redis,
             config,
             clock,
@@ -384,11 +389,11 @@ impl Governor {
     /// expires with the lease (`governance.leases.ttl_secs`).
     pub async fn give_back_leases(&self, grace: Duration) {
         self.leases.stop();
-        let deadline = tokio::time::Instant::now() + grace;
-        while self.leases.holding() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if self.leases.holding() {
+        self.background.close();
+        if tokio::time::timeout(grace, self.background.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 "leases still held at the end of the grace period; they expire by themselves"
             );

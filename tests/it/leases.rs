@@ -402,3 +402,31 @@ async fn requests_per_minute_hold_across_instances_holding_leases() {
     assert!(ok * 10 >= RPM * 9, "only {ok} of the bucket's {RPM} used");
     assert!(limited > 0, "the load went past the bucket");
 }
+
+/// An instance stopped the way SIGTERM stops it gives its leases back, with their spend,
+/// before it exits: nothing waits for an idle timeout or an expiry.
+#[tokio::test]
+async fn shutdown_gives_leases_back() {
+    let redis = OwnRedis::start(free_port());
+    let leases = "[governance.leases]\nidle_ms = 60000";
+    let mut apps = instances(2, &redis, leases).await;
+    let (key, record) = apps[0].issue_key(json!({})).await;
+    let path = format!("/keys/{}", record["id"].as_str().unwrap());
+    apps[0]
+        .put_limits(
+            &path,
+            json!({"budgets": [{"period": "total", "amount_usd": "100"}]}),
+        )
+        .await;
+    let (body, cost) = exact_request(false);
+    let sent = 100;
+    for _ in 0..sent {
+        assert_eq!(apps[1].chat(&key, body.clone()).await.status(), 200);
+    }
+    let (_, reserved) = apps[0].budget_usage(&path).await;
+    assert!(!reserved.is_zero(), "the second instance holds a lease");
+    apps[1].stop().await;
+    let (spent, reserved) = apps[0].budget_usage(&path).await;
+    assert_eq!(reserved, Decimal::ZERO, "given back at shutdown");
+    assert_eq!(spent, cost * Decimal::from(sent));
+}

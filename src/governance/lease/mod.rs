@@ -311,6 +311,7 @@ impl Leases {
     /// they hold (at shutdown).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
         let keys: Vec<GateKey> = self.current.iter().map(|e| *e.key()).collect();
         for key in keys {
             if let Some((_, lease)) = self.current.remove(&key) {

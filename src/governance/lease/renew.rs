@@ -7,8 +7,12 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use redis::Value;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use super::state::{BudgetGrant, BudgetLease, Granted, Mode, Renewal};
 use super::{GateKey, GateLease, Leases};
@@ -21,34 +25,50 @@ const TICK: Duration = super::state::QUIET_REPORT;
 /// A lease that holds nothing and has not been used this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 
-/// Starts the renewer. It ends once the leases are stopped and hold nothing more.
+/// A renewal on the wire: the lease, what it sent, and the answer when it comes.
+type Pending = BoxFuture<'static, (Arc<GateLease>, Renewal, Answer)>;
+type Answer = Result<LeaseReply, tokio::sync::oneshot::error::RecvError>;
+
+/// Starts the renewer on `tasks` (so shutdown can wait for it). It ends once the leases are
+/// stopped, hold nothing more and no renewal is on the wire. It waits for the answers of
+/// the renewals it sent itself, so their state changes are never left to a detached task.
 pub(in crate::governance) fn spawn_renewer(
+    tasks: &TaskTracker,
     leases: Arc<Leases>,
     batcher: Batcher,
     clock: Arc<dyn Clock>,
 ) {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
         loop {
-            // Without a lease there is nothing to look at until a request wakes it.
-            if leases.holding() {
-                tokio::select! {
-                    () = leases.wake.notified() => {}
-                    _ = tick.tick() => {}
-                }
-            } else {
-                leases.wake.notified().await;
-            }
-            if leases.stopping.load(std::sync::atomic::Ordering::Relaxed) && !leases.holding() {
+            let holding = leases.holding();
+            if leases.stopping.load(std::sync::atomic::Ordering::Relaxed)
+                && !holding
+                && pending.is_empty()
+            {
                 break;
             }
-            renew_due(&leases, &batcher, clock.now());
+            // Without a lease there is nothing to look at until a request wakes it.
+            tokio::select! {
+                Some((lease, renewal, answer)) = pending.next(), if !pending.is_empty() => {
+                    take_answer(&leases, &lease, &renewal, answer);
+                }
+                () = leases.wake.notified() => {}
+                _ = tick.tick(), if holding => {}
+            }
+            renew_due(&leases, &batcher, clock.now(), &mut pending);
         }
     });
 }
 
-fn renew_due(leases: &Arc<Leases>, batcher: &Batcher, now: DateTime<Utc>) {
+fn renew_due(
+    leases: &Arc<Leases>,
+    batcher: &Batcher,
+    now: DateTime<Utc>,
+    pending: &mut FuturesUnordered<Pending>,
+) {
     let instant = Instant::now();
     let mut ended: Vec<(GateKey, Arc<GateLease>)> = Vec::new();
     let mut forget: Vec<GateKey> = Vec::new();
@@ -67,7 +87,7 @@ fn renew_due(leases: &Arc<Leases>, batcher: &Batcher, now: DateTime<Utc>) {
         } else if forgettable {
             forget.push(*entry.key());
         } else {
-            renew(leases, batcher, lease, Mode::Active, instant, now);
+            renew(leases, batcher, lease, Mode::Active, instant, now, pending);
         }
     }
     for (key, lease) in ended {
@@ -90,7 +110,15 @@ fn renew_due(leases: &Arc<Leases>, batcher: &Batcher, now: DateTime<Utc>) {
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     for lease in &retired {
-        renew(leases, batcher, lease, Mode::GiveBack, instant, now);
+        renew(
+            leases,
+            batcher,
+            lease,
+            Mode::GiveBack,
+            instant,
+            now,
+            pending,
+        );
     }
     leases
         .retired
@@ -107,6 +135,7 @@ fn renew(
     mode: Mode,
     instant: Instant,
     now: DateTime<Utc>,
+    pending: &mut FuturesUnordered<Pending>,
 ) {
     let mut state = lease.lock();
     let Some(renewal) = state.plan(&lease.limits, &leases.config, mode, instant, || {
@@ -117,11 +146,8 @@ fn renew(
     let call = renewal_call(lease, &renewal, &state.budgets, leases);
     drop(state);
     let answer = batcher.lease(call);
-    let (leases, lease) = (leases.clone(), lease.clone());
-    tokio::spawn(async move {
-        let reply = answer.await;
-        take_answer(&leases, &lease, &renewal, reply);
-    });
+    let lease = lease.clone();
+    pending.push(Box::pin(async move { (lease, renewal, answer.await) }));
 }
 
 /// The lease's budget hashes for the period windows containing `now`.
@@ -173,12 +199,7 @@ fn renewal_call(
     call
 }
 
-fn take_answer(
-    leases: &Leases,
-    lease: &Arc<GateLease>,
-    renewal: &Renewal,
-    reply: Result<LeaseReply, tokio::sync::oneshot::error::RecvError>,
-) {
+fn take_answer(leases: &Leases, lease: &Arc<GateLease>, renewal: &Renewal, reply: Answer) {
     let mut state = lease.lock();
     let outcome = match reply.map(|r| r.map(|values| granted(&values))) {
         Ok(Ok(Some(granted))) => match state.apply(renewal, &granted, &leases.config) {
