@@ -85,9 +85,7 @@ pub(crate) async fn converse(
         .get("mock")
         .and_then(|m| serde_json::from_value(m.clone()).ok());
     let overrides = overrides.as_ref();
-    let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
-        overrides.and_then(f).unwrap_or(default)
-    };
+    let get = |field, default| MockOverrides::number(overrides, field, default);
     match forced_status(overrides.and_then(|o| o.status), scripted, n, config) {
         Ok(Some(status)) => {
             let kind = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -102,9 +100,7 @@ pub(crate) async fn converse(
     }
     sleep_ms(get(|o| o.delay_ms, config.delay_ms)).await;
     let usage = MockOverrides::reported_usage(overrides, config.usage);
-    let content = overrides
-        .and_then(|o| o.content.as_deref())
-        .unwrap_or(&config.content);
+    let content = MockOverrides::content(overrides, config);
     if invoke {
         let delay = get(|o| o.chunk_delay_ms, config.chunk_delay_ms);
         return invoke_answer(&request, config, usage, content, stream, delay);

@@ -53,9 +53,7 @@ pub(crate) async fn completions(State(shared): State<Arc<Shared>>, request: Requ
             Err(response) => return response,
         };
     let overrides = request.mock.as_ref();
-    let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
-        overrides.and_then(f).unwrap_or(default)
-    };
+    let get = |field, default| MockOverrides::number(overrides, field, default);
     if overrides.is_some_and(|o| o.tool_use.is_some()) {
         return error(
             Flavor::OpenAi,

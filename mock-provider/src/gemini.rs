@@ -89,16 +89,12 @@ pub(crate) async fn generate(
         );
     }
     let overrides = request.mock.as_ref();
-    let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
-        overrides.and_then(f).unwrap_or(default)
-    };
+    let get = |field, default| MockOverrides::number(overrides, field, default);
     if let Some(answer) = delay_or_error(overrides, &incoming, config, Flavor::Gemini).await {
         return answer;
     }
     let usage = MockOverrides::reported_usage(overrides, config.usage);
-    let content = overrides
-        .and_then(|o| o.content.as_deref())
-        .unwrap_or(&config.content);
+    let content = MockOverrides::content(overrides, config);
     let call = match overrides.and_then(|o| o.tool_use.as_ref()) {
         Some(tool) => Some(
             json!({"functionCall": {"name": tool.name, "args": Value::Object(tool.input.clone())}}),

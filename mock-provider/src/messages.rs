@@ -66,11 +66,7 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request
             name: &tool.name,
             input: serde_json::Value::Object(tool.input.clone()).to_string(),
         },
-        None => Content::Text(
-            overrides
-                .and_then(|o| o.content.as_deref())
-                .unwrap_or(&config.content),
-        ),
+        None => Content::Text(MockOverrides::content(overrides, config)),
     };
     let answer = Answer {
         model: request.model.as_ref().map_or(DEFAULT_MODEL, |m| &m.0),

@@ -47,17 +47,13 @@ pub(crate) async fn create(State(shared): State<Arc<Shared>>, request: Request) 
             Err(response) => return response,
         };
     let overrides = request.mock.as_ref();
-    let get = |f: fn(&MockOverrides) -> Option<u64>, default: u64| {
-        overrides.and_then(f).unwrap_or(default)
-    };
+    let get = |field, default| MockOverrides::number(overrides, field, default);
     if let Some(answer) = delay_or_error(overrides, &incoming, config, Flavor::OpenAi).await {
         return answer;
     }
 
     let usage = MockOverrides::reported_usage(overrides, config.usage);
-    let content = overrides
-        .and_then(|o| o.content.as_deref())
-        .unwrap_or(&config.content);
+    let content = MockOverrides::content(overrides, config);
     let model = request.model.as_ref().map_or(DEFAULT_MODEL, |m| &m.0);
     let id = format!("resp_mock{:016x}", incoming.n);
     let message_id = format!("msg_mock{:016x}", incoming.n);

@@ -407,6 +407,17 @@ models = {{ "test-model" = "test-model", "gpt-4o-mini" = "gpt-4o-mini", "test-em
         }
     }
 
+    /// Starts a stream, reads its first chunk (which must carry the assistant's role) and
+    /// leaves; returns the ledger's row for it, recorded as 499.
+    pub async fn leave_after_first_chunk(&self, key: &str, body: Value) -> LedgerRow {
+        let mut response = self.chat(key, body).await;
+        assert_eq!(response.status(), 200);
+        let first = response.chunk().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("assistant"));
+        drop(response);
+        self.row_with_status(499).await
+    }
+
     /// Waits until the ledger holds `n` rows, then returns them (oldest first).
     pub async fn ledger_rows(&self, n: usize) -> Vec<LedgerRow> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
