@@ -5,38 +5,8 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp, dec};
-
-/// A gateway serving `test-model` from an OpenAI-compatible mock and `test-claude` from an
-/// Anthropic one.
-async fn gateway() -> TestApp {
-    let anthropic = mock_provider::spawn(mock_provider::MockConfig::default())
-        .await
-        .unwrap();
-    let mock = mock_provider::spawn(mock_provider::MockConfig::default())
-        .await
-        .unwrap();
-    TestApp::spawn_with(Options {
-        deployments: Some(format!(
-            r#"[[deployments]]
-name = "openai"
-kind = "openai"
-base_url = "{}"
-models = {{ "test-model" = "test-model" }}
-
-[[deployments]]
-name = "claude"
-kind = "anthropic"
-base_url = "{}"
-models = {{ "test-claude" = "test-claude" }}
-"#,
-            mock.base_url(),
-            anthropic.base_url()
-        )),
-        ..Options::default()
-    })
-    .await
-}
+use crate::common::dec;
+use crate::sdk::gateway;
 
 /// 200 uncached and 1,000 cached input tokens, 180 output and 120 reasoning tokens, at
 /// test-model's rates (2.50, 1.25, 10.00 and 15.00 USD per million).

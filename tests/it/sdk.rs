@@ -7,8 +7,8 @@ use mock_provider::MockConfig;
 use crate::common::{Options, TestApp};
 
 /// A gateway serving `test-model` and `test-embed` from an OpenAI-compatible mock and
-/// `test-claude` from an Anthropic one.
-async fn gateway() -> TestApp {
+/// `test-claude` from an Anthropic one (the Responses API tests use it too).
+pub(crate) async fn gateway() -> TestApp {
     let openai = mock_provider::spawn(MockConfig::default()).await.unwrap();
     let anthropic = mock_provider::spawn(MockConfig::default()).await.unwrap();
     TestApp::spawn_with(Options {

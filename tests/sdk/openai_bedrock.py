@@ -6,6 +6,7 @@ import json
 import os
 
 import openai
+from chat_checks import LOOKUP_TOOLS, check_stream_with_usage
 
 client = openai.OpenAI(
     base_url=os.environ["TOLLGATE_BASE_URL"], api_key=os.environ["TOLLGATE_KEY"], max_retries=0
@@ -21,26 +22,12 @@ assert completion.choices[0].message.content == "pong", completion
 assert completion.choices[0].finish_reason == "stop", completion
 assert completion.usage.prompt_tokens_details.cached_tokens > 0, completion.usage
 
-text, finish, usage = "", None, None
-stream = client.chat.completions.create(
-    model=model, messages=messages, max_tokens=50, stream=True,
-    stream_options={"include_usage": True},
-)
-for chunk in stream:
-    if chunk.usage is not None:
-        usage = chunk.usage
-    for choice in chunk.choices:
-        text += choice.delta.content or ""
-        finish = choice.finish_reason or finish
-assert text == "pong", text
-assert finish == "stop", finish
-assert usage is not None and usage.prompt_tokens == completion.usage.prompt_tokens, usage
+check_stream_with_usage(client, model, messages, completion, max_tokens=50)
 
-tools = [{"type": "function", "function": {"name": "lookup", "description": "Looks a word up",
-          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+tools = LOOKUP_TOOLS
 for stream in [False, True]:
     if stream:
-        name, arguments = None, ""
+        name, arguments, finish = None, "", None
         for chunk in client.chat.completions.create(
             model=model, messages=messages, tools=tools, tool_choice="required", stream=True,
             max_tokens=50,

@@ -6,6 +6,7 @@ import json
 import os
 
 import openai
+from chat_checks import LOOKUP_TOOLS, check_stream_with_usage
 
 client = openai.OpenAI(
     base_url=os.environ["TOLLGATE_BASE_URL"], api_key=os.environ["TOLLGATE_KEY"], max_retries=0
@@ -22,22 +23,9 @@ assert completion.choices[0].finish_reason == "stop", completion
 assert completion.model == model, completion
 assert completion.usage.completion_tokens_details.reasoning_tokens > 0, completion.usage
 
-text, finish, usage = "", None, None
-stream = client.chat.completions.create(
-    model=model, messages=messages, stream=True, stream_options={"include_usage": True}
-)
-for chunk in stream:
-    if chunk.usage is not None:
-        usage = chunk.usage
-    for choice in chunk.choices:
-        text += choice.delta.content or ""
-        finish = choice.finish_reason or finish
-assert text == "pong", text
-assert finish == "stop", finish
-assert usage is not None and usage.prompt_tokens == completion.usage.prompt_tokens, usage
+check_stream_with_usage(client, model, messages, completion)
 
-tools = [{"type": "function", "function": {"name": "lookup", "description": "Looks a word up",
-          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+tools = LOOKUP_TOOLS
 called = client.chat.completions.create(
     model=model, messages=messages, tools=tools, tool_choice="required"
 )
