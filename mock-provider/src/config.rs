@@ -100,11 +100,6 @@ pub(crate) struct MockOverrides<U = UsageOverride> {
 }
 
 impl MockOverrides {
-    /// A number the request's `mock` sets (a delay, a hang), or `default`.
-    pub fn number(overrides: Option<&Self>, field: fn(&Self) -> Option<u64>, default: u64) -> u64 {
-        overrides.and_then(field).unwrap_or(default)
-    }
-
     /// The usage an answer reports: `None` with `no_usage`, else `base` with the request's
     /// `usage` fields over it.
     pub fn reported_usage(overrides: Option<&Self>, base: MockUsage) -> Option<MockUsage> {
@@ -117,6 +112,11 @@ impl MockOverrides {
 }
 
 impl<U> MockOverrides<U> {
+    /// A number the request's `mock` sets (a delay, a hang), or `default`.
+    pub fn number(overrides: Option<&Self>, field: fn(&Self) -> Option<u64>, default: u64) -> u64 {
+        overrides.and_then(field).unwrap_or(default)
+    }
+
     /// The answer's text: the request's `mock.content`, or the configured one.
     pub fn content<'a>(overrides: Option<&'a Self>, config: &'a MockConfig) -> &'a str {
         overrides

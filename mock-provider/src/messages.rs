@@ -46,8 +46,7 @@ pub(crate) async fn messages(State(shared): State<Arc<Shared>>, request: Request
             Err(response) => return response,
         };
     let overrides = request.mock.as_ref();
-    let get =
-        |f: fn(&Overrides) -> Option<u64>, default: u64| overrides.and_then(f).unwrap_or(default);
+    let get = |field, default| Overrides::number(overrides, field, default);
 
     if let Some(answer) = delay_or_error(overrides, &incoming, config, Flavor::Anthropic).await {
         return answer;
