@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminState, JwtVerifier};
 use crate::alerts::Alerts;
-use crate::config::{Config, LeaseConfig};
+use crate::config::Config;
 use crate::connect::{self, ConnectError, redis::RedisConnector};
 use crate::console;
 use crate::governance::{Clock, Governor, GovernorConfig, LocalShield, SystemClock};
@@ -160,12 +160,7 @@ impl App {
                 reservation_ttl: governance.reservation_ttl,
                 redis_timeout: governance.redis_timeout,
             },
-            // Headroom headers are Redis's answer for each request: they need every admission
-            // to be a script call.
-            LeaseConfig {
-                enabled: governance.leases.enabled && !governance.headroom_headers,
-                ..governance.leases.clone()
-            },
+            governance.leases.clone(),
             clock.clone(),
             store.clone(),
             LocalShield::new(governance.instance_rps, governance.key_rps),

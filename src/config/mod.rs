@@ -336,6 +336,11 @@ impl Validator<'_> {
                 "set how long a request may wait for Redis (default 1000)",
             ));
         }
+        let headroom_headers = raw.headroom_headers.unwrap_or(false);
+        let mut leases = self.leases(raw.leases)?;
+        // Headroom headers are Redis's answer to each admission: they need every admission
+        // to be a script call.
+        leases.enabled &= !headroom_headers;
         Ok(GovernanceConfig {
             redis_prefix: prefix,
             reservation_ttl,
@@ -344,8 +349,8 @@ impl Validator<'_> {
             estimate_output_tokens: raw.estimate_output_tokens.unwrap_or(1_024),
             instance_rps: raw.instance_rps,
             key_rps: raw.key_rps,
-            headroom_headers: raw.headroom_headers.unwrap_or(false),
-            leases: self.leases(raw.leases)?,
+            headroom_headers,
+            leases,
         })
     }
 }

@@ -227,6 +227,12 @@ fn lease_settings_default_safely_and_bad_ones_are_refused_by_name() {
         (8, 64)
     );
     assert_eq!(leases.ttl, Duration::from_secs(10));
+    let headroom = format!("{MINIMAL}\n[governance]\nheadroom_headers = true\n");
+    let config = parse(&headroom, &env_of(&[])).unwrap();
+    assert!(
+        !config.governance.leases.enabled,
+        "headroom headers turn leases off"
+    );
     for (line, field, says) in [
         ("ttl_secs = 0", "ttl_secs", "greater than 0"),
         ("idle_ms = 0", "idle_ms", "greater than 0"),
