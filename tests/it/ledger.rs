@@ -305,6 +305,68 @@ async fn events_survive_postgres_being_down_via_the_journal() {
     );
 }
 
+/// A journal directory that disappears (a volume unmounted, a clean-up job) must not stop the
+/// ledger or lose an event: appends fail, the events reach PostgreSQL from memory, and the
+/// journal works again once the directory is back. Both ways of appending: from the
+/// caller's task (no fsync) and from the journal thread (fsync).
+#[tokio::test]
+async fn events_reach_postgres_while_the_journal_directory_is_gone() {
+    for fsync in [false, true] {
+        let (store, pool) = migrated_store().await;
+        let dir = temp_dir();
+        let config = LedgerConfig {
+            journal_fsync: fsync,
+            ..ledger_config(dir.clone())
+        };
+        let (ledger, writer) = LedgerWriter::start(store, config).await.unwrap();
+        let journaled = || ledger.stats().journaled.load(Ordering::Relaxed);
+        let failures = || ledger.stats().journal_failures.load(Ordering::Relaxed);
+        for _ in 0..10 {
+            ledger.record(event("0.000001")).await;
+        }
+        assert_eq!((journaled(), failures()), (10, 0), "fsync {fsync}");
+
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The open segment is sealed once it is a second old; the next cannot be created.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let started = tokio::time::Instant::now();
+        for _ in 0..30 {
+            ledger.record(event("0.000001")).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "fsync {fsync}: recording waited for the missing directory ({:?})",
+            started.elapsed()
+        );
+        assert_eq!(
+            journaled(),
+            10,
+            "fsync {fsync}: nothing journaled while gone"
+        );
+        assert!(failures() > 0, "fsync {fsync}: the failures are counted");
+
+        std::fs::create_dir_all(&dir).unwrap();
+        for _ in 0..10 {
+            ledger.record(event("0.000001")).await;
+        }
+        assert_eq!(journaled(), 20, "fsync {fsync}: the journal works again");
+        writer.shutdown(Duration::from_secs(5)).await;
+        let expected = dec("0.00005");
+        assert_eq!(
+            totals(&pool).await,
+            (50, expected, 50, expected),
+            "fsync {fsync}"
+        );
+        assert_eq!(
+            segment_files(&dir),
+            Vec::<PathBuf>::new(),
+            "fsync {fsync}: written segments are removed"
+        );
+        drop(ledger);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[tokio::test]
 async fn thousand_concurrent_requests_make_thousand_rows_and_matching_rollups() {
     let mut app = TestApp::spawn().await;

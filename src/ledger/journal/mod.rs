@@ -1,10 +1,13 @@
 //! The journal: every ledger event is appended to a local file before its request's answer
 //! is released, so a crash of the process (a `kill -9`, the OOM killer, a panic) loses none
-//! of them. A dedicated thread does the appending with group commit: it takes every event
-//! that is waiting (up to a batch), writes them with one `write(2)`, optionally syncs them
-//! (`ledger.journal_fsync`), and only then answers their callers. Without the sync the
-//! events are in the kernel's page cache, which outlives the process; with it they are on
-//! the disk, which outlives the machine.
+//! of them. Without `ledger.journal_fsync` an append is one `write(2)` into the kernel's page
+//! cache, which outlives the process; the request's own task makes it, under a lock, because
+//! that costs less than handing the event to another thread and being woken when it is done.
+//! With fsync the events must also reach the disk, which outlives the machine, and a sync
+//! takes milliseconds: a dedicated thread then does the appending with group commit (it
+//! takes every event that is waiting, up to a batch, writes them with one `write(2)`, syncs
+//! them, and only then answers their callers). The thread also trims and seals segments,
+//! and takes over an append the disk refused, retrying it with backoff off the runtime.
 //!
 //! Once written, each event is handed to the writer's in-memory queue, tagged with the
 //! segment that holds it. The writer reports what it has written to PostgreSQL, and a
@@ -18,29 +21,22 @@
 //! segment is deleted within about a second of its last append, before the kernel has
 //! written it back, so without fsync the journal rarely reaches the disk at all.
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+mod files;
+
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use self::files::{Files, SEGMENT_AGE, Segments, Waiting};
 use super::lock::DirLock;
-use super::segment::{self, segment_path, sync_dir};
 use super::{LedgerEvent, LedgerStats};
 
-/// A segment is sealed once it holds this much...
-const SEGMENT_BYTES: u64 = 8 << 20;
-/// ...or is this old, so a fully written segment is deleted soon after its last append.
-const SEGMENT_AGE: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A failing disk fails every group; say so at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct JournalConfig {
     pub dir: PathBuf,
@@ -105,41 +101,25 @@ enum Job {
     SealForReplay(oneshot::Sender<Vec<Replayable>>),
 }
 
-/// What is known about each segment of this run.
-#[derive(Default)]
-struct Segments {
-    by_id: Mutex<BTreeMap<u64, SegmentState>>,
-}
-
-struct SegmentState {
-    path: PathBuf,
-    /// Events handed to the writer and not yet reported written.
-    in_memory: u64,
-    /// Events the writer's queue had no room for: only a replay writes them.
-    disk_only: u64,
-    sealed: bool,
-}
-
-impl SegmentState {
-    fn done(&self) -> bool {
-        self.in_memory == 0 && self.disk_only == 0
-    }
-}
-
-impl Segments {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, SegmentState>> {
-        self.by_id
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 /// The handle: appends events, and hears from the writer what is in PostgreSQL.
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::Sender<Job>,
+    /// Shared with the thread; `None` with fsync, when only the thread appends.
+    files: Option<Arc<SharedFiles>>,
     segments: Arc<Segments>,
     stats: Arc<LedgerStats>,
+}
+
+/// The files, locked by whoever appends.
+struct SharedFiles(Mutex<Files>);
+
+impl SharedFiles {
+    fn lock(&self) -> MutexGuard<'_, Files> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Journal {
@@ -153,25 +133,27 @@ impl Journal {
     ) -> std::io::Result<Journal> {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let segments = Arc::new(Segments::default());
+        let group = config.group.max(1);
+        let inline = !config.fsync;
+        let files = Arc::new(SharedFiles(Mutex::new(Files::new(
+            config,
+            lock,
+            segments.clone(),
+            writer,
+            stats.clone(),
+            overflowed,
+        ))));
         let thread = JournalThread {
             rx,
-            group: config.group.max(1),
-            config,
-            segments: segments.clone(),
-            writer,
-            stats: stats.clone(),
-            overflowed,
-            current: None,
-            next: 0,
-            buf: Vec::new(),
-            last_log: None,
-            _lock: lock,
+            group,
+            files: files.clone(),
         };
         std::thread::Builder::new()
             .name("tollgate-ledger-journal".into())
             .spawn(move || thread.run())?;
         let journal = Journal {
             tx,
+            files: inline.then_some(files),
             segments,
             stats,
         };
@@ -183,6 +165,14 @@ impl Journal {
     /// Appends the event; returns once it is written (and synced, with `journal_fsync`).
     pub async fn append(&self, event: LedgerEvent) {
         self.stats.entered_memory(1);
+        let event = match &self.files {
+            Some(files) => match files.lock().append_one(event) {
+                None => return,
+                // The disk refused it: the thread holds it in memory, or retries.
+                Some(event) => event,
+            },
+            None => event,
+        };
         let (ack, written) = oneshot::channel();
         match self.tx.send(Job::Event(event, ack)).await {
             Ok(()) => {
@@ -205,7 +195,7 @@ impl Journal {
         for id in segments.iter().flatten() {
             if let Some(state) = by_id.get_mut(id) {
                 state.in_memory = state.in_memory.saturating_sub(1);
-                done |= state.sealed && state.done();
+                done |= state.sealed() && state.done();
             }
         }
         done
@@ -251,271 +241,60 @@ async fn trim_periodically(tx: mpsc::WeakSender<Job>) {
     }
 }
 
-struct Open {
-    id: u64,
-    file: File,
-    bytes: u64,
-    opened: Instant,
-}
-
 struct JournalThread {
     rx: mpsc::Receiver<Job>,
-    config: JournalConfig,
     group: usize,
-    segments: Arc<Segments>,
-    writer: mpsc::Sender<Queued>,
-    stats: Arc<LedgerStats>,
-    overflowed: Arc<Overflowed>,
-    current: Option<Open>,
-    next: u64,
-    buf: Vec<u8>,
-    last_log: Option<Instant>,
-    /// Released when the thread ends, with the last handle.
-    _lock: DirLock,
+    files: Arc<SharedFiles>,
 }
 
-type Waiting = Vec<(LedgerEvent, oneshot::Sender<()>)>;
-
 impl JournalThread {
-    fn run(mut self) {
+    fn run(self) {
         let mut group: Waiting = Vec::with_capacity(self.group);
-        while let Some(job) = self.rx.blocking_recv() {
+        let mut rx = self.rx;
+        while let Some(job) = rx.blocking_recv() {
             let mut next = Some(job);
             while let Some(job) = next.take() {
                 match job {
                     Job::Event(event, ack) => {
                         group.push((event, ack));
                         if group.len() < self.group {
-                            next = self.rx.try_recv().ok();
+                            next = rx.try_recv().ok();
                         }
                     }
                     Job::Trim { force } => {
-                        self.commit(&mut group);
-                        self.trim(force);
+                        commit(&self.files, &mut group);
+                        self.files.lock().trim(force);
                     }
                     Job::SealForReplay(reply) => {
-                        self.commit(&mut group);
-                        let _ = reply.send(self.seal_for_replay());
+                        commit(&self.files, &mut group);
+                        let _ = reply.send(self.files.lock().seal_for_replay());
                     }
                 }
             }
-            self.commit(&mut group);
+            commit(&self.files, &mut group);
         }
         // Every handle is gone: the process is ending.
-        self.trim(true);
+        self.files.lock().trim(true);
     }
+}
 
-    /// Writes the group and answers its callers. While the disk refuses it, the events go to
-    /// the writer in memory only (a full disk must not stop the gateway answering); those
-    /// the writer's queue has no room for either wait here for the disk, with backoff.
-    fn commit(&mut self, group: &mut Waiting) {
-        let mut backoff = MIN_BACKOFF;
-        while !group.is_empty() {
-            match self.write(group) {
-                Ok(id) => self.hand_over(group, id),
-                Err(e) => {
-                    self.stats.journal_failures.fetch_add(1, Ordering::Relaxed);
-                    if self.last_log.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-                        self.last_log = Some(Instant::now());
-                        tracing::error!(error = %e, dir = %self.config.dir.display(), events = group.len(), "cannot append to the ledger journal; events are held in memory only until it works again");
-                    }
-                    self.hand_over_in_memory(group);
-                    if !group.is_empty() {
-                        std::thread::sleep(backoff);
-                        backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Appends the group to the current segment (opening one if needed); returns its id.
-    fn write(&mut self, group: &Waiting) -> std::io::Result<u64> {
-        self.buf.clear();
-        segment::encode(group.iter().map(|(event, _)| event), &mut self.buf)?;
-        if let Some(open) = &self.current
-            && (open.bytes >= SEGMENT_BYTES || open.opened.elapsed() >= SEGMENT_AGE)
+/// Writes the group and answers its callers. While the disk refuses it, the events go to the
+/// writer in memory only (a full disk must not stop the gateway answering); those the
+/// writer's queue has no room for either wait here for the disk, with backoff. The lock is
+/// not held while waiting: appends from requests' tasks must never wait for a backoff.
+fn commit(files: &SharedFiles, group: &mut Waiting) {
+    let mut backoff = MIN_BACKOFF;
+    while !group.is_empty() {
         {
-            self.seal_current();
-            self.delete_done();
-        }
-        let fsync = self.config.fsync;
-        let buf = std::mem::take(&mut self.buf);
-        let written = self.open_current().and_then(|open| {
-            open.file.write_all(&buf)?;
-            if fsync {
-                open.file.sync_data()?;
+            let mut files = files.lock();
+            if files.commit(group) {
+                continue;
             }
-            open.bytes = open.bytes.saturating_add(buf.len() as u64);
-            Ok(open.id)
-        });
-        self.buf = buf;
-        match written {
-            Ok(id) => {
-                self.stats
-                    .journaled
-                    .fetch_add(group.len() as u64, Ordering::Relaxed);
-                Ok(id)
-            }
-            Err(e) => {
-                // A torn write stays the last line of its segment (replays skip it).
-                self.seal_current();
-                Err(e)
-            }
+            files.hand_over_in_memory(group);
         }
-    }
-
-    fn open_current(&mut self) -> std::io::Result<&mut Open> {
-        if self.current.is_none() {
-            let id = self.next;
-            let path = segment_path(&self.config.dir, &self.config.run, id);
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)?;
-            if self.config.fsync {
-                sync_dir(&self.config.dir)?;
-            }
-            self.next = id.saturating_add(1);
-            self.segments.lock().insert(
-                id,
-                SegmentState {
-                    path,
-                    in_memory: 0,
-                    disk_only: 0,
-                    sealed: false,
-                },
-            );
-            self.current = Some(Open {
-                id,
-                file,
-                bytes: 0,
-                opened: Instant::now(),
-            });
+        if !group.is_empty() {
+            std::thread::sleep(backoff);
+            backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
         }
-        match self.current.as_mut() {
-            Some(open) => Ok(open),
-            None => Err(std::io::Error::other("no open journal segment")),
-        }
-    }
-
-    /// Hands the written group to the writer and answers its callers. The counts change
-    /// under the lock the writer's reports take, so a report never precedes its count.
-    fn hand_over(&mut self, group: &mut Waiting, id: u64) {
-        let mut overflowed = false;
-        {
-            let mut by_id = self.segments.lock();
-            let Some(state) = by_id.get_mut(&id) else {
-                // Not possible (the segment is open), but then the group is simply written
-                // again into the next segment: a duplicate line is inserted once.
-                self.current = None;
-                return;
-            };
-            for (event, ack) in group.drain(..) {
-                let queued = Queued {
-                    event,
-                    segment: Some(id),
-                };
-                match self.writer.try_send(queued) {
-                    Ok(()) => state.in_memory = state.in_memory.saturating_add(1),
-                    Err(_) => {
-                        state.disk_only = state.disk_only.saturating_add(1);
-                        self.stats.reached_disk(1);
-                        self.stats.left_memory(1);
-                        overflowed = true;
-                    }
-                }
-                let _ = ack.send(());
-            }
-        }
-        if overflowed {
-            self.overflowed.mark();
-        }
-    }
-
-    /// What the writer's queue takes goes there unjournaled, and its callers are answered;
-    /// the rest stays in `group`.
-    fn hand_over_in_memory(&mut self, group: &mut Waiting) {
-        let mut kept = Vec::new();
-        for (event, ack) in group.drain(..) {
-            match self.writer.try_send(Queued {
-                event,
-                segment: None,
-            }) {
-                Ok(()) => {
-                    let _ = ack.send(());
-                }
-                Err(TrySendError::Full(queued) | TrySendError::Closed(queued)) => {
-                    kept.push((queued.event, ack));
-                }
-            }
-        }
-        *group = kept;
-    }
-
-    fn seal_current(&mut self) {
-        if let Some(open) = self.current.take()
-            && let Some(state) = self.segments.lock().get_mut(&open.id)
-        {
-            state.sealed = true;
-        }
-    }
-
-    fn trim(&mut self, force: bool) {
-        let current_done = self.current.as_ref().is_some_and(|open| {
-            (force || open.opened.elapsed() >= SEGMENT_AGE)
-                && self
-                    .segments
-                    .lock()
-                    .get(&open.id)
-                    .is_some_and(SegmentState::done)
-        });
-        if current_done {
-            self.seal_current();
-        }
-        self.delete_done();
-    }
-
-    /// Deletes every sealed segment whose events are all in PostgreSQL.
-    fn delete_done(&mut self) {
-        let done: Vec<PathBuf> = {
-            let mut by_id = self.segments.lock();
-            let ids: Vec<u64> = by_id
-                .iter()
-                .filter(|(_, state)| state.sealed && state.done())
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter()
-                .filter_map(|id| by_id.remove(id).map(|state| state.path))
-                .collect()
-        };
-        for path in done {
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::error!(file = %path.display(), error = %e, "cannot delete a ledger journal segment whose events are all in PostgreSQL; the next start replays it (without counting anything twice)");
-            }
-        }
-    }
-
-    fn seal_for_replay(&mut self) -> Vec<Replayable> {
-        let current_overflowed = self.current.as_ref().is_some_and(|open| {
-            self.segments
-                .lock()
-                .get(&open.id)
-                .is_some_and(|state| state.disk_only > 0)
-        });
-        if current_overflowed {
-            self.seal_current();
-        }
-        self.segments
-            .lock()
-            .iter()
-            .filter(|(_, state)| state.sealed && state.disk_only > 0)
-            .map(|(id, state)| Replayable {
-                id: *id,
-                path: state.path.clone(),
-            })
-            .collect()
     }
 }
